@@ -1,0 +1,69 @@
+package dev.cryo.cli;
+
+import dev.cryo.core.Checkpoint;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.ParameterException;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+@Command(name = "checkpoint", aliases = "dump", mixinStandardHelpOptions = true,
+        description = {"Save a running process to an image directory, then kill it (or leave it running).",
+                "The process is stopped only while it is saved. Processes with threads, children, or fds other than",
+                "files, directories and /dev/null-like devices are refused with the reason; the process keeps running."})
+final class CheckpointCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Mixin
+    CommonOptions common;
+
+    @Parameters(index = "0", arity = "0..1", paramLabel = "PID", description = "Process to checkpoint.")
+    Integer pid;
+
+    @Option(names = {"-t", "--tree"}, paramLabel = "PID", description = "Same as PID (criu's spelling).")
+    Integer tree;
+
+    @Option(names = {"-D", "--images-dir"}, required = true, paramLabel = "DIR", description = "Directory to write the image to.")
+    Path dir;
+
+    @Option(names = {"-R", "--leave-running"}, description = "Resume the process after saving it instead of killing it.")
+    boolean leaveRunning;
+
+    @Option(names = {"-j", "--shell-job"}, description = "Accepted for criu compatibility; terminals are not saved yet.")
+    boolean shellJob;
+
+    @Option(names = "--timeout", paramLabel = "SECONDS", description = "Accepted for criu compatibility (freezing a lone process is immediate).")
+    Integer timeout;
+
+    @Option(names = "--pidfile", paramLabel = "FILE", description = "Write the checkpointed PID to FILE.")
+    Path pidfile;
+
+    @Override
+    public Integer call() throws IOException {
+        if (pid == null && tree == null) {
+            throw new ParameterException(spec.commandLine(), "Missing the PID to checkpoint (cryo checkpoint PID -D DIR)");
+        }
+        if (pid != null && tree != null && !pid.equals(tree)) {
+            throw new ParameterException(spec.commandLine(), "Two different PIDs given: " + pid + " and --tree " + tree);
+        }
+        int target = pid != null ? pid : tree;
+        Logs.configure(common.logFile, common.verbosity, spec.commandLine().getErr());
+        Checkpoint.Result r = Checkpoint.run(new Checkpoint.Options(target, dir, leaveRunning));
+        if (pidfile != null) {
+            Files.writeString(pidfile, target + "\n");
+        }
+        spec.commandLine().getOut().printf("Checkpointed process %d to %s: %d memory areas, %d pages (%s), %d fds; "
+                        + "frozen %d ms, total %d ms; %s%n", r.pid(), dir, r.areas(), r.pages(), Sizes.human(r.bytes()),
+                r.fds(), r.frozenNanos() / 1_000_000, r.totalNanos() / 1_000_000,
+                leaveRunning ? "process left running" : "process killed");
+        return 0;
+    }
+}

@@ -1,0 +1,111 @@
+package dev.cryo.cli;
+
+import com.google.protobuf.Message;
+import com.google.protobuf.util.JsonFormat;
+import dev.cryo.image.ImageKind;
+import dev.cryo.image.ImageReader;
+import dev.cryo.image.proto.FdEntry;
+import dev.cryo.image.proto.FileChecksum;
+import dev.cryo.image.proto.FilesImage;
+import dev.cryo.image.proto.Inventory;
+import dev.cryo.image.proto.MmImage;
+import dev.cryo.image.proto.PageRun;
+import dev.cryo.image.proto.PagemapImage;
+import dev.cryo.image.proto.SignalsImage;
+import dev.cryo.image.proto.TaskCore;
+import dev.cryo.image.proto.TimersImage;
+import dev.cryo.image.proto.VmaEntry;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+@Command(name = "inspect", mixinStandardHelpOptions = true,
+        description = "Describe an image: the process, its memory areas, fds, signal state and sizes.")
+final class InspectCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "DIR", description = "Image directory.")
+    Path dir;
+
+    @Option(names = "--json", description = "Print all metadata as JSON instead.")
+    boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+        ImageReader image = ImageReader.open(dir, false);
+        Inventory inv = image.inventory();
+        int pid = inv.getRootPid();
+        Map<String, Message> all = new LinkedHashMap<>();
+        all.put("inventory", inv);
+        all.put("core", image.read(ImageKind.CORE, pid, TaskCore.parser()));
+        all.put("mm", image.read(ImageKind.MM, pid, MmImage.parser()));
+        all.put("pagemap", image.read(ImageKind.PAGEMAP, pid, PagemapImage.parser()));
+        all.put("files", image.read(ImageKind.FILES, pid, FilesImage.parser()));
+        all.put("signals", image.read(ImageKind.SIGNALS, pid, SignalsImage.parser()));
+        all.put("timers", image.read(ImageKind.TIMERS, pid, TimersImage.parser()));
+        PrintWriter out = spec.commandLine().getOut();
+        if (json) {
+            JsonFormat.Printer printer = JsonFormat.printer().preservingProtoFieldNames();
+            out.println("{");
+            int i = 0;
+            for (Map.Entry<String, Message> e : all.entrySet()) {
+                out.print("  \"" + e.getKey() + "\": " + printer.print(e.getValue()).replace("\n", "\n  "));
+                out.println(++i < all.size() ? "," : "");
+            }
+            out.println("}");
+            return 0;
+        }
+        TaskCore core = (TaskCore) all.get("core");
+        MmImage mm = (MmImage) all.get("mm");
+        PagemapImage pm = (PagemapImage) all.get("pagemap");
+        FilesImage files = (FilesImage) all.get("files");
+        SignalsImage sig = (SignalsImage) all.get("signals");
+        TimersImage timers = (TimersImage) all.get("timers");
+        out.printf("Image %s (format %d, Cryo %s), taken %s on %s, kernel %s%n", dir, inv.getFormatVersion(),
+                inv.getToolVersion(), Instant.ofEpochMilli(inv.getCreatedUnixMs()), inv.getHostname(), inv.getKernelRelease());
+        out.printf("Process %d (%s) %s%n  ppid %d, pgid %d, sid %d, uid %d, gid %d, xsave features 0x%x%n", pid,
+                core.getComm(), mm.getExe(), core.getPpid(), core.getPgid(), core.getSid(), core.getCreds().getUid(),
+                core.getCreds().getGid(), core.getXfeatures());
+        out.printf("Memory: %d areas, %d pages saved (%s)%n", mm.getVmasCount(), mm.getTotalPages(),
+                Sizes.human(mm.getTotalPages() * 4096));
+        for (VmaEntry v : mm.getVmasList()) {
+            long saved = 0;
+            for (PageRun r : pm.getRunsList()) {
+                long end = r.getVaddr() + r.getNrPages() * 4096L;
+                saved += Math.max(0, Math.min(end, v.getEnd()) - Math.max(r.getVaddr(), v.getStart())) / 4096;
+            }
+            out.printf("  %012x-%012x %s %10s %-12s %6d pages saved  %s%n", v.getStart(), v.getEnd(), prot(v.getProt(), v.getFlags()),
+                    Sizes.human(v.getEnd() - v.getStart()), v.getKind(), saved, v.getPath());
+        }
+        out.printf("Files: %d fds, cwd %s, root %s, umask %03o%n", files.getFdsCount(), files.getCwd(), files.getRoot(), files.getUmask());
+        for (FdEntry f : files.getFdsList()) {
+            out.printf("  %4d %-11s %s flags 0%o pos %d%s%n", f.getFd(), f.getKind(), f.getPath(), f.getFlags(), f.getPos(),
+                    f.getCloexec() ? " cloexec" : "");
+        }
+        out.printf("Signals: %d handlers, blocked 0x%x, %d pending, altstack %s%n", sig.getActionsCount(), sig.getBlocked(),
+                sig.getPendingCount(), (sig.getAltstack().getFlags() & 2) != 0 ? "none"
+                        : String.format("0x%x (%d bytes)", sig.getAltstack().getSp(), sig.getAltstack().getSize()));
+        out.printf("Timers: %d interval timers, %d POSIX timers%n", timers.getItimersCount(), timers.getPosixTimersCount());
+        long total = 0;
+        for (FileChecksum f : inv.getFilesList()) {
+            total += f.getSize();
+        }
+        out.printf("Image size: %s in %d files%n", Sizes.human(total), inv.getFilesCount() + 1);
+        return 0;
+    }
+
+    private static String prot(int prot, int flags) {
+        return ((prot & 1) != 0 ? "r" : "-") + ((prot & 2) != 0 ? "w" : "-") + ((prot & 4) != 0 ? "x" : "-")
+                + ((flags & 1) != 0 ? "s" : "p");
+    }
+}

@@ -1,0 +1,83 @@
+package dev.cryo.cli;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.time.LocalTime;
+import java.time.format.DateTimeFormatter;
+import java.util.logging.FileHandler;
+import java.util.logging.Formatter;
+import java.util.logging.Handler;
+import java.util.logging.Level;
+import java.util.logging.LogRecord;
+import java.util.logging.Logger;
+
+/**
+ * Routes Cryo's logs: each class logs under its own short prefix ("mem", "files", ...). Lines go
+ * to the log file when one is given, and to stderr when verbose.
+ */
+final class Logs {
+    private static final DateTimeFormatter TIME = DateTimeFormatter.ofPattern("HH:mm:ss.SSS");
+
+    private Logs() {
+    }
+
+    static final class LineFormatter extends Formatter {
+        @Override
+        public String format(LogRecord r) {
+            String level = r.getLevel() == Level.SEVERE ? "" : r.getLevel() == Level.WARNING ? "Warn: " : "";
+            return "(" + LocalTime.now().format(TIME) + ") " + r.getLoggerName() + ": " + level + formatMessage(r) + "\n";
+        }
+    }
+
+    /** verbosity as criu counts it: 0 errors only, 1 + warnings, 2 + info... 4 + debug. */
+    static void configure(Path logFile, int verbosity, PrintWriter err) {
+        Logger root = Logger.getLogger("");
+        for (Handler h : root.getHandlers()) {
+            root.removeHandler(h);
+        }
+        Level level = verbosity >= 4 ? Level.FINE : verbosity >= 2 ? Level.INFO : verbosity == 1 ? Level.WARNING : Level.SEVERE;
+        root.setLevel(logFile != null ? (verbosity >= 4 ? Level.FINE : Level.INFO) : level);
+        if (logFile != null) {
+            try {
+                FileHandler fh = new FileHandler(logFile.toString(), false);
+                fh.setFormatter(new LineFormatter());
+                fh.setLevel(verbosity >= 4 ? Level.FINE : Level.INFO);
+                root.addHandler(fh);
+            } catch (IOException e) {
+                err.println("Error: cannot open log file " + logFile + ": " + e.getMessage());
+            }
+        }
+        if (verbosity >= 2) {
+            Handler console = new Handler() {
+                private final Formatter f = new LineFormatter();
+
+                @Override
+                public void publish(LogRecord r) {
+                    if (isLoggable(r)) {
+                        err.print(f.format(r));
+                        err.flush();
+                    }
+                }
+
+                @Override
+                public void flush() {
+                    err.flush();
+                }
+
+                @Override
+                public void close() {
+                }
+            };
+            console.setLevel(level);
+            root.addHandler(console);
+        }
+    }
+
+    static void close() {
+        for (Handler h : Logger.getLogger("").getHandlers()) {
+            h.flush();
+            h.close();
+        }
+    }
+}

@@ -1,0 +1,71 @@
+package dev.cryo.cli;
+
+import dev.cryo.CryoException;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+
+/**
+ * Cryo's command line. {@link #commandLine} builds it around given streams so tests see exactly
+ * what a user sees; failures print one line (the stack trace only with -v).
+ */
+@Command(name = "cryo", mixinStandardHelpOptions = true, version = "cryo " + dev.cryo.Version.VERSION,
+        description = {"Checkpoint a running Linux process to an image, and restore it later from exactly that point.", ""},
+        subcommands = {CheckCommand.class, CheckpointCommand.class, RestoreCommand.class, InspectCommand.class},
+        footer = {"", "criu spellings work too: cryo dump -t PID -D DIR, cryo restore -D DIR -d, cryo check --feature F."})
+public final class Main implements Runnable {
+    public static final int EXIT_FAILURE = 1;
+    public static final int EXIT_USAGE = 2;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        throw new CommandLine.ParameterException(spec.commandLine(), "Missing command: say what Cryo should do");
+    }
+
+    public static CommandLine commandLine(PrintWriter out, PrintWriter err) {
+        CommandLine cl = new CommandLine(new Main());
+        cl.setOut(out);
+        cl.setErr(err);
+        cl.setCaseInsensitiveEnumValuesAllowed(true);
+        cl.setExecutionExceptionHandler((ex, line, parse) -> {
+            boolean verbose = parse.originalArgs().stream().anyMatch(a -> a.startsWith("-v") || a.startsWith("--verbosity"));
+            PrintWriter e = line.getErr();
+            if (ex instanceof CryoException || ex instanceof UncheckedIOException || ex instanceof IllegalStateException) {
+                e.println("Error: " + ex.getMessage());
+                if (verbose) {
+                    ex.printStackTrace(e);
+                }
+            } else {
+                e.println("Error: internal failure: " + ex);
+                ex.printStackTrace(e);
+            }
+            e.flush();
+            java.util.logging.Logger.getLogger("cryo").severe("Error: " + ex.getMessage());
+            Logs.close();
+            return EXIT_FAILURE;
+        });
+        cl.setParameterExceptionHandler((ex, args) -> {
+            PrintWriter e = ex.getCommandLine().getErr();
+            e.println("Error: " + ex.getMessage());
+            e.println("Run '" + ex.getCommandLine().getCommandSpec().qualifiedName() + " --help' for usage.");
+            e.flush();
+            return EXIT_USAGE;
+        });
+        return cl;
+    }
+
+    public static void main(String[] args) {
+        PrintWriter out = new PrintWriter(System.out, true);
+        PrintWriter err = new PrintWriter(System.err, true);
+        int code = commandLine(out, err).execute(args);
+        Logs.close();
+        out.flush();
+        err.flush();
+        System.exit(code);
+    }
+}

@@ -1,0 +1,54 @@
+package dev.cryo.cli;
+
+import dev.cryo.core.Restore;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+@Command(name = "restore", mixinStandardHelpOptions = true,
+        description = {"Bring a checkpointed process back, with its saved PID, from where it was saved.",
+                "By default Cryo waits for it and exits with its exit code; with -d it returns once the process runs.",
+                "The whole image is checked first; a damaged image or a PID in use is refused before anything starts."})
+final class RestoreCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Mixin
+    CommonOptions common;
+
+    @Option(names = {"-D", "--images-dir"}, required = true, paramLabel = "DIR", description = "Image directory written by checkpoint.")
+    Path dir;
+
+    @Option(names = {"-d", "--detach", "--restore-detached"}, description = "Return as soon as the process runs and print its PID.")
+    boolean detach;
+
+    @Option(names = "--pidfile", paramLabel = "FILE", description = "Write the restored PID to FILE.")
+    Path pidfile;
+
+    @Option(names = {"-j", "--shell-job"}, description = "Accepted for criu compatibility; terminals are not restored yet.")
+    boolean shellJob;
+
+    @Override
+    public Integer call() throws IOException {
+        Logs.configure(common.logFile, common.verbosity, spec.commandLine().getErr());
+        Restore.Restored r = Restore.run(new Restore.Options(dir));
+        if (pidfile != null) {
+            Files.writeString(pidfile, r.pid() + "\n");
+        }
+        if (detach) {
+            spec.commandLine().getOut().println(r.pid());
+            spec.commandLine().getOut().flush();
+            return 0;
+        }
+        spec.commandLine().getErr().printf("Restored process %d (%d ms); waiting for it to exit%n", r.pid(), r.nanos() / 1_000_000);
+        spec.commandLine().getErr().flush();
+        return r.waitForExit();
+    }
+}

@@ -1,0 +1,163 @@
+package dev.cryo.core;
+
+import dev.cryo.image.ImageWriter;
+import dev.cryo.image.proto.Inventory;
+import dev.cryo.proc.ProcFiles;
+import dev.cryo.proc.ProcMaps;
+import dev.cryo.proc.Vma;
+import dev.cryo.remote.InjectionException;
+import dev.cryo.remote.RemoteAddr;
+import dev.cryo.remote.RemoteScratch;
+import dev.cryo.remote.RemoteSyscalls;
+import dev.cryo.remote.Tracee;
+import dev.cryo.sys.Ptrace;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Comparator;
+import java.util.logging.Logger;
+import java.util.stream.Stream;
+
+/**
+ * Orders a checkpoint: check the target, freeze it, let every {@link TaskPart} save its state,
+ * write the inventory last, then kill the target or let it run on. Any failure resumes the
+ * target exactly as it was and removes the partial image.
+ */
+public final class Checkpoint {
+    private static final Logger LOG = Logger.getLogger("checkpoint");
+    private static final long SCRATCH_SIZE = 64 * 1024;
+
+    public record Options(int pid, Path dir, boolean leaveRunning) {
+    }
+
+    public record Result(int pid, long areas, long pages, long bytes, long fds, long frozenNanos, long totalNanos) {
+    }
+
+    public static Result run(Options o) {
+        long t0 = System.nanoTime();
+        Targets.checkCheckpointable(o.pid());
+        prepareDir(o.dir());
+        Tracee task = Tracee.seize(o.pid(), Ptrace.O_TRACESYSGOOD);
+        long frozen = System.nanoTime();
+        DumpContext.Stats stats = new DumpContext.Stats();
+        boolean dumped = false;
+        try {
+            ImageWriter image = new ImageWriter(o.dir());
+            Inventory.Builder inventory = Inventory.newBuilder().setRootPid(o.pid())
+                    .setToolVersion(dev.cryo.Version.VERSION).setKernelRelease(kernelRelease())
+                    .setHostname(hostname()).setPageSize(4096);
+            try (RemoteSyscalls sys = new RemoteSyscalls(task, findSyscallInstruction(task))) {
+                RemoteAddr scratch = sys.mmap(0, SCRATCH_SIZE, RemoteSyscalls.PROT_READ | RemoteSyscalls.PROT_WRITE,
+                        RemoteSyscalls.MAP_SHARED | RemoteSyscalls.MAP_ANONYMOUS, -1, 0);
+                sys.attachScratch(new RemoteScratch(task, scratch, SCRATCH_SIZE));
+                try {
+                    // MAP_SHARED scratch never merges with the task's own mappings, so the memory
+                    // dump can leave it out by its start address alone.
+                    DumpContext ctx = new DumpContext(o.pid(), task, sys, image, scratch.value(), inventory, stats);
+                    for (TaskPart part : TaskParts.ALL) {
+                        part.dump(ctx);
+                    }
+                } finally {
+                    sys.munmap(scratch.value(), SCRATCH_SIZE);
+                }
+            }
+            image.finish(inventory.setCreatedUnixMs(System.currentTimeMillis()));
+            dumped = true;
+        } catch (RuntimeException e) {
+            task.detachQuietly(e);
+            deleteQuietly(o.dir(), e);
+            LOG.severe("Error: checkpoint of " + o.pid() + " failed, the process was left running: " + e.getMessage());
+            throw e;
+        }
+        long frozenFor = System.nanoTime() - frozen;
+        if (o.leaveRunning()) {
+            task.detach();
+        } else {
+            task.kill();
+        }
+        Result r = new Result(o.pid(), stats.areas.get(), stats.pages.get(), stats.bytes.get(), stats.fds.get(),
+                frozenFor, System.nanoTime() - t0);
+        LOG.info(() -> "checkpoint of " + o.pid() + " done" + (o.leaveRunning() ? ", left running" : ", process killed"));
+        assert dumped;
+        return r;
+    }
+
+    /**
+     * A {@code syscall} instruction to inject through. The vDSO always has some (its fallback
+     * paths), and using it leaves the task's own code untouched; else the instruction the task
+     * is stopped right after, if it stopped in a system call.
+     */
+    static RemoteAddr findSyscallInstruction(Tracee task) {
+        for (Vma v : ProcMaps.read(task.pid())) {
+            if (v.path().equals("[vdso]")) {
+                byte[] code = task.read(new RemoteAddr(v.start()), (int) v.length());
+                for (int i = 0; i + 1 < code.length; i++) {
+                    if (code[i] == 0x0f && code[i + 1] == 0x05) {
+                        return new RemoteAddr(v.start() + i);
+                    }
+                }
+            }
+        }
+        long rip = task.getRegs().rip();
+        byte[] before = task.read(new RemoteAddr(rip - 2), 2);
+        if (before[0] == 0x0f && before[1] == 0x05) {
+            return new RemoteAddr(rip - 2);
+        }
+        throw new InjectionException("no syscall instruction found in task " + task.pid() + " to inject through");
+    }
+
+    private static void prepareDir(Path dir) {
+        try {
+            Files.createDirectories(dir);
+            try (Stream<Path> s = Files.list(dir)) {
+                if (s.findAny().isPresent()) {
+                    if (!Files.exists(dir.resolve("inventory.img"))) {
+                        throw new dev.cryo.CryoException("image directory " + dir + " is not empty and holds no Cryo image;"
+                                + " refusing to write into it");
+                    }
+                    deleteQuietly(dir, null);
+                    Files.createDirectories(dir);
+                }
+            }
+        } catch (IOException e) {
+            throw new dev.cryo.CryoException("cannot use image directory " + dir + ": " + e.getMessage(), e);
+        }
+    }
+
+    static void deleteQuietly(Path dir, Throwable primary) {
+        try (Stream<Path> s = Files.walk(dir)) {
+            for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
+        } catch (IOException e) {
+            if (primary != null) {
+                primary.addSuppressed(e);
+            }
+        }
+    }
+
+    static String kernelRelease() {
+        try {
+            return Files.readString(Path.of("/proc/sys/kernel/osrelease")).strip();
+        } catch (IOException e) {
+            return "unknown";
+        }
+    }
+
+    static String hostname() {
+        try {
+            return Files.readString(Path.of("/proc/sys/kernel/hostname")).strip();
+        } catch (IOException e) {
+            return "unknown";
+        }
+    }
+
+    static String comm(int pid) {
+        try {
+            return ProcFiles.readString(pid, "comm").strip();
+        } catch (RuntimeException e) {
+            return "?";
+        }
+    }
+}

@@ -1,0 +1,26 @@
+package dev.cryo.core;
+
+import dev.cryo.image.ImageReader;
+
+/**
+ * One kind of per-task kernel state (memory, files, signals, ...): how to save it from a frozen
+ * task and how to rebuild it inside a restoring one, side by side. The orchestrators only call
+ * these in {@link TaskParts} order; they never name a concrete kind of state.
+ */
+public interface TaskPart {
+    /** Short name, used as the log prefix and in error messages. */
+    String name();
+
+    /** Reads this state from the frozen task and writes it to the image. May refuse with a {@link Refusal}. */
+    void dump(DumpContext ctx);
+
+    /**
+     * Checks, before any process is created, that the image's state can be rebuilt here (files
+     * still present, CPU features available, ...). Throws with the reason otherwise.
+     */
+    default void verify(ImageReader image, int pid) {
+    }
+
+    /** Rebuilds this state inside the restoring task. */
+    void restore(RestoreContext ctx);
+}

@@ -1,0 +1,143 @@
+package dev.cryo.image;
+
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.Message;
+import com.google.protobuf.Parser;
+import dev.cryo.image.proto.FileChecksum;
+import dev.cryo.image.proto.Inventory;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.zip.CRC32C;
+
+/**
+ * Opens an image directory. {@link #open} reads the inventory and checks every file it lists
+ * (present, same size, same CRC-32C) before anything else reads from the image, so a damaged or
+ * foreign image is rejected up front with the file and the problem named.
+ */
+public final class ImageReader {
+    private final Path dir;
+    private final Inventory inventory;
+    private final Map<String, FileChecksum> files = new HashMap<>();
+
+    private ImageReader(Path dir, Inventory inventory) {
+        this.dir = dir;
+        this.inventory = inventory;
+        inventory.getFilesList().forEach(f -> files.put(f.getName(), f));
+    }
+
+    /** Reads the inventory and verifies every file; {@code verifyData=false} skips checksumming (inspect). */
+    public static ImageReader open(Path dir, boolean verifyData) {
+        if (!Files.isDirectory(dir)) {
+            throw new ImageException("image directory " + dir + " does not exist");
+        }
+        Path inv = dir.resolve(ImageKind.INVENTORY.fileName(0));
+        if (!Files.exists(inv)) {
+            throw new ImageException(dir + " is not a Cryo image (no " + inv.getFileName()
+                    + "; an interrupted checkpoint leaves none)");
+        }
+        Inventory inventory = parse(inv, ImageKind.INVENTORY, Inventory.parser());
+        ImageReader reader = new ImageReader(dir, inventory);
+        for (FileChecksum f : inventory.getFilesList()) {
+            reader.verify(f, verifyData);
+        }
+        return reader;
+    }
+
+    public Path dir() {
+        return dir;
+    }
+
+    public Inventory inventory() {
+        return inventory;
+    }
+
+    public <T extends Message> T read(ImageKind kind, int pid, Parser<T> parser) {
+        String name = kind.fileName(pid);
+        if (!files.containsKey(name)) {
+            throw new ImageException(dir.resolve(name) + ": not listed in the inventory; the image is incomplete");
+        }
+        return parse(dir.resolve(name), kind, parser);
+    }
+
+    public boolean has(ImageKind kind, int pid) {
+        return files.containsKey(kind.fileName(pid));
+    }
+
+    public Path path(ImageKind kind, int pid) {
+        return dir.resolve(kind.fileName(pid));
+    }
+
+    private static <T extends Message> T parse(Path file, ImageKind kind, Parser<T> parser) {
+        byte[] bytes;
+        try {
+            bytes = Files.readAllBytes(file);
+        } catch (NoSuchFileException e) {
+            throw new ImageException(file + ": missing");
+        } catch (IOException e) {
+            throw new ImageException(file + ": cannot read: " + e.getMessage(), e);
+        }
+        if (bytes.length < ImageFormat.HEADER_SIZE) {
+            throw new ImageException(file + ": truncated (" + bytes.length + " bytes, shorter than the header)");
+        }
+        ByteBuffer head = ByteBuffer.wrap(bytes);
+        int magic = head.getInt(ImageFormat.MAGIC_OFFSET);
+        int code = head.getShort(ImageFormat.KIND_OFFSET) & 0xffff;
+        int version = head.getShort(ImageFormat.VERSION_OFFSET) & 0xffff;
+        if (magic != ImageFormat.MAGIC) {
+            throw new ImageException(file + ": not a Cryo image file (magic 0x" + Integer.toHexString(magic) + ")");
+        }
+        if (code != kind.code()) {
+            ImageKind actual = ImageKind.byCode(code);
+            throw new ImageException(file + ": holds " + (actual == null ? "kind " + code : actual.name())
+                    + ", expected " + kind.name());
+        }
+        if (version != ImageFormat.VERSION) {
+            throw new ImageException(file + ": image format version " + version + ", this Cryo reads version "
+                    + ImageFormat.VERSION);
+        }
+        try {
+            return parser.parseFrom(ByteBuffer.wrap(bytes, ImageFormat.HEADER_SIZE, bytes.length - ImageFormat.HEADER_SIZE));
+        } catch (InvalidProtocolBufferException e) {
+            throw new ImageException(file + ": damaged metadata: " + e.getMessage(), e);
+        }
+    }
+
+    private void verify(FileChecksum f, boolean verifyData) {
+        Path file = dir.resolve(f.getName());
+        long size;
+        try {
+            size = Files.size(file);
+        } catch (IOException e) {
+            throw new ImageException(file + ": missing from the image");
+        }
+        if (size != f.getSize()) {
+            throw new ImageException(file + ": " + (size < f.getSize() ? "truncated" : "grown") + " (" + size
+                    + " bytes, the inventory says " + f.getSize() + ")");
+        }
+        if (!verifyData) {
+            return;
+        }
+        CRC32C crc = new CRC32C();
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+            ByteBuffer buf = ByteBuffer.allocateDirect(4 << 20);
+            while (ch.read(buf) > 0) {
+                buf.flip();
+                crc.update(buf);
+                buf.clear();
+            }
+        } catch (IOException e) {
+            throw new ImageException(file + ": cannot read: " + e.getMessage(), e);
+        }
+        if ((int) crc.getValue() != f.getCrc32C()) {
+            throw new ImageException(file + ": damaged (checksum mismatch)");
+        }
+    }
+}

@@ -1,0 +1,50 @@
+package dev.cryo.image;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.util.zip.CRC32C;
+
+/** Streams page data to a pages file from off-heap buffers, checksumming as it goes. */
+public final class PageFileWriter implements AutoCloseable {
+    interface OnClose {
+        void done(long size, long crc);
+    }
+
+    private final FileChannel channel;
+    private final OnClose onClose;
+    private final CRC32C crc = new CRC32C();
+    private long size;
+
+    PageFileWriter(FileChannel channel, OnClose onClose) {
+        this.channel = channel;
+        this.onClose = onClose;
+    }
+
+    /** Appends the buffer's remaining bytes (a direct buffer over the page data). */
+    public void write(ByteBuffer data) {
+        crc.update(data.duplicate());
+        try {
+            while (data.hasRemaining()) {
+                size += channel.write(data);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("writing page data", e);
+        }
+    }
+
+    public long size() {
+        return size;
+    }
+
+    @Override
+    public void close() {
+        try {
+            channel.close();
+        } catch (IOException e) {
+            throw new UncheckedIOException("closing page file", e);
+        }
+        onClose.done(size, crc.getValue());
+    }
+}

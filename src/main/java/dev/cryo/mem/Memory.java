@@ -1,0 +1,292 @@
+package dev.cryo.mem;
+
+import dev.cryo.core.DumpContext;
+import dev.cryo.core.RestoreContext;
+import dev.cryo.core.TaskPart;
+import dev.cryo.image.ImageException;
+import dev.cryo.image.ImageKind;
+import dev.cryo.image.ImageReader;
+import dev.cryo.image.PageFileWriter;
+import dev.cryo.image.proto.MmImage;
+import dev.cryo.image.proto.PageRun;
+import dev.cryo.image.proto.PagemapImage;
+import dev.cryo.image.proto.VmaEntry;
+import dev.cryo.image.proto.VmaKind;
+import dev.cryo.proc.Pagemap;
+import dev.cryo.proc.ProcFiles;
+import dev.cryo.proc.ProcMaps;
+import dev.cryo.proc.Vma;
+import dev.cryo.remote.InjectionException;
+import dev.cryo.remote.RemoteAddr;
+import dev.cryo.remote.RemoteSyscalls;
+import dev.cryo.sys.Nr;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.logging.Logger;
+
+/**
+ * The address space: every mapping at its address with its protection and flags, the pages
+ * that hold data of the task's own, the vDSO where it was, and the mm fields (brk, arg/env
+ * area, exe) that /proc and the kernel keep per process.
+ */
+public final class Memory implements TaskPart {
+    private static final Logger LOG = Logger.getLogger("mem");
+    private static final int PAGE = Pagemap.PAGE_SIZE;
+    private static final int O_RDONLY = 0, O_RDWR = 2, O_CLOEXEC = 0x80000;
+    private static final int ARCH_MAP_VDSO_64 = 0x2003;
+    private static final int PR_SET_MM = 35, PR_SET_MM_MAP = 14, PRCTL_MM_MAP_SIZE = 104;
+    private static final int MADV_DONTFORK = 10, MADV_DONTDUMP = 16, MADV_WIPEONFORK = 18, MADV_HUGEPAGE = 14,
+            MADV_NOHUGEPAGE = 15;
+
+    @Override
+    public String name() {
+        return "mem";
+    }
+
+    // ------------------------------------------------------------------ dump
+
+    @Override
+    public void dump(DumpContext ctx) {
+        int pid = ctx.pid();
+        List<VmaEntry> vmas = new ArrayList<>();
+        for (Vma vma : ProcMaps.read(pid)) {
+            if (vma.start() != ctx.cryoArea()) {
+                vmas.add(Vmas.entry(pid, vma));
+            }
+        }
+        List<PageRun> runs;
+        long pages;
+        try (PageFileWriter out = ctx.image().pages(pid);
+             PageSaver saver = new PageSaver(ctx.task(), out);
+             Pagemap pagemap = new Pagemap(pid)) {
+            for (VmaEntry vma : vmas) {
+                saver.save(vma, pagemap);
+            }
+            runs = saver.runs();
+            pages = saver.pages();
+        }
+        List<String> stat = ProcFiles.statFields(pid);
+        long brk = ctx.syscalls().call("brk", Nr.BRK, 0);
+        MmImage mm = MmImage.newBuilder().addAllVmas(vmas)
+                .setStartCode(ProcFiles.statField(stat, 26)).setEndCode(ProcFiles.statField(stat, 27))
+                .setStartStack(ProcFiles.statField(stat, 28))
+                .setStartData(ProcFiles.statField(stat, 45)).setEndData(ProcFiles.statField(stat, 46))
+                .setStartBrk(ProcFiles.statField(stat, 47)).setBrk(brk)
+                .setArgStart(ProcFiles.statField(stat, 48)).setArgEnd(ProcFiles.statField(stat, 49))
+                .setEnvStart(ProcFiles.statField(stat, 50)).setEnvEnd(ProcFiles.statField(stat, 51))
+                .setAuxv(com.google.protobuf.ByteString.copyFrom(ProcFiles.readBytes(pid, "auxv")))
+                .setExe(ProcFiles.readLink(pid, "exe"))
+                .setTotalPages(pages).build();
+        ctx.image().write(ImageKind.MM, pid, mm);
+        ctx.image().write(ImageKind.PAGEMAP, pid, PagemapImage.newBuilder().addAllRuns(runs).build());
+        ctx.stats().areas.addAndGet(vmas.size());
+        ctx.stats().pages.addAndGet(pages);
+        ctx.stats().bytes.addAndGet(pages * PAGE);
+        LOG.info(() -> "process " + pid + ": " + vmas.size() + " memory areas, " + pages + " pages saved in "
+                + runs.size() + " runs");
+    }
+
+    // ------------------------------------------------------------------ verify
+
+    @Override
+    public void verify(ImageReader image, int pid) {
+        MmImage mm = image.read(ImageKind.MM, pid, MmImage.parser());
+        for (VmaEntry vma : mm.getVmasList()) {
+            if (Vmas.fileBacked(vma)) {
+                checkUnchanged(vma);
+            }
+        }
+        if (!Files.isRegularFile(Path.of(mm.getExe()))) {
+            throw new ImageException("the program " + mm.getExe() + " of process " + pid + " no longer exists");
+        }
+    }
+
+    private static void checkUnchanged(VmaEntry vma) {
+        Path file = Path.of(vma.getPath());
+        BasicFileAttributes a;
+        try {
+            a = Files.readAttributes(file, BasicFileAttributes.class);
+        } catch (IOException e) {
+            throw new ImageException("mapped file " + file + " is gone: " + e.getMessage());
+        }
+        if (a.size() != vma.getFileSize() || a.lastModifiedTime().to(TimeUnit.NANOSECONDS) != vma.getFileMtimeNs()) {
+            throw new ImageException("mapped file " + file + " changed since the checkpoint (size " + vma.getFileSize()
+                    + " -> " + a.size() + "); restoring over it would corrupt the process");
+        }
+    }
+
+    // ------------------------------------------------------------------ restore
+
+    @Override
+    public void restore(RestoreContext ctx) {
+        int pid = ctx.pid();
+        RemoteSyscalls sys = ctx.syscalls();
+        MmImage mm = ctx.image().read(ImageKind.MM, pid, MmImage.parser());
+        PagemapImage pagemap = ctx.image().read(ImageKind.PAGEMAP, pid, PagemapImage.parser());
+
+        placeVdso(ctx, mm);
+        Map<String, Integer> files = new HashMap<>();
+        List<VmaEntry> needProtect = new ArrayList<>();
+        try {
+            for (VmaEntry vma : mm.getVmasList()) {
+                if (!Vmas.special(vma) && map(sys, vma, files, hasPages(vma, pagemap))) {
+                    needProtect.add(vma);
+                }
+            }
+        } finally {
+            for (int fd : files.values()) {
+                sys.closeFd(fd);
+            }
+        }
+        loadPages(ctx, pagemap);
+        for (VmaEntry vma : needProtect) {
+            sys.call("mprotect", Nr.MPROTECT, vma.getStart(), vma.getEnd() - vma.getStart(), vma.getProt());
+        }
+        for (VmaEntry vma : mm.getVmasList()) {
+            adviseLikeBefore(sys, vma);
+        }
+        setMmFields(sys, mm);
+        LOG.info(() -> "process " + pid + ": " + mm.getVmasCount() + " memory areas mapped, " + mm.getTotalPages()
+                + " pages loaded");
+    }
+
+    private static boolean hasPages(VmaEntry vma, PagemapImage pagemap) {
+        for (PageRun run : pagemap.getRunsList()) {
+            long end = run.getVaddr() + (long) run.getNrPages() * PAGE;
+            if (run.getVaddr() < vma.getEnd() && end > vma.getStart()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Maps one area; returns true when it was mapped writable for loading and needs its final protection. */
+    private static boolean map(RemoteSyscalls sys, VmaEntry vma, Map<String, Integer> files, boolean hasPages) {
+        int prot = vma.getProt();
+        boolean addWrite = hasPages && (prot & RemoteSyscalls.PROT_WRITE) == 0;
+        if (addWrite) {
+            prot |= RemoteSyscalls.PROT_WRITE;
+        }
+        int fd = -1;
+        if (Vmas.fileBacked(vma)) {
+            boolean rw = vma.getKind() == VmaKind.SHARED_FILE && vma.getVmFlagsList().contains("mw");
+            String key = (rw ? "rw:" : "ro:") + vma.getPath();
+            fd = files.computeIfAbsent(key, k -> sys.open(vma.getPath(), (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0));
+        }
+        long length = vma.getEnd() - vma.getStart();
+        RemoteAddr at = sys.mmap(vma.getStart(), length, prot, vma.getFlags() | RemoteSyscalls.MAP_FIXED, fd,
+                Vmas.fileBacked(vma) ? vma.getPgoff() : 0);
+        if (at.value() != vma.getStart()) {
+            throw new InjectionException("mmap of " + Vmas.describe(vma) + " landed at " + at);
+        }
+        return addWrite;
+    }
+
+    /** The task reads its own pages from the image file: one pread per run, the copy done in the kernel. */
+    private static void loadPages(RestoreContext ctx, PagemapImage pagemap) {
+        if (pagemap.getRunsCount() == 0) {
+            return;
+        }
+        RemoteSyscalls sys = ctx.syscalls();
+        String pagesFile = ctx.image().path(ImageKind.PAGES, ctx.pid()).toAbsolutePath().toString();
+        int fd = sys.open(pagesFile, O_RDONLY | O_CLOEXEC, 0);
+        try {
+            long offset = 0;
+            for (PageRun run : pagemap.getRunsList()) {
+                long length = (long) run.getNrPages() * PAGE;
+                long done = 0;
+                while (done < length) {
+                    long n = sys.call("pread64", Nr.PREAD64, fd, run.getVaddr() + done, length - done, offset + done);
+                    if (n == 0) {
+                        throw new ImageException(pagesFile + ": ends before the page run at 0x"
+                                + Long.toHexString(run.getVaddr()));
+                    }
+                    done += n;
+                }
+                offset += length;
+            }
+        } finally {
+            sys.closeFd(fd);
+        }
+    }
+
+    /**
+     * vvar, vvar_vclock and vdso move together: arch_prctl(ARCH_MAP_VDSO_64) maps the set at the
+     * saved address once the stub's own copies are gone. glibc caches pointers into the vDSO, so
+     * the addresses must be exact.
+     */
+    private static void placeVdso(RestoreContext ctx, MmImage mm) {
+        List<VmaEntry> saved = mm.getVmasList().stream()
+                .filter(v -> v.getKind() == VmaKind.VDSO || v.getKind() == VmaKind.VVAR || v.getKind() == VmaKind.VVAR_VCLOCK)
+                .toList();
+        if (saved.isEmpty()) {
+            return;
+        }
+        long base = saved.getFirst().getStart();
+        ctx.syscalls().call("arch_prctl(ARCH_MAP_VDSO_64)", Nr.ARCH_PRCTL, ARCH_MAP_VDSO_64, base);
+        Map<String, Vma> now = new HashMap<>();
+        for (Vma vma : ProcMaps.read(ctx.task().pid())) {
+            now.put(vma.path(), vma);
+        }
+        for (VmaEntry v : saved) {
+            Vma actual = now.get(v.getPath());
+            if (actual == null || actual.start() != v.getStart() || actual.end() != v.getEnd()) {
+                throw new ImageException("the vDSO of this kernel is laid out differently from the checkpointed one ("
+                        + v.getPath() + " was " + Vmas.describe(v) + ", now " + actual + "); restore on the same kernel");
+            }
+        }
+    }
+
+    private static void adviseLikeBefore(RemoteSyscalls sys, VmaEntry vma) {
+        if (Vmas.special(vma)) {
+            return;
+        }
+        Map<String, Integer> advice = Map.of("dd", MADV_DONTDUMP, "dc", MADV_DONTFORK, "wf", MADV_WIPEONFORK,
+                "hg", MADV_HUGEPAGE, "nh", MADV_NOHUGEPAGE);
+        for (String flag : vma.getVmFlagsList()) {
+            Integer advise = advice.get(flag);
+            if (advise != null) {
+                sys.call("madvise", Nr.MADVISE, vma.getStart(), vma.getEnd() - vma.getStart(), advise);
+            }
+        }
+    }
+
+    /**
+     * PR_SET_MM_MAP: code/data/brk/stack/arg/env bounds, auxv and exe in one call (the single-field
+     * PR_SET_MM calls need CAP_SYS_RESOURCE, which root lacks on these machines).
+     * struct prctl_mm_map: 11 u64 addresses, u64 auxv pointer, u32 auxv_size, u32 exe_fd.
+     */
+    private static void setMmFields(RemoteSyscalls sys, MmImage mm) {
+        int exeFd = sys.open(mm.getExe(), O_RDONLY | O_CLOEXEC, 0);
+        try {
+            byte[] auxv = mm.getAuxv().toByteArray();
+            RemoteAddr auxvAt = sys.scratch().put(auxv);
+            ByteBuffer map = ByteBuffer.allocate(PRCTL_MM_MAP_SIZE).order(ByteOrder.LITTLE_ENDIAN);
+            map.putLong(mm.getStartCode()).putLong(mm.getEndCode()).putLong(mm.getStartData()).putLong(mm.getEndData())
+                    .putLong(mm.getStartBrk()).putLong(mm.getBrk()).putLong(mm.getStartStack())
+                    .putLong(mm.getArgStart()).putLong(mm.getArgEnd()).putLong(mm.getEnvStart()).putLong(mm.getEnvEnd())
+                    .putLong(auxvAt.value()).putInt(auxv.length).putInt(exeFd);
+            RemoteAddr mapAt = sys.scratch().put(map.array());
+            sys.call("prctl(PR_SET_MM_MAP)", Nr.PRCTL, PR_SET_MM, PR_SET_MM_MAP, mapAt.value(), PRCTL_MM_MAP_SIZE, 0);
+        } finally {
+            sys.scratch().reset();
+            sys.closeFd(exeFd);
+        }
+    }
+
+    /** The saved mappings, for the restore stub to keep out of their way. */
+    public static List<long[]> savedRanges(ImageReader image, int pid) {
+        MmImage mm = image.read(ImageKind.MM, pid, MmImage.parser());
+        return mm.getVmasList().stream().map(v -> new long[] {v.getStart(), v.getEnd()}).toList();
+    }
+}

@@ -1,0 +1,100 @@
+package dev.cryo.mem;
+
+import dev.cryo.core.Refusal;
+import dev.cryo.image.proto.VmaEntry;
+import dev.cryo.image.proto.VmaKind;
+import dev.cryo.proc.Vma;
+import dev.cryo.remote.RemoteSyscalls;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
+
+/** Turns a /proc mapping into its image entry: what kind it is and how to mmap it again. */
+final class Vmas {
+    private Vmas() {
+    }
+
+    static VmaKind kind(int pid, Vma vma) {
+        switch (vma.path()) {
+            case "[vdso]": return VmaKind.VDSO;
+            case "[vvar]": return VmaKind.VVAR;
+            case "[vvar_vclock]": return VmaKind.VVAR_VCLOCK;
+            case "[vsyscall]": return VmaKind.VSYSCALL;
+            default:
+        }
+        if (vma.path().endsWith(" (deleted)") || vma.path().startsWith("/memfd:") || vma.path().startsWith("/SYSV")) {
+            if (vma.shared() && !vma.fileBacked()) {
+                return VmaKind.SHARED_ANON;
+            }
+            if (vma.shared() && vma.path().startsWith("/dev/zero")) {
+                return VmaKind.SHARED_ANON; // MAP_SHARED of /dev/zero is shmem, like MAP_SHARED|MAP_ANONYMOUS
+            }
+            throw new Refusal("process " + pid + " maps " + vma + ": deleted files, memfd and SysV shared memory "
+                    + "mappings are not supported yet");
+        }
+        if (!vma.fileBacked()) {
+            if (vma.pseudo() && !vma.path().equals("[heap]") && !vma.path().equals("[stack]")) {
+                throw new Refusal("process " + pid + " has the special mapping " + vma + ", which Cryo cannot save");
+            }
+            return vma.shared() ? VmaKind.SHARED_ANON : VmaKind.PRIVATE_ANON;
+        }
+        if (vma.shared() && vma.inode() != 0 && vma.path().isEmpty()) {
+            return VmaKind.SHARED_ANON;
+        }
+        if (!vma.path().startsWith("/")) {
+            throw new Refusal("process " + pid + " maps " + vma + ", a mapping of a kind Cryo cannot save");
+        }
+        Path file = Path.of(vma.path());
+        if (!Files.isRegularFile(file)) {
+            throw new Refusal("process " + pid + " maps " + vma + ": only regular files can be remapped (device mappings are not supported)");
+        }
+        return vma.shared() ? VmaKind.SHARED_FILE : VmaKind.PRIVATE_FILE;
+    }
+
+    static VmaEntry entry(int pid, Vma vma) {
+        VmaKind kind = kind(pid, vma);
+        int prot = (vma.readable() ? RemoteSyscalls.PROT_READ : 0) | (vma.writable() ? RemoteSyscalls.PROT_WRITE : 0)
+                | (vma.executable() ? RemoteSyscalls.PROT_EXEC : 0);
+        int flags = vma.shared() ? RemoteSyscalls.MAP_SHARED : RemoteSyscalls.MAP_PRIVATE;
+        if (kind == VmaKind.PRIVATE_ANON || kind == VmaKind.SHARED_ANON) {
+            flags |= RemoteSyscalls.MAP_ANONYMOUS;
+        }
+        if (vma.vmFlags().contains("gd")) {
+            flags |= RemoteSyscalls.MAP_GROWSDOWN;
+        }
+        if (vma.vmFlags().contains("nr")) {
+            flags |= RemoteSyscalls.MAP_NORESERVE;
+        }
+        VmaEntry.Builder b = VmaEntry.newBuilder().setStart(vma.start()).setEnd(vma.end()).setProt(prot)
+                .setFlags(flags).setKind(kind).setPath(vma.path()).setPgoff(vma.offset())
+                .addAllVmFlags(vma.vmFlags().stream().sorted().toList());
+        if (kind == VmaKind.PRIVATE_FILE || kind == VmaKind.SHARED_FILE) {
+            try {
+                BasicFileAttributes a = Files.readAttributes(Path.of(vma.path()), BasicFileAttributes.class);
+                b.setFileSize(a.size()).setFileMtimeNs(a.lastModifiedTime().to(java.util.concurrent.TimeUnit.NANOSECONDS))
+                        .setFileInode(vma.inode());
+            } catch (IOException e) {
+                throw new Refusal("process " + pid + " maps " + vma.path() + ", which Cryo cannot stat: " + e.getMessage());
+            }
+        }
+        return b.build();
+    }
+
+    static boolean fileBacked(VmaEntry e) {
+        return e.getKind() == VmaKind.PRIVATE_FILE || e.getKind() == VmaKind.SHARED_FILE;
+    }
+
+    static boolean special(VmaEntry e) {
+        return switch (e.getKind()) {
+            case VDSO, VVAR, VVAR_VCLOCK, VSYSCALL -> true;
+            default -> false;
+        };
+    }
+
+    static String describe(VmaEntry e) {
+        return Long.toHexString(e.getStart()) + "-" + Long.toHexString(e.getEnd()) + " " + e.getKind()
+                + (e.getPath().isEmpty() ? "" : " " + e.getPath());
+    }
+}

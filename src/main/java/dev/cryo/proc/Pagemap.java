@@ -1,0 +1,62 @@
+package dev.cryo.proc;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+
+/**
+ * /proc/pid/pagemap: one 64-bit entry per virtual page (Documentation/admin-guide/mm/pagemap.rst).
+ * Bit 63 present, bit 62 swapped, bit 61 file-page or shared-anon.
+ */
+public final class Pagemap implements AutoCloseable {
+    public static final long PRESENT = 1L << 63, SWAPPED = 1L << 62, FILE_OR_SHARED = 1L << 61;
+    public static final int PAGE_SIZE = 4096;
+
+    private final FileChannel channel;
+    private final ByteBuffer buffer = ByteBuffer.allocateDirect(8 * 8192).order(ByteOrder.nativeOrder());
+
+    public Pagemap(int pid) {
+        try {
+            channel = FileChannel.open(Path.of("/proc", Integer.toString(pid), "pagemap"), StandardOpenOption.READ);
+        } catch (IOException e) {
+            throw new UncheckedIOException("opening /proc/" + pid + "/pagemap", e);
+        }
+    }
+
+    /** The entries for {@code [start, end)}, one long per page. */
+    public long[] entries(long start, long end) {
+        int pages = (int) ((end - start) / PAGE_SIZE);
+        long[] out = new long[pages];
+        int done = 0;
+        try {
+            while (done < pages) {
+                buffer.clear();
+                buffer.limit(Math.min(buffer.capacity(), (pages - done) * 8));
+                int n = channel.read(buffer, (start / PAGE_SIZE + done) * 8L);
+                if (n <= 0) {
+                    throw new IOException("short read");
+                }
+                buffer.flip();
+                for (int i = 0; i < n / 8; i++) {
+                    out[done++] = buffer.getLong();
+                }
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("reading pagemap", e);
+        }
+        return out;
+    }
+
+    @Override
+    public void close() {
+        try {
+            channel.close();
+        } catch (IOException ignored) {
+            // read-only /proc file: nothing to flush
+        }
+    }
+}

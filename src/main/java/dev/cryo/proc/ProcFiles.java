@@ -1,0 +1,89 @@
+package dev.cryo.proc;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/** Small readers for the key/value and single-line files under /proc/pid. */
+public final class ProcFiles {
+    private ProcFiles() {
+    }
+
+    public static Path dir(int pid) {
+        return Path.of("/proc", Integer.toString(pid));
+    }
+
+    public static String readString(int pid, String name) {
+        try {
+            return Files.readString(dir(pid).resolve(name));
+        } catch (IOException e) {
+            throw new UncheckedIOException("reading /proc/" + pid + "/" + name, e);
+        }
+    }
+
+    public static byte[] readBytes(int pid, String name) {
+        try {
+            return Files.readAllBytes(dir(pid).resolve(name));
+        } catch (IOException e) {
+            throw new UncheckedIOException("reading /proc/" + pid + "/" + name, e);
+        }
+    }
+
+    public static String readLink(int pid, String name) {
+        try {
+            return Files.readSymbolicLink(dir(pid).resolve(name)).toString();
+        } catch (NoSuchFileException e) {
+            return null;
+        } catch (IOException e) {
+            throw new UncheckedIOException("reading link /proc/" + pid + "/" + name, e);
+        }
+    }
+
+    /** "Key:\tvalue" lines, as in status and fdinfo. */
+    public static Map<String, String> keyValues(String text) {
+        Map<String, String> out = new LinkedHashMap<>();
+        for (String line : text.split("\n")) {
+            int colon = line.indexOf(':');
+            if (colon > 0) {
+                out.putIfAbsent(line.substring(0, colon).strip(), line.substring(colon + 1).strip());
+            }
+        }
+        return out;
+    }
+
+    public static Map<String, String> status(int pid) {
+        return keyValues(readString(pid, "status"));
+    }
+
+    /**
+     * The fields of /proc/pid/stat after the command name (which may hold spaces and parens), so
+     * index 0 is field 3 (state) of proc(5).
+     */
+    public static List<String> statFields(int pid) {
+        String stat = readString(pid, "stat");
+        return List.of(stat.substring(stat.lastIndexOf(')') + 2).strip().split(" "));
+    }
+
+    /** proc(5) field number n (1-based) of /proc/pid/stat, for n >= 3. */
+    public static long statField(List<String> fields, int n) {
+        return Long.parseLong(fields.get(n - 3));
+    }
+
+    public static boolean exists(int pid) {
+        return Files.exists(dir(pid));
+    }
+
+    /** The state letter of /proc/pid/stat (R, S, D, Z, t, ...), or 0 if the process is gone. */
+    public static char state(int pid) {
+        try {
+            return statFields(pid).get(0).charAt(0);
+        } catch (UncheckedIOException e) {
+            return 0;
+        }
+    }
+}

@@ -1,0 +1,124 @@
+package dev.cryo.remote;
+
+import dev.cryo.sys.Errno;
+import dev.cryo.sys.Nr;
+import dev.cryo.sys.Ptrace;
+import dev.cryo.sys.Sys;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.logging.Logger;
+
+/**
+ * The seed every restored process grows from: a 200-byte static ELF, generated here and run
+ * from a memfd, that does nothing but {@code pause()} in a loop. Cryo seizes it and injects a
+ * {@code clone3} with {@code set_tid} to get a child with exactly the saved PID, then rebuilds
+ * that child from the image. CLONE_PARENT makes the child a sibling of the stub, i.e. a child of
+ * Cryo itself, so the stub can go as soon as the child exists.
+ * <pre>
+ *   0x00  ELF header (64 bytes)
+ *   0x40  PT_LOAD        r-x  the whole file at {@link #BASE}
+ *   0x78  PT_GNU_STACK   rw-  (no executable stack)
+ *   0xb0  loop: mov eax, 34 (pause); syscall; jmp loop
+ * </pre>
+ */
+public final class RestoreStub implements AutoCloseable {
+    private static final Logger LOG = Logger.getLogger("restore");
+    /** Load address; anything works, as the stub's mappings are removed before the image's are made. */
+    public static final long BASE = 0x7a000000L;
+    private static final int CODE_OFFSET = 0xb0;
+    /** Address of the {@code syscall} instruction: after the 5-byte {@code mov eax, imm32}. */
+    public static final RemoteAddr SYSCALL_INSN = new RemoteAddr(BASE + CODE_OFFSET + 5);
+    private static final long CLONE_PARENT = 0x8000;
+    private static final int CLONE_ARGS_SIZE = 88; // struct clone_args up to set_tid_size and cgroup
+
+    private final Tracee stub;
+    private boolean gone;
+
+    private RestoreStub(Tracee stub) {
+        this.stub = stub;
+    }
+
+    static byte[] elf() {
+        byte[] code = {(byte) 0xb8, 34, 0, 0, 0, 0x0f, 0x05, (byte) 0xeb, (byte) 0xf7};
+        int size = CODE_OFFSET + code.length;
+        ByteBuffer b = ByteBuffer.allocate(size).order(ByteOrder.LITTLE_ENDIAN);
+        b.put(new byte[] {0x7f, 'E', 'L', 'F', 2, 1, 1, 0}).putLong(0);   // 64-bit, little endian, SysV
+        b.putShort((short) 2).putShort((short) 0x3e).putInt(1);           // ET_EXEC, x86_64, version 1
+        b.putLong(BASE + CODE_OFFSET).putLong(0x40).putLong(0);           // entry, phoff, shoff
+        b.putInt(0).putShort((short) 64).putShort((short) 56).putShort((short) 2); // flags, ehsize, phentsize, phnum
+        b.putShort((short) 64).putShort((short) 0).putShort((short) 0);   // shentsize, shnum, shstrndx
+        b.putInt(1).putInt(5).putLong(0).putLong(BASE).putLong(BASE)      // PT_LOAD, R|X, offset, vaddr, paddr
+                .putLong(size).putLong(size).putLong(0x1000);             // filesz, memsz, align
+        b.putInt(0x6474e551).putInt(6).putLong(0).putLong(0).putLong(0)   // PT_GNU_STACK, R|W
+                .putLong(0).putLong(0).putLong(16);
+        b.put(code);
+        return b.array();
+    }
+
+    /** Writes the stub into a memfd, spawns it and seizes it. */
+    public static RestoreStub spawn() {
+        int memfd = Sys.memfdCreate("cryo-restore-stub", 1 /* MFD_CLOEXEC */);
+        int pid;
+        try (Arena arena = Arena.ofConfined()) {
+            byte[] elf = elf();
+            MemorySegment seg = arena.allocate(elf.length);
+            seg.copyFrom(MemorySegment.ofArray(elf));
+            Sys.write(memfd, seg);
+            pid = Sys.posixSpawn("/proc/self/fd/" + memfd, new String[] {"cryo-restore"}, new String[0]);
+        } finally {
+            Sys.close(memfd);
+        }
+        try {
+            Tracee t = Tracee.seize(pid, Ptrace.O_TRACESYSGOOD | Ptrace.O_TRACECLONE | Ptrace.O_TRACEFORK | Ptrace.O_EXITKILL);
+            return new RestoreStub(t);
+        } catch (RuntimeException e) {
+            Sys.raw(Nr.KILL, pid, 9);
+            Sys.raw(Nr.WAIT4, pid, 0, 0, 0);
+            throw e;
+        }
+    }
+
+    /**
+     * Injects clone3(CLONE_PARENT, set_tid = {pid}) into the stub and returns the new child,
+     * stopped and traced by the calling thread.
+     */
+    public Tracee cloneWithPid(int pid) {
+        int[] child = {0};
+        try (RemoteSyscalls sys = new RemoteSyscalls(stub, SYSCALL_INSN)) {
+            RemoteAddr scratch = sys.mmap(0, 4096, RemoteSyscalls.PROT_READ | RemoteSyscalls.PROT_WRITE,
+                    RemoteSyscalls.MAP_PRIVATE | RemoteSyscalls.MAP_ANONYMOUS, -1, 0);
+            ByteBuffer args = ByteBuffer.allocate(CLONE_ARGS_SIZE + 8).order(ByteOrder.LITTLE_ENDIAN);
+            args.putLong(CLONE_PARENT).putLong(0).putLong(0).putLong(0) // flags, pidfd, child_tid, parent_tid
+                    .putLong(0).putLong(0).putLong(0).putLong(0)        // exit_signal (0: CLONE_PARENT), stack, stack_size, tls
+                    .putLong(scratch.value() + CLONE_ARGS_SIZE).putLong(1).putLong(0) // set_tid, set_tid_size, cgroup
+                    .putLong(pid);                                       // set_tid[0]
+            stub.write(scratch, args.array());
+            sys.onNewChild(p -> child[0] = p);
+            long r = sys.raw(Nr.CLONE3, scratch.value(), CLONE_ARGS_SIZE);
+            if (r == -Errno.EEXIST) {
+                throw new dev.cryo.CryoException("PID " + pid + " is already in use; the restored process needs it");
+            }
+            if (r < 0) {
+                throw new RemoteSysException(stub.pid(), "clone3(set_tid=" + pid + ")", (int) -r);
+            }
+            if (r != pid || child[0] != pid) {
+                throw new InjectionException("clone3(set_tid=" + pid + ") created " + r);
+            }
+        }
+        LOG.fine(() -> "created task " + pid + " from the restore stub " + stub.pid());
+        return Tracee.adoptNewChild(pid);
+    }
+
+    /** Kills the stub and reaps it (it is Cryo's own child). */
+    @Override
+    public void close() {
+        if (!gone) {
+            gone = true;
+            stub.kill();
+            Sys.raw(Nr.WAIT4, stub.pid(), 0, 0, 0);
+        }
+    }
+}

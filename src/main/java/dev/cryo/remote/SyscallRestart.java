@@ -1,0 +1,34 @@
+package dev.cryo.remote;
+
+import dev.cryo.sys.Nr;
+import dev.cryo.sys.Regs;
+
+/**
+ * What the kernel does on the way out of an interrupted system call when no handler runs
+ * (arch_do_signal_or_restart): rewind rip over the 2-byte {@code syscall} so it runs again.
+ * Cryo does it itself wherever it hands back registers taken inside such a call, since a task
+ * resumed after ptrace changed its registers would otherwise see the raw -ERESTART* value.
+ */
+public final class SyscallRestart {
+    private static final long ERESTARTSYS = -512, ERESTARTNOINTR = -513, ERESTARTNOHAND = -514,
+            ERESTART_RESTARTBLOCK = -516;
+
+    private SyscallRestart() {
+    }
+
+    public static Regs fixup(Regs regs) {
+        Regs out = regs.copy();
+        if (regs.origRax() < 0) {
+            return out;
+        }
+        long rax = regs.rax();
+        if (rax == ERESTARTSYS || rax == ERESTARTNOINTR || rax == ERESTARTNOHAND) {
+            out.rax(regs.origRax());
+            out.rip(regs.rip() - 2);
+        } else if (rax == ERESTART_RESTARTBLOCK) {
+            out.rax(Nr.RESTART_SYSCALL);
+            out.rip(regs.rip() - 2);
+        }
+        return out;
+    }
+}

@@ -1,0 +1,224 @@
+package dev.cryo.remote;
+
+import dev.cryo.sys.Errno;
+import dev.cryo.sys.Ptrace;
+import dev.cryo.sys.Regs;
+import dev.cryo.sys.Sys;
+import dev.cryo.sys.SysException;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+
+/**
+ * A task held in a ptrace stop. Only the thread that attached it may drive it (ptrace's rule), so
+ * every call checks that it comes from that thread.
+ */
+public final class Tracee {
+    /** __WALL: wait for children and threads alike (clone children, tracees that are not ours). */
+    public static final int WALL = 0x40000000;
+    private static final int SIGSTOP = 19, SIGTSTP = 20, SIGTTIN = 21, SIGTTOU = 22;
+
+    private final int pid;
+    private final Thread owner = Thread.currentThread();
+    private boolean attached = true;
+
+    private Tracee(int pid) {
+        this.pid = pid;
+    }
+
+    /**
+     * PTRACE_SEIZE then PTRACE_INTERRUPT, and wait for the interrupt stop. A signal that arrives
+     * first is delivered as it would have been, then the wait goes on.
+     */
+    public static Tracee seize(int pid, long options) {
+        Ptrace.seize(pid, options);
+        Tracee t = new Tracee(pid);
+        try {
+            Ptrace.interrupt(pid);
+            t.awaitInterruptStop();
+            return t;
+        } catch (RuntimeException e) {
+            t.detachQuietly(e);
+            throw e;
+        }
+    }
+
+    /** A task auto-attached through PTRACE_O_TRACEFORK/CLONE; waits for its first stop. */
+    public static Tracee adoptNewChild(int pid) {
+        Tracee t = new Tracee(pid);
+        t.awaitInterruptStop();
+        return t;
+    }
+
+    private void awaitInterruptStop() {
+        while (true) {
+            WaitStatus st = waitStatus();
+            if (st.stopped() && st.event() == Ptrace.EVENT_STOP) {
+                int sig = st.stopSignal();
+                if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU) {
+                    throw new InjectionException("task " + pid + " is stopped by job control (signal " + sig
+                            + "); continue it (kill -CONT " + pid + ") before checkpointing");
+                }
+                return;
+            }
+            if (st.stopped() && st.event() == 0) {
+                Ptrace.cont(pid, st.stopSignal()); // a signal-delivery stop: let it be delivered
+                continue;
+            }
+            throw new InjectionException("task " + pid + ": unexpected " + st + " while waiting for it to stop");
+        }
+    }
+
+    public int pid() {
+        return pid;
+    }
+
+    /** wait4 for this task; a task that exited or was killed becomes a {@link TaskGoneException}. */
+    public WaitStatus waitStatus() {
+        checkOwner();
+        WaitStatus st = new WaitStatus(Sys.wait4(pid, WALL)[1]);
+        if (st.exited() || st.signaled()) {
+            attached = false;
+            throw new TaskGoneException(pid, st.toString());
+        }
+        return st;
+    }
+
+    public Regs getRegs() {
+        checkOwner();
+        return Ptrace.getRegs(pid);
+    }
+
+    public void setRegs(Regs regs) {
+        checkOwner();
+        Ptrace.setRegs(pid, regs);
+    }
+
+    public byte[] getXstate() {
+        checkOwner();
+        return Ptrace.getXstate(pid);
+    }
+
+    public void setXstate(byte[] xstate) {
+        checkOwner();
+        Ptrace.setXstate(pid, xstate);
+    }
+
+    public long getSigmask() {
+        checkOwner();
+        return Ptrace.getSigmask(pid);
+    }
+
+    public void setSigmask(long mask) {
+        checkOwner();
+        Ptrace.setSigmask(pid, mask);
+    }
+
+    /** Reads tracee memory with process_vm_readv; falls back to /proc/pid/mem for unreadable mappings. */
+    public void read(RemoteAddr addr, MemorySegment dst) {
+        long n = dst.byteSize();
+        long r = 0;
+        try {
+            r = Sys.processVmRead(pid, dst, addr.value(), n);
+        } catch (SysException e) {
+            if (e.errno() != Errno.EFAULT) {
+                throw e;
+            }
+        }
+        if (r < n) {
+            procMem(addr.plus(r), dst.asSlice(r), false);
+        }
+    }
+
+    public byte[] read(RemoteAddr addr, int length) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buf = arena.allocate(length);
+            read(addr, buf);
+            return buf.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
+        }
+    }
+
+    /**
+     * Writes tracee memory through /proc/pid/mem, which (unlike process_vm_writev) also writes
+     * read-only and code pages, as a debugger does.
+     */
+    public void write(RemoteAddr addr, MemorySegment src) {
+        procMem(addr, src, true);
+    }
+
+    public void write(RemoteAddr addr, byte[] data) {
+        write(addr, MemorySegment.ofArray(data));
+    }
+
+    private void procMem(RemoteAddr addr, MemorySegment seg, boolean write) {
+        Path mem = Path.of("/proc", Integer.toString(pid), "mem");
+        try (FileChannel ch = FileChannel.open(mem, write ? StandardOpenOption.WRITE : StandardOpenOption.READ)) {
+            ByteBuffer buf = seg.isNative() ? seg.asByteBuffer() : ByteBuffer.wrap(seg.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE));
+            long pos = addr.value();
+            while (buf.hasRemaining()) {
+                int n = write ? ch.write(buf, pos) : ch.read(buf, pos);
+                if (n <= 0) {
+                    throw new InjectionException((write ? "writing " : "reading ") + seg.byteSize() + " bytes at " + addr
+                            + " of task " + pid + ": short transfer");
+                }
+                pos += n;
+            }
+            if (!write && !seg.isNative()) {
+                throw new IllegalArgumentException("reads need a native segment");
+            }
+        } catch (java.io.IOException e) {
+            throw new InjectionException((write ? "writing " : "reading ") + "memory at " + addr + " of task " + pid + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Resumes the task and lets go of it. */
+    public void detach() {
+        checkOwner();
+        if (attached) {
+            attached = false;
+            Ptrace.detach(pid, 0);
+        }
+    }
+
+    /** Best-effort detach on a failure path; a failure of its own rides along as suppressed. */
+    public void detachQuietly(Throwable primary) {
+        try {
+            detach();
+        } catch (RuntimeException e) {
+            if (primary != null) {
+                primary.addSuppressed(e);
+            }
+        }
+    }
+
+    /** SIGKILL, then wait until the kernel reports the task gone to us, its tracer. */
+    public void kill() {
+        checkOwner();
+        Sys.raw(dev.cryo.sys.Nr.KILL, pid, 9);
+        while (attached) {
+            try {
+                waitStatus();
+                Sys.raw(dev.cryo.sys.Nr.PTRACE, Ptrace.CONT, pid, 0, 0);
+            } catch (TaskGoneException gone) {
+                attached = false;
+            } catch (SysException e) {
+                attached = false; // ECHILD: already reaped or no longer ours
+            }
+        }
+    }
+
+    public void markGone() {
+        attached = false;
+    }
+
+    private void checkOwner() {
+        if (Thread.currentThread() != owner) {
+            throw new IllegalStateException("task " + pid + " is traced by thread " + owner.getName()
+                    + "; ptrace requests must come from it");
+        }
+    }
+}

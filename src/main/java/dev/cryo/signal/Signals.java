@@ -1,0 +1,108 @@
+package dev.cryo.signal;
+
+import com.google.protobuf.ByteString;
+import dev.cryo.core.DumpContext;
+import dev.cryo.core.RestoreContext;
+import dev.cryo.core.TaskPart;
+import dev.cryo.image.ImageKind;
+import dev.cryo.image.proto.AltStack;
+import dev.cryo.image.proto.PendingSignal;
+import dev.cryo.image.proto.SigactionEntry;
+import dev.cryo.image.proto.SignalsImage;
+import dev.cryo.remote.RemoteAddr;
+import dev.cryo.remote.RemoteSyscalls;
+import dev.cryo.sys.Nr;
+import dev.cryo.sys.Ptrace;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.logging.Logger;
+
+/**
+ * Signal state: handlers (read inside the task, since only it can ask for its own), the blocked
+ * mask, both pending queues with their siginfo (real-time values included) and sigaltstack.
+ */
+public final class Signals implements TaskPart {
+    private static final Logger LOG = Logger.getLogger("signal");
+    private static final int SIGKILL = 9, SIGSTOP = 19, NSIG = 64;
+    /** struct kernel_sigaction: handler, flags, restorer, mask (sigset_t of 8 bytes). */
+    private static final int KSIGACTION_SIZE = 32;
+    /** stack_t: ss_sp, ss_flags (+4 padding), ss_size. */
+    private static final int STACK_T_SIZE = 24;
+    private static final int SS_DISABLE = 2, SS_AUTODISARM = 1 << 31;
+
+    @Override
+    public String name() {
+        return "signal";
+    }
+
+    @Override
+    public void dump(DumpContext ctx) {
+        RemoteSyscalls sys = ctx.syscalls();
+        SignalsImage.Builder image = SignalsImage.newBuilder().setBlocked(sys.savedSigmask());
+        RemoteAddr old = sys.scratch().alloc(KSIGACTION_SIZE);
+        for (int sig = 1; sig <= NSIG; sig++) {
+            if (sig == SIGKILL || sig == SIGSTOP) {
+                continue;
+            }
+            sys.call("rt_sigaction(" + sig + ")", Nr.RT_SIGACTION, sig, 0, old.value(), 8);
+            ByteBuffer act = le(sys.scratch().read(old, KSIGACTION_SIZE));
+            long handler = act.getLong();
+            if (handler != 0) {
+                image.addActions(SigactionEntry.newBuilder().setSignal(sig).setHandler(handler)
+                        .setFlags(act.getLong()).setRestorer(act.getLong()).setMask(act.getLong()));
+            }
+        }
+        RemoteAddr ss = sys.scratch().alloc(STACK_T_SIZE);
+        sys.call("sigaltstack", Nr.SIGALTSTACK, 0, ss.value());
+        ByteBuffer st = le(sys.scratch().read(ss, STACK_T_SIZE));
+        image.setAltstack(AltStack.newBuilder().setSp(st.getLong(0)).setFlags(st.getInt(8)).setSize(st.getLong(16)));
+        sys.scratch().reset();
+        for (boolean shared : new boolean[] {false, true}) {
+            for (byte[] info : Ptrace.peekSiginfo(ctx.pid(), shared)) {
+                image.addPending(PendingSignal.newBuilder().setShared(shared).setSiginfo(ByteString.copyFrom(info)));
+            }
+        }
+        ctx.image().write(ImageKind.SIGNALS, ctx.pid(), image.build());
+        LOG.info(() -> "process " + ctx.pid() + ": " + image.getActionsCount() + " handlers, "
+                + image.getPendingCount() + " pending signals, blocked 0x" + Long.toHexString(image.getBlocked()));
+    }
+
+    @Override
+    public void restore(RestoreContext ctx) {
+        RemoteSyscalls sys = ctx.syscalls();
+        SignalsImage image = ctx.image().read(ImageKind.SIGNALS, ctx.pid(), SignalsImage.parser());
+        for (SigactionEntry a : image.getActionsList()) {
+            RemoteAddr act = sys.scratch().put(le(new byte[KSIGACTION_SIZE]).putLong(a.getHandler())
+                    .putLong(a.getFlags()).putLong(a.getRestorer()).putLong(a.getMask()).array());
+            sys.call("rt_sigaction(" + a.getSignal() + ")", Nr.RT_SIGACTION, a.getSignal(), act.value(), 0, 8);
+            sys.scratch().reset();
+        }
+        AltStack alt = image.getAltstack();
+        if ((alt.getFlags() & SS_DISABLE) == 0) {
+            RemoteAddr ss = sys.scratch().put(le(new byte[STACK_T_SIZE]).putLong(alt.getSp())
+                    .putInt(alt.getFlags() & SS_AUTODISARM).putInt(0).putLong(alt.getSize()).array());
+            sys.call("sigaltstack", Nr.SIGALTSTACK, ss.value(), 0);
+            sys.scratch().reset();
+        }
+        // Every signal is blocked for the session, so these wait in the queues until the task runs.
+        for (PendingSignal p : image.getPendingList()) {
+            byte[] info = p.getSiginfo().toByteArray();
+            int sig = le(info).getInt(0);
+            RemoteAddr at = sys.scratch().put(info);
+            if (p.getShared()) {
+                sys.call("rt_sigqueueinfo(" + sig + ")", Nr.RT_SIGQUEUEINFO, ctx.pid(), sig, at.value());
+            } else {
+                sys.call("rt_tgsigqueueinfo(" + sig + ")", Nr.RT_TGSIGQUEUEINFO, ctx.pid(), ctx.pid(), sig, at.value());
+            }
+            sys.scratch().reset();
+        }
+        ctx.finalSigmask(image.getBlocked());
+        LOG.info(() -> "process " + ctx.pid() + ": " + image.getActionsCount() + " handlers, "
+                + image.getPendingCount() + " pending signals restored");
+    }
+
+    private static ByteBuffer le(byte[] b) {
+        return ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN);
+    }
+}

@@ -1,0 +1,211 @@
+package dev.cryo.sys;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.lang.foreign.SymbolLookup;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.VarHandle;
+
+import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/**
+ * The one door to the kernel. Every downcall Cryo makes goes through a method handle declared
+ * here; errno is captured per call (never through a shared static segment) and turned into a
+ * {@link SysException} naming the call and its arguments.
+ */
+@SuppressWarnings("restricted")
+public final class Sys {
+    static final Linker LINKER = Linker.nativeLinker();
+    static final SymbolLookup LIBC = LINKER.defaultLookup();
+    private static final StructLayout CAPTURE = Linker.Option.captureStateLayout();
+    private static final VarHandle ERRNO = CAPTURE.varHandle(groupElement("errno"));
+
+    /** long syscall(long number, ...): six register arguments, all passed as longs. */
+    private static final MethodHandle SYSCALL = downcall("syscall",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG),
+            Linker.Option.firstVariadicArg(1), Linker.Option.captureCallState("errno"));
+
+    /** int posix_spawn(pid_t *pid, const char *path, file_actions, attrp, char *const argv[], char *const envp[]). */
+    private static final MethodHandle POSIX_SPAWN = downcall("posix_spawn",
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
+
+    private Sys() {
+    }
+
+    static MethodHandle downcall(String name, FunctionDescriptor descriptor, Linker.Option... options) {
+        try {
+            return LINKER.downcallHandle(LIBC.find(name).orElseThrow(), descriptor, options);
+        } catch (IllegalCallerException e) {
+            throw new IllegalStateException("Cryo needs native access: run java with --enable-native-access=ALL-UNNAMED", e);
+        }
+    }
+
+    /** Runs a system call; on failure throws a {@link SysException} named {@code name}. */
+    public static long call(String name, int nr, long... args) {
+        long a0 = arg(args, 0), a1 = arg(args, 1), a2 = arg(args, 2), a3 = arg(args, 3), a4 = arg(args, 4), a5 = arg(args, 5);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CAPTURE);
+            long result = (long) SYSCALL.invokeExact(state, (long) nr, a0, a1, a2, a3, a4, a5);
+            if (result == -1) {
+                throw new SysException(name, (int) ERRNO.get(state, 0L), args);
+            }
+            return result;
+        } catch (SysException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("downcall " + name + " failed", t);
+        }
+    }
+
+    /** Like {@link #call}, but returns {@code -errno} instead of throwing, for callers that branch on errno. */
+    public static long raw(int nr, long... args) {
+        long a0 = arg(args, 0), a1 = arg(args, 1), a2 = arg(args, 2), a3 = arg(args, 3), a4 = arg(args, 4), a5 = arg(args, 5);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CAPTURE);
+            long result = (long) SYSCALL.invokeExact(state, (long) nr, a0, a1, a2, a3, a4, a5);
+            return result == -1 ? -(int) ERRNO.get(state, 0L) : result;
+        } catch (Throwable t) {
+            throw new IllegalStateException("downcall syscall " + nr + " failed", t);
+        }
+    }
+
+    private static long arg(long[] args, int i) {
+        return i < args.length ? args[i] : 0;
+    }
+
+    static String argToString(long value) {
+        return value > 0xffff || value < -4096 ? "0x" + Long.toHexString(value) : Long.toString(value);
+    }
+
+    /**
+     * posix_spawn(3) of {@code path} with {@code argv} and {@code envp}: a child of this JVM made
+     * without forking it (glibc spawns with CLONE_VM|CLONE_VFORK). Returns the child's pid.
+     */
+    public static int posixSpawn(String path, String[] argv, String[] envp) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment pid = arena.allocate(JAVA_INT);
+            int rc = (int) POSIX_SPAWN.invokeExact(pid, arena.allocateFrom(path), MemorySegment.NULL,
+                    MemorySegment.NULL, stringArray(arena, argv), stringArray(arena, envp));
+            if (rc != 0) {
+                throw new SysException("posix_spawn[" + path + "]", rc);
+            }
+            return pid.get(JAVA_INT, 0);
+        } catch (SysException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("downcall posix_spawn failed", t);
+        }
+    }
+
+    private static MemorySegment stringArray(Arena arena, String[] strings) {
+        MemorySegment array = arena.allocate(ADDRESS, strings.length + 1L);
+        for (int i = 0; i < strings.length; i++) {
+            array.setAtIndex(ADDRESS, i, arena.allocateFrom(strings[i]));
+        }
+        array.setAtIndex(ADDRESS, strings.length, MemorySegment.NULL);
+        return array;
+    }
+
+    // ---- typed wrappers for calls Cryo makes on its own behalf ----
+
+    public static int getpid() {
+        return (int) call("getpid", Nr.GETPID);
+    }
+
+    public static void kill(int pid, int signal) {
+        call("kill", Nr.KILL, pid, signal);
+    }
+
+    public static void close(int fd) {
+        call("close", Nr.CLOSE, fd);
+    }
+
+    public static int pidfdOpen(int pid) {
+        return (int) call("pidfd_open", Nr.PIDFD_OPEN, pid, 0);
+    }
+
+    public static int pidfdGetfd(int pidfd, int targetFd) {
+        return (int) call("pidfd_getfd", Nr.PIDFD_GETFD, pidfd, targetFd, 0);
+    }
+
+    public static int memfdCreate(String name, int flags) {
+        try (Arena arena = Arena.ofConfined()) {
+            return (int) call("memfd_create", Nr.MEMFD_CREATE, arena.allocateFrom(name).address(), flags);
+        }
+    }
+
+    public static void write(int fd, MemorySegment data) {
+        long done = 0;
+        while (done < data.byteSize()) {
+            done += call("write", Nr.WRITE, fd, data.address() + done, data.byteSize() - done);
+        }
+    }
+
+    /** wait4(2) with the given options; returns {pid, status} or {0, 0} for WNOHANG with nothing to report. */
+    public static int[] wait4(int pid, int options) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment status = arena.allocate(JAVA_INT);
+            while (true) {
+                long r = raw(Nr.WAIT4, pid, status.address(), options, 0);
+                if (r == -Errno.EINTR) {
+                    continue;
+                }
+                if (r < 0) {
+                    throw new SysException("wait4", (int) -r, pid, options);
+                }
+                return new int[] {(int) r, status.get(JAVA_INT, 0)};
+            }
+        }
+    }
+
+    /** process_vm_readv(2) of one contiguous range into {@code dst}; returns bytes read. */
+    public static long processVmRead(int pid, MemorySegment dst, long remoteAddr, long length) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment local = Iovec.of(arena, dst.address(), length);
+            MemorySegment remote = Iovec.of(arena, remoteAddr, length);
+            return call("process_vm_readv", Nr.PROCESS_VM_READV, pid, local.address(), 1, remote.address(), 1, 0);
+        }
+    }
+
+    /**
+     * process_vm_readv(2) of {@code count} remote ranges into one contiguous local buffer, in order.
+     * Returns the bytes read; the kernel stops at the first range it cannot read.
+     */
+    public static long processVmReadv(int pid, long localAddr, long localLen, long[] remoteAddrs, long[] remoteLens, int count) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment local = Iovec.of(arena, localAddr, localLen);
+            MemorySegment remote = arena.allocate(Iovec.LAYOUT, count);
+            for (int i = 0; i < count; i++) {
+                remote.setAtIndex(JAVA_LONG, 2L * i, remoteAddrs[i]);
+                remote.setAtIndex(JAVA_LONG, 2L * i + 1, remoteLens[i]);
+            }
+            long r = raw(Nr.PROCESS_VM_READV, pid, local.address(), 1, remote.address(), count, 0);
+            if (r < 0 && r != -Errno.EFAULT) {
+                throw new SysException("process_vm_readv", (int) -r, pid, localLen, count);
+            }
+            return Math.max(r, 0);
+        }
+    }
+
+    /** process_vm_writev(2) of {@code src} to one contiguous range; returns bytes written. */
+    public static long processVmWrite(int pid, long remoteAddr, MemorySegment src) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment local = Iovec.of(arena, src.address(), src.byteSize());
+            MemorySegment remote = Iovec.of(arena, remoteAddr, src.byteSize());
+            return call("process_vm_writev", Nr.PROCESS_VM_WRITEV, pid, local.address(), 1, remote.address(), 1, 0);
+        }
+    }
+
+    public static int prctl(int option, long... args) {
+        long[] all = new long[1 + args.length];
+        all[0] = option;
+        System.arraycopy(args, 0, all, 1, args.length);
+        return (int) call("prctl", Nr.PRCTL, all);
+    }
+}

@@ -1,0 +1,247 @@
+package dev.cryo.task;
+
+import dev.cryo.CryoException;
+import dev.cryo.core.DumpContext;
+import dev.cryo.core.RestoreContext;
+import dev.cryo.core.TaskPart;
+import dev.cryo.image.ImageException;
+import dev.cryo.image.ImageKind;
+import dev.cryo.image.ImageReader;
+import dev.cryo.image.proto.Creds;
+import dev.cryo.image.proto.Rlimit;
+import dev.cryo.image.proto.Rseq;
+import dev.cryo.image.proto.Sched;
+import dev.cryo.image.proto.TaskCore;
+import dev.cryo.proc.ProcFiles;
+import dev.cryo.remote.RemoteAddr;
+import dev.cryo.remote.RemoteSyscalls;
+import dev.cryo.remote.SyscallRestart;
+import dev.cryo.remote.Tracee;
+import dev.cryo.sys.Nr;
+import dev.cryo.sys.Ptrace;
+import dev.cryo.sys.Regs;
+import dev.cryo.sys.Sys;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.List;
+import java.util.Map;
+import java.util.logging.Logger;
+
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/**
+ * The task itself: registers and xsave state, identity (comm, session), credentials, resource
+ * limits, scheduling, personality, rseq, robust futex list and clear_child_tid.
+ */
+public final class TaskState implements TaskPart {
+    private static final Logger LOG = Logger.getLogger("task");
+    private static final int RLIMIT_COUNT = 16;
+    private static final int PR_SET_NAME = 15, PR_GET_SECUREBITS = 27, PR_SET_SECUREBITS = 28,
+            PR_GET_TID_ADDRESS = 40, PR_SET_NO_NEW_PRIVS = 38, PR_CAPBSET_DROP = 24, PR_CAP_AMBIENT = 47,
+            PR_CAP_AMBIENT_RAISE = 2;
+    private static final int SECBIT_NO_SETUID_FIXUP = 1 << 2;
+    private static final int SCHED_RESET_ON_FORK = 0x40000000;
+    private static final int LINUX_CAPABILITY_VERSION_3 = 0x20080522;
+
+    @Override
+    public String name() {
+        return "task";
+    }
+
+    // ------------------------------------------------------------------ dump
+
+    @Override
+    public void dump(DumpContext ctx) {
+        int pid = ctx.pid();
+        Tracee task = ctx.task();
+        RemoteSyscalls sys = ctx.syscalls();
+        Regs regs = SyscallRestart.fixup(sys.savedRegs());
+        byte[] xstate = task.getXstate();
+        List<String> stat = ProcFiles.statFields(pid);
+        TaskCore.Builder core = TaskCore.newBuilder().setPid(pid)
+                .setPpid((int) ProcFiles.statField(stat, 4)).setPgid((int) ProcFiles.statField(stat, 5))
+                .setSid((int) ProcFiles.statField(stat, 6))
+                .setComm(ProcFiles.readString(pid, "comm").strip())
+                .setRegs(Cpu.toImage(regs))
+                .setXstate(com.google.protobuf.ByteString.copyFrom(xstate))
+                .setXfeatures(Cpu.xfeatures(xstate))
+                .setCreds(creds(pid, sys))
+                .setSched(sched(pid))
+                .setPersonality((int) sys.call("personality", Nr.PERSONALITY, 0xffffffffL));
+        RemoteAddr out = sys.scratch().alloc(16);
+        for (int r = 0; r < RLIMIT_COUNT; r++) {
+            sys.call("prlimit64", Nr.PRLIMIT64, 0, r, 0, out.value());
+            ByteBuffer lim = le(sys.scratch().read(out, 16));
+            core.addRlimits(Rlimit.newBuilder().setResource(r).setCur(lim.getLong()).setMax(lim.getLong()));
+        }
+        sys.call("prctl(PR_GET_TID_ADDRESS)", Nr.PRCTL, PR_GET_TID_ADDRESS, out.value());
+        core.setClearChildTid(le(sys.scratch().read(out, 8)).getLong());
+        sys.scratch().reset();
+        Ptrace.RseqConfig rseq = Ptrace.rseqConfiguration(pid);
+        if (rseq.pointer() != 0) {
+            core.setRseq(Rseq.newBuilder().setPointer(rseq.pointer()).setSize(rseq.size())
+                    .setSignature(rseq.signature()).setFlags(rseq.flags()));
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment head = arena.allocate(JAVA_LONG);
+            MemorySegment len = arena.allocate(JAVA_LONG);
+            Sys.call("get_robust_list", Nr.GET_ROBUST_LIST, pid, head.address(), len.address());
+            core.setRobustList(head.get(JAVA_LONG, 0)).setRobustListLen(len.get(JAVA_LONG, 0));
+        }
+        ctx.inventory().setXfeatures(core.getXfeatures());
+        ctx.image().write(ImageKind.CORE, pid, core.build());
+        LOG.info(() -> "process " + pid + " (" + core.getComm() + "): registers, " + xstate.length
+                + " bytes of xsave state, credentials, " + RLIMIT_COUNT + " rlimits"
+                + (core.hasRseq() ? ", rseq" : ""));
+    }
+
+    private static ByteBuffer le(byte[] bytes) {
+        return ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+    }
+
+    private static Creds creds(int pid, RemoteSyscalls sys) {
+        Map<String, String> st = ProcFiles.status(pid);
+        String[] uid = st.get("Uid").split("\\s+");
+        String[] gid = st.get("Gid").split("\\s+");
+        Creds.Builder c = Creds.newBuilder()
+                .setUid(Integer.parseInt(uid[0])).setEuid(Integer.parseInt(uid[1]))
+                .setSuid(Integer.parseInt(uid[2])).setFsuid(Integer.parseInt(uid[3]))
+                .setGid(Integer.parseInt(gid[0])).setEgid(Integer.parseInt(gid[1]))
+                .setSgid(Integer.parseInt(gid[2])).setFsgid(Integer.parseInt(gid[3]))
+                .setCapInh(Long.parseUnsignedLong(st.get("CapInh"), 16))
+                .setCapPrm(Long.parseUnsignedLong(st.get("CapPrm"), 16))
+                .setCapEff(Long.parseUnsignedLong(st.get("CapEff"), 16))
+                .setCapBnd(Long.parseUnsignedLong(st.get("CapBnd"), 16))
+                .setCapAmb(Long.parseUnsignedLong(st.getOrDefault("CapAmb", "0"), 16))
+                .setNoNewPrivs("1".equals(st.get("NoNewPrivs")))
+                .setSecurebits((int) sys.call("prctl(PR_GET_SECUREBITS)", Nr.PRCTL, PR_GET_SECUREBITS));
+        String groups = st.getOrDefault("Groups", "").strip();
+        if (!groups.isEmpty()) {
+            for (String g : groups.split("\\s+")) {
+                c.addGroups(Integer.parseInt(g));
+            }
+        }
+        return c.build();
+    }
+
+    private static Sched sched(int pid) {
+        int policy = (int) Sys.call("sched_getscheduler", Nr.SCHED_GETSCHEDULER, pid);
+        int priority;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment param = arena.allocate(JAVA_INT);
+            Sys.call("sched_getparam", Nr.SCHED_GETPARAM, pid, param.address());
+            priority = param.get(JAVA_INT, 0);
+        }
+        // the raw getpriority returns 20 - nice, so that it is never negative
+        int nice = 20 - (int) Sys.call("getpriority", Nr.GETPRIORITY, 0 /* PRIO_PROCESS */, pid);
+        return Sched.newBuilder().setPolicy(policy & ~SCHED_RESET_ON_FORK)
+                .setResetOnFork((policy & SCHED_RESET_ON_FORK) != 0).setPriority(priority).setNice(nice).build();
+    }
+
+    // ------------------------------------------------------------------ verify
+
+    @Override
+    public void verify(ImageReader image, int pid) {
+        TaskCore core = image.read(ImageKind.CORE, pid, TaskCore.parser());
+        long here = image.inventory().getXfeatures();
+        long cpu = HostCpu.xfeatures();
+        long missing = core.getXfeatures() & ~cpu;
+        if (cpu != 0 && missing != 0) {
+            throw new ImageException("this CPU lacks xsave features 0x" + Long.toHexString(missing)
+                    + " that process " + pid + " was using (saved XCR0 0x" + Long.toHexString(here)
+                    + ", this CPU 0x" + Long.toHexString(cpu) + ")");
+        }
+    }
+
+    // ------------------------------------------------------------------ restore
+
+    @Override
+    public void restore(RestoreContext ctx) {
+        int pid = ctx.pid();
+        RemoteSyscalls sys = ctx.syscalls();
+        TaskCore core = ctx.image().read(ImageKind.CORE, pid, TaskCore.parser());
+        if (core.getSid() == pid) {
+            sys.call("setsid", Nr.SETSID);
+        } else if (core.getPgid() == pid) {
+            sys.call("setpgid", Nr.SETPGID, 0, 0);
+        }
+        RemoteAddr lim = sys.scratch().alloc(16);
+        for (Rlimit r : core.getRlimitsList()) {
+            ctx.task().write(lim, le(new byte[16]).putLong(r.getCur()).putLong(r.getMax()).array());
+            try {
+                sys.call("prlimit64(" + r.getResource() + ")", Nr.PRLIMIT64, 0, r.getResource(), lim.value(), 0);
+            } catch (dev.cryo.sys.SysException e) {
+                throw new CryoException("cannot set resource limit " + r.getResource() + " to " + r.getCur() + "/"
+                        + r.getMax() + " (above what Cryo itself may grant?): " + e.getMessage(), e);
+            }
+        }
+        sys.scratch().reset();
+        sys.call("personality", Nr.PERSONALITY, core.getPersonality() & 0xffffffffL);
+        restoreSched(sys, core.getSched());
+        if (core.hasRseq()) {
+            Rseq r = core.getRseq();
+            sys.call("rseq", Nr.RSEQ, r.getPointer(), r.getSize(), 0, r.getSignature() & 0xffffffffL);
+        }
+        if (core.getRobustList() != 0) {
+            sys.call("set_robust_list", Nr.SET_ROBUST_LIST, core.getRobustList(), core.getRobustListLen());
+        }
+        sys.call("set_tid_address", Nr.SET_TID_ADDRESS, core.getClearChildTid());
+        ctx.task().write(sys.scratch().base(), (core.getComm() + "\0").getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        sys.call("prctl(PR_SET_NAME)", Nr.PRCTL, PR_SET_NAME, sys.scratch().base().value());
+        restoreCreds(ctx, core.getCreds());
+        ctx.finalCpuState(Cpu.fromImage(core.getRegs()), core.getXstate().toByteArray());
+        LOG.info(() -> "process " + pid + " (" + core.getComm() + "): registers, credentials, limits restored");
+    }
+
+    private static void restoreSched(RemoteSyscalls sys, Sched s) {
+        RemoteAddr param = sys.scratch().alloc(4);
+        sys.task().write(param, le(new byte[4]).putInt(s.getPriority()).array());
+        sys.call("sched_setscheduler", Nr.SCHED_SETSCHEDULER, 0,
+                s.getPolicy() | (s.getResetOnFork() ? SCHED_RESET_ON_FORK : 0), param.value());
+        sys.scratch().reset();
+        sys.call("setpriority", Nr.SETPRIORITY, 0, 0, s.getNice());
+    }
+
+    /**
+     * Credentials last: once the task is no longer root, it may not do the rest. The bounding set
+     * shrinks first (needs CAP_SETPCAP); SECBIT_NO_SETUID_FIXUP keeps the capabilities across the
+     * uid change so that capset can then set exactly the saved ones.
+     */
+    private static void restoreCreds(RestoreContext ctx, Creds c) {
+        RemoteSyscalls sys = ctx.syscalls();
+        for (int cap = 0; cap < 64; cap++) {
+            if ((c.getCapBnd() & (1L << cap)) == 0 && (HostCpu.boundingSet() & (1L << cap)) != 0) {
+                sys.call("prctl(PR_CAPBSET_DROP)", Nr.PRCTL, PR_CAPBSET_DROP, cap);
+            }
+        }
+        sys.call("prctl(PR_SET_SECUREBITS)", Nr.PRCTL, PR_SET_SECUREBITS, c.getSecurebits() | SECBIT_NO_SETUID_FIXUP);
+        ByteBuffer groups = le(new byte[Math.max(4, 4 * c.getGroupsCount())]);
+        c.getGroupsList().forEach(groups::putInt);
+        RemoteAddr g = sys.scratch().put(groups.array());
+        sys.call("setgroups", Nr.SETGROUPS, c.getGroupsCount(), g.value());
+        sys.call("setresgid", Nr.SETRESGID, c.getGid(), c.getEgid(), c.getSgid());
+        sys.call("setresuid", Nr.SETRESUID, c.getUid(), c.getEuid(), c.getSuid());
+        sys.call("prctl(PR_SET_SECUREBITS)", Nr.PRCTL, PR_SET_SECUREBITS, c.getSecurebits());
+        // struct __user_cap_header_struct { u32 version; int pid; } + two __user_cap_data_struct
+        ByteBuffer header = le(new byte[8]).putInt(LINUX_CAPABILITY_VERSION_3).putInt(0);
+        ByteBuffer data = le(new byte[24]);
+        data.putInt((int) c.getCapEff()).putInt((int) c.getCapPrm()).putInt((int) c.getCapInh());
+        data.putInt((int) (c.getCapEff() >>> 32)).putInt((int) (c.getCapPrm() >>> 32)).putInt((int) (c.getCapInh() >>> 32));
+        RemoteAddr h = sys.scratch().put(header.array());
+        RemoteAddr d = sys.scratch().put(data.array());
+        sys.call("capset", Nr.CAPSET, h.value(), d.value());
+        for (int cap = 0; cap < 64; cap++) {
+            if ((c.getCapAmb() & (1L << cap)) != 0) {
+                sys.call("prctl(PR_CAP_AMBIENT_RAISE)", Nr.PRCTL, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
+            }
+        }
+        if (c.getNoNewPrivs()) {
+            sys.call("prctl(PR_SET_NO_NEW_PRIVS)", Nr.PRCTL, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        }
+        sys.scratch().reset();
+    }
+}
