@@ -1,18 +1,204 @@
 package dev.cryo.check;
 
+import dev.cryo.proc.ProcFiles;
+import dev.cryo.remote.RestoreStub;
+import dev.cryo.remote.Tracee;
+import dev.cryo.sys.Errno;
+import dev.cryo.sys.Nr;
+import dev.cryo.sys.Ptrace;
+import dev.cryo.sys.Sys;
+import dev.cryo.task.HostCpu;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Supplier;
 
-/** Probes, once, every kernel feature Cryo relies on. */
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/**
+ * Probes, by trying them, the kernel features Cryo relies on. Each probe does the real thing on
+ * a throwaway object (a restore stub, a userfaultfd, a temporary cgroup) and reports what the
+ * kernel said.
+ */
 public final class Features {
+    private static final List<String> NAMES = List.of("ptrace_seize", "process_vm_readv", "ptrace_rseq_config",
+            "clone3_set_tid", "pr_set_mm_map", "pidfd_getfd", "kcmp", "timer_restore_ids", "uffd_wp_async",
+            "pagemap_scan", "cgroup2_freeze", "namespaces", "xsave");
+    private static final int PR_SET_MM = 35, PR_SET_MM_MAP_SIZE = 15, PR_TIMER_CREATE_RESTORE_IDS = 77;
+    private static final long UFFDIO_API = 0xc018aa3fL, PAGEMAP_SCAN = 0xc0606610L;
+    private static final long UFFD_FEATURE_WP_UNPOPULATED = 1L << 13, UFFD_FEATURE_WP_ASYNC = 1L << 15;
+    private static final int UFFD_USER_MODE_ONLY = 1, O_CLOEXEC = 02000000;
+    private static final long PAGE_IS_WRITTEN = 1L << 3;
+
     private Features() {
     }
 
     public static List<String> names() {
-        return probeAll().stream().map(Feature::name).toList();
+        return NAMES;
     }
 
     public static List<Feature> probeAll() {
-        return new ArrayList<>();
+        List<Feature> out = new ArrayList<>();
+        out.addAll(stubProbes());
+        out.add(probe("pr_set_mm_map", true, () -> {
+            try (Arena a = Arena.ofConfined()) {
+                MemorySegment size = a.allocate(JAVA_LONG);
+                Sys.prctl(PR_SET_MM, PR_SET_MM_MAP_SIZE, size.address(), 0, 0);
+                return "prctl_mm_map of " + size.get(java.lang.foreign.ValueLayout.JAVA_INT, 0) + " bytes";
+            }
+        }));
+        out.add(probe("pidfd_getfd", false, () -> {
+            int pidfd = Sys.pidfdOpen(Sys.getpid());
+            try {
+                Sys.close(Sys.pidfdGetfd(pidfd, 0));
+                return "copies another task's fd";
+            } finally {
+                Sys.close(pidfd);
+            }
+        }));
+        out.add(probe("kcmp", false, () -> {
+            Sys.call("kcmp", Nr.KCMP, Sys.getpid(), Sys.getpid(), 0 /* KCMP_FILE */, 0, 0);
+            return "compares kernel objects";
+        }));
+        out.add(probe("timer_restore_ids", false, () -> {
+            long r = Sys.call("prctl(PR_TIMER_CREATE_RESTORE_IDS)", Nr.PRCTL, PR_TIMER_CREATE_RESTORE_IDS, 2, 0, 0, 0);
+            return "POSIX timers can be recreated with their ids (currently " + (r == 1 ? "on" : "off") + ")";
+        }));
+        out.add(probe("uffd_wp_async", false, Features::uffdWpAsync));
+        out.add(probe("pagemap_scan", false, Features::pagemapScan));
+        out.add(probe("cgroup2_freeze", false, Features::cgroup2Freeze));
+        out.add(probe("namespaces", false, () -> {
+            List<String> missing = new ArrayList<>();
+            for (String ns : List.of("user", "pid", "mnt", "ipc", "uts", "net", "cgroup", "time")) {
+                if (!Files.exists(Path.of("/proc/self/ns", ns))) {
+                    missing.add(ns);
+                }
+            }
+            if (!missing.isEmpty()) {
+                throw new IllegalStateException("missing " + String.join(", ", missing));
+            }
+            return "user pid mnt ipc uts net cgroup time";
+        }));
+        out.add(probe("xsave", true, () -> "XCR0 0x" + Long.toHexString(HostCpu.xfeatures())));
+        return out;
+    }
+
+    private static Feature probe(String name, boolean required, Supplier<String> body) {
+        try {
+            return new Feature(name, true, required, body.get());
+        } catch (RuntimeException e) {
+            return new Feature(name, false, required, e.getMessage());
+        }
+    }
+
+    /** Seize a restore stub, read its memory and rseq state, and clone it into a chosen free PID. */
+    private static List<Feature> stubProbes() {
+        List<Feature> out = new ArrayList<>();
+        RestoreStub stub;
+        try {
+            stub = RestoreStub.spawn();
+        } catch (RuntimeException e) {
+            for (String n : List.of("ptrace_seize", "process_vm_readv", "ptrace_rseq_config", "clone3_set_tid")) {
+                out.add(new Feature(n, false, true, "could not seize a test process: " + e.getMessage()));
+            }
+            return out;
+        }
+        try (stub) {
+            out.add(new Feature("ptrace_seize", true, true, "PTRACE_SEIZE and PTRACE_INTERRUPT"));
+            out.add(probe("process_vm_readv", true, () -> {
+                try (Arena a = Arena.ofConfined()) {
+                    MemorySegment buf = a.allocate(4);
+                    Sys.processVmRead(stub.pid(), buf, RestoreStub.BASE, 4);
+                    return "reads a stopped task's memory";
+                }
+            }));
+            out.add(probe("ptrace_rseq_config", false, () -> {
+                Ptrace.rseqConfiguration(stub.pid());
+                return "PTRACE_GET_RSEQ_CONFIGURATION";
+            }));
+            out.add(probe("clone3_set_tid", true, () -> {
+                int pid = freePid();
+                Tracee child = stub.cloneWithPid(pid);
+                child.kill();
+                Sys.raw(Nr.WAIT4, pid, 0, 1, 0);
+                return "created a process with the chosen PID " + pid;
+            }));
+        }
+        return out;
+    }
+
+    private static int freePid() {
+        int last = Integer.parseInt(ProcFiles.sysctl("kernel/ns_last_pid"));
+        int max = Integer.parseInt(ProcFiles.sysctl("kernel/pid_max"));
+        for (int p = last + 100; p < max; p++) {
+            if (!ProcFiles.exists(p)) {
+                return p;
+            }
+        }
+        throw new IllegalStateException("no free PID found");
+    }
+
+    /** userfaultfd with write-protect in async mode: the dirty tracking incremental dumps use. */
+    private static String uffdWpAsync() {
+        long fd = Sys.raw(Nr.USERFAULTFD, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+        if (fd < 0) {
+            throw new IllegalStateException("userfaultfd: " + Errno.name((int) -fd));
+        }
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment api = a.allocate(24, 8);
+            api.set(JAVA_LONG, 0, 0xAA);
+            api.set(JAVA_LONG, 8, UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED);
+            Sys.call("ioctl(UFFDIO_API)", Nr.IOCTL, fd, UFFDIO_API, api.address());
+            return "UFFD_FEATURE_WP_ASYNC and WP_UNPOPULATED";
+        } finally {
+            Sys.close((int) fd);
+        }
+    }
+
+    /** PAGEMAP_SCAN on our own pagemap over an empty range: accepted only by kernels that have it. */
+    private static String pagemapScan() {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment path = a.allocateFrom("/proc/self/pagemap");
+            int fd = (int) Sys.call("open", Nr.OPEN, path.address(), 0);
+            try {
+                MemorySegment arg = a.allocate(96, 8); // struct pm_scan_arg
+                MemorySegment page = a.allocate(4096, 4096);
+                arg.set(JAVA_LONG, 0, 96);
+                arg.set(JAVA_LONG, 16, page.address());
+                arg.set(JAVA_LONG, 24, page.address() + 4096);
+                arg.set(JAVA_LONG, 72, PAGE_IS_WRITTEN); // category_mask
+                arg.set(JAVA_LONG, 88, PAGE_IS_WRITTEN); // return_mask
+                Sys.call("ioctl(PAGEMAP_SCAN)", Nr.IOCTL, fd, PAGEMAP_SCAN, arg.address());
+                return "PAGE_IS_WRITTEN scans of /proc/pid/pagemap";
+            } finally {
+                Sys.close(fd);
+            }
+        }
+    }
+
+    private static String cgroup2Freeze() {
+        Path mount = Cgroups.v2Mount();
+        if (mount == null) {
+            throw new IllegalStateException("no cgroup2 file system mounted");
+        }
+        Path probe = mount.resolve("cryo-probe-" + Sys.getpid());
+        try {
+            Files.createDirectory(probe);
+            try {
+                if (!Files.exists(probe.resolve("cgroup.freeze"))) {
+                    throw new IllegalStateException("cgroup.freeze missing under " + mount);
+                }
+                return "cgroup.freeze under " + mount;
+            } finally {
+                Files.delete(probe);
+            }
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot create a cgroup under " + mount + ": " + e.getMessage());
+        }
     }
 }

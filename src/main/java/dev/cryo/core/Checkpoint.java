@@ -138,19 +138,11 @@ public final class Checkpoint {
     }
 
     static String kernelRelease() {
-        try {
-            return Files.readString(Path.of("/proc/sys/kernel/osrelease")).strip();
-        } catch (IOException e) {
-            return "unknown";
-        }
+        return ProcFiles.sysctl("kernel/osrelease");
     }
 
     static String hostname() {
-        try {
-            return Files.readString(Path.of("/proc/sys/kernel/hostname")).strip();
-        } catch (IOException e) {
-            return "unknown";
-        }
+        return ProcFiles.sysctl("kernel/hostname");
     }
 
     static String comm(int pid) {

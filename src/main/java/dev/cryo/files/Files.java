@@ -13,6 +13,7 @@ import dev.cryo.image.proto.FilesImage;
 import dev.cryo.proc.ProcFiles;
 import dev.cryo.remote.RemoteSyscalls;
 import dev.cryo.sys.Nr;
+import dev.cryo.sys.Sys;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -31,6 +32,7 @@ import java.util.stream.Stream;
 public final class Files implements TaskPart {
     private static final Logger LOG = Logger.getLogger("files");
     private static final int O_CLOEXEC = 02000000;
+    private static final int KCMP_FILE = 0;
     /** Flags that only matter at open time and must not be replayed. */
     private static final int OPEN_ONLY = 0100 /* O_CREAT */ | 0200 /* O_EXCL */ | 01000 /* O_TRUNC */ | 0400 /* O_NOCTTY */;
     private static final Set<String> SAFE_DEVICES = Set.of("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom");
@@ -46,8 +48,17 @@ public final class Files implements TaskPart {
         FilesImage.Builder image = FilesImage.newBuilder()
                 .setCwd(ProcFiles.readLink(pid, "cwd")).setRoot(ProcFiles.readLink(pid, "root"))
                 .setUmask(Integer.parseInt(ProcFiles.status(pid).get("Umask"), 8));
-        for (int fd : fdNumbers(pid)) {
-            image.addFds(entry(pid, fd));
+        List<Integer> numbers = fdNumbers(pid);
+        for (int i = 0; i < numbers.size(); i++) {
+            int fd = numbers.get(i);
+            FdEntry.Builder e = entry(pid, fd).toBuilder();
+            for (int j = 0; j < i; j++) {
+                if (sameOpenFile(pid, numbers.get(j), fd)) {
+                    e.setDupOf(numbers.get(j));
+                    break;
+                }
+            }
+            image.addFds(e);
         }
         ctx.image().write(ImageKind.FILES, pid, image.build());
         ctx.stats().fds.addAndGet(image.getFdsCount());
@@ -99,6 +110,11 @@ public final class Files implements TaskPart {
                 .setSize(a.size()).setInode(inode(pid, fd)).build();
     }
 
+    /** kcmp(KCMP_FILE): do the two fds refer to one open file description (shared offset and flags)? */
+    private static boolean sameOpenFile(int pid, int a, int b) {
+        return Sys.call("kcmp", Nr.KCMP, pid, pid, KCMP_FILE, a, b) == 0;
+    }
+
     private static long inode(int pid, int fd) {
         try {
             return ((Number) java.nio.file.Files.getAttribute(ProcFiles.dir(pid).resolve("fd/" + fd), "unix:ino")).longValue();
@@ -126,6 +142,10 @@ public final class Files implements TaskPart {
         RemoteSyscalls sys = ctx.syscalls();
         FilesImage image = ctx.image().read(ImageKind.FILES, ctx.pid(), FilesImage.parser());
         for (FdEntry e : image.getFdsList()) {
+            if (e.hasDupOf()) {
+                sys.call("dup3", Nr.DUP3, e.getDupOf(), e.getFd(), e.getCloexec() ? O_CLOEXEC : 0);
+                continue;
+            }
             int flags = (e.getFlags() & ~OPEN_ONLY) | (e.getCloexec() ? O_CLOEXEC : 0);
             int fd = sys.open(e.getPath(), flags, 0);
             if (fd != e.getFd()) {

@@ -74,6 +74,20 @@ public final class ProcFiles {
         return Long.parseLong(fields.get(n - 3));
     }
 
+    /**
+     * A /proc/sys value, read with one large read: sysctl files answer a read at a non-zero
+     * offset with nothing, and Files.readString's first small read cuts the value short.
+     */
+    public static String sysctl(String name) {
+        try (java.io.InputStream in = Files.newInputStream(Path.of("/proc/sys", name))) {
+            byte[] buf = new byte[4096];
+            int n = in.read(buf);
+            return n <= 0 ? "" : new String(buf, 0, n, java.nio.charset.StandardCharsets.UTF_8).strip();
+        } catch (IOException e) {
+            throw new UncheckedIOException("reading /proc/sys/" + name, e);
+        }
+    }
+
     public static boolean exists(int pid) {
         return Files.exists(dir(pid));
     }

@@ -112,6 +112,10 @@ public final class RestoreStub implements AutoCloseable {
         return Tracee.adoptNewChild(pid);
     }
 
+    public int pid() {
+        return stub.pid();
+    }
+
     /** Kills the stub and reaps it (it is Cryo's own child). */
     @Override
     public void close() {

@@ -46,6 +46,11 @@ public final class Timers implements TaskPart {
             ByteBuffer v = le(sys.scratch().read(out, ITIMERVAL_SIZE));
             long interval = v.getLong() * 1_000_000 + v.getLong();
             long value = v.getLong() * 1_000_000 + v.getLong();
+            if (value == 0 && interval != 0) {
+                // Expired with its SIGALRM still pending: the kernel re-arms it only when that
+                // signal is dequeued. Arm it one interval ahead, as that dequeue would have.
+                value = interval;
+            }
             if (value != 0) {
                 image.addItimers(ItimerEntry.newBuilder().setWhich(which).setIntervalUs(interval).setValueUs(value));
             }

@@ -1,0 +1,211 @@
+/*
+ * Shared protocol of Cryo's C test targets. Include this first in every target.
+ *
+ * A target is started as `NAME STATE [args...]`, where STATE is a directory the test made.
+ *   1. It sets up the state under test, then calls target_ready(): STATE/ready appears
+ *      (atomically) holding its pid.
+ *   2. It loops forever. SIGUSR2 only sets a flag; the main loop notices it
+ *      (target_check_requested()), verifies its own state and calls target_report(), which
+ *      writes STATE/result atomically: "PASS" or "FAIL: <first reason>". It then keeps
+ *      running, so it can be checkpointed and checked again.
+ * Everything here uses raw open/read/write rather than stdio, so that no target grows its
+ * heap or opens extra files behind its own back after it said ready.
+ */
+#ifndef CRYO_TARGET_H
+#define CRYO_TARGET_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Helpers are static so each target is one translation unit; unused ones must not warn. */
+#define TARGET_FN static __attribute__((unused))
+
+/* Absolute path of STATE, resolved at start (some targets chdir). */
+static char target_state[PATH_MAX];
+
+static volatile sig_atomic_t target_check_flag;
+
+/* First failure of the current check; empty while the check passes. */
+static char target_fail_reason[512];
+
+static void target_on_sigusr2(int sig)
+{
+    (void)sig;
+    target_check_flag = 1;
+}
+
+/* Exits the program: for setup failures before ready, which the test sees as a timeout. */
+TARGET_FN void target_die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("target setup failed: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(2);
+}
+
+/*
+ * Resolves STATE and installs the SIGUSR2 handler. No SA_RESTART: a check request should
+ * interrupt whatever the main loop blocks in, and every loop treats EINTR as normal.
+ */
+TARGET_FN void target_init(int argc, char **argv)
+{
+    if (argc < 2)
+        target_die("usage: %s STATE [args...]", argc > 0 ? argv[0] : "target");
+    if (realpath(argv[1], target_state) == NULL)
+        target_die("realpath(%s): %s", argv[1], strerror(errno));
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = target_on_sigusr2;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGUSR2, &sa, NULL) != 0)
+        target_die("sigaction(SIGUSR2): %s", strerror(errno));
+}
+
+/* STATE/name into buf (PATH_MAX bytes). */
+TARGET_FN void target_path(char *buf, const char *name)
+{
+    if (snprintf(buf, PATH_MAX, "%s/%s", target_state, name) >= PATH_MAX)
+        target_die("path too long: %s/%s", target_state, name);
+}
+
+/* Writes STATE/name through a temporary name and rename(), so readers never see half. */
+TARGET_FN int target_write_file(const char *name, const char *text)
+{
+    char tmp[PATH_MAX], final[PATH_MAX], tmpname[64];
+    snprintf(tmpname, sizeof tmpname, ".%s.%d.tmp", name, (int)getpid());
+    target_path(tmp, tmpname);
+    target_path(final, name);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    size_t len = strlen(text), done = 0;
+    while (done < len) {
+        ssize_t n = write(fd, text + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            close(fd);
+            unlink(tmp);
+            return -1;
+        }
+        done += (size_t)n;
+    }
+    close(fd);
+    return rename(tmp, final);
+}
+
+/* Reads a whole (small) file, NUL-terminated. Returns its length, or -1 with errno. */
+TARGET_FN ssize_t target_read_file(const char *path, char *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t done = 0;
+    while (done + 1 < size) {
+        ssize_t n = read(fd, buf + done, size - 1 - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int saved = errno;
+            close(fd);
+            errno = saved;
+            return -1;
+        }
+        if (n == 0)
+            break;
+        done += (size_t)n;
+    }
+    close(fd);
+    buf[done] = '\0';
+    return (ssize_t)done;
+}
+
+/* Says "ready" with the pid, once the state under test is set up. */
+TARGET_FN void target_ready(void)
+{
+    char text[32];
+    snprintf(text, sizeof text, "%d\n", (int)getpid());
+    if (target_write_file("ready", text) != 0)
+        target_die("writing ready: %s", strerror(errno));
+}
+
+/* Says "ready" with other content, e.g. "SKIP" when the machine lacks what is tested. */
+TARGET_FN void target_ready_text(const char *text)
+{
+    if (target_write_file("ready", text) != 0)
+        target_die("writing ready: %s", strerror(errno));
+}
+
+/* Returns 1 once per SIGUSR2 received (several signals before a look count as one). */
+TARGET_FN int target_check_requested(void)
+{
+    if (!target_check_flag)
+        return 0;
+    target_check_flag = 0;
+    return 1;
+}
+
+/* Records a failure of the current check (only the first is kept). Returns -1 for chaining. */
+TARGET_FN int target_fail(const char *fmt, ...)
+{
+    if (target_fail_reason[0] != '\0')
+        return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(target_fail_reason, sizeof target_fail_reason, fmt, ap);
+    va_end(ap);
+    if (target_fail_reason[0] == '\0')
+        strcpy(target_fail_reason, "unspecified");
+    /* The result is one line. */
+    for (char *p = target_fail_reason; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    return -1;
+}
+
+/* Writes STATE/result for the check just done and starts the next check clean. */
+TARGET_FN void target_report(void)
+{
+    char text[sizeof target_fail_reason + 16];
+    if (target_fail_reason[0] == '\0')
+        snprintf(text, sizeof text, "PASS\n");
+    else
+        snprintf(text, sizeof text, "FAIL: %s\n", target_fail_reason);
+    fprintf(stderr, "[%d] check: %s", (int)getpid(), text);
+    if (target_write_file("result", text) != 0)
+        fprintf(stderr, "[%d] writing result: %s\n", (int)getpid(), strerror(errno));
+    target_fail_reason[0] = '\0';
+}
+
+TARGET_FN uint64_t target_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Sleeps the whole time even if signals interrupt it. */
+TARGET_FN void target_sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+#endif
