@@ -1,0 +1,126 @@
+package dev.cryo.e2e;
+
+import dev.cryo.testing.CryoCli;
+import dev.cryo.testing.Target;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * Programs that know nothing of Cryo: an interpreter counting into a file. After restore the
+ * count goes on from where it was instead of starting over, which only the restored
+ * interpreter's own memory can explain.
+ */
+class UnawareProgramsTest {
+    @TempDir
+    Path tmp;
+    private Target target;
+
+    @BeforeAll
+    static void needsRoot() {
+        Assumptions.assumeTrue("root".equals(System.getProperty("user.name")), "checkpoint/restore tests need root");
+    }
+
+    @AfterEach
+    void cleanUp() {
+        if (target != null) {
+            target.close();
+            CryoCli.reap(target.pid());
+        }
+    }
+
+    @Test
+    void bashLoopKeepsCounting() throws Exception {
+        Path count = tmp.resolve("count");
+        // Builtins only (a child process such as sleep would make this a process tree); appending
+        // keeps every complete line readable even when the checkpoint lands mid-write.
+        countsOnAfterRestore(List.of("bash", "-c", "i=0; while :; do i=$((i+1)); if (( i % 2000 == 0 )); then echo $i >> "
+                + count + "; fi; done"), count);
+    }
+
+    @Test
+    void python3LoopKeepsCounting() throws Exception {
+        Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/bin/python3")) || onPath("python3"), "python3 not installed");
+        Path count = tmp.resolve("count");
+        String program = String.join("\n",
+                "import os, time",
+                "i = 0",
+                "while True:",
+                "    i += 1",
+                "    with open(" + quoted(count + ".tmp") + ", 'w') as f: f.write(str(i) + chr(10))",
+                "    os.replace(" + quoted(count + ".tmp") + ", " + quoted(count.toString()) + ")",
+                "    time.sleep(0.01)");
+        countsOnAfterRestore(List.of("python3", "-c", program), count);
+    }
+
+    private void countsOnAfterRestore(List<String> command, Path count) throws Exception {
+        Path state = Files.createDirectories(tmp.resolve("state"));
+        target = Target.start(state, command);
+        long before = awaitCount(count, 1);
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", Long.toString(target.pid()), "-D", images.toString());
+        assertThat(dump.exitCode()).as(dump + target.log()).isZero();
+        target.awaitPidFree(Duration.ofSeconds(5));
+        long atCheckpoint = readCount(count);
+        assertThat(atCheckpoint).isGreaterThanOrEqualTo(before);
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        long after = awaitCount(count, atCheckpoint + 1);
+        assertThat(after).as("counts on from %d instead of starting over", atCheckpoint).isGreaterThan(atCheckpoint);
+        assertThat(target.isAlive()).isTrue();
+    }
+
+    /** Waits until the file holds a count of at least {@code min}. */
+    private long awaitCount(Path count, long min) throws InterruptedException {
+        long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        long seen = -1;
+        while (System.nanoTime() < deadline) {
+            seen = readCount(count);
+            if (seen >= min) {
+                return seen;
+            }
+            Thread.sleep(20);
+        }
+        throw new AssertionError("count stayed at " + seen + ", expected at least " + min + "; log: " + target.log());
+    }
+
+    private static long readCount(Path count) {
+        try {
+            String s = Files.readString(count);
+            int end = s.lastIndexOf('\n');
+            if (end < 0) {
+                return -1;
+            }
+            String complete = s.substring(0, end);
+            return Long.parseLong(complete.substring(complete.lastIndexOf('\n') + 1).strip());
+        } catch (NoSuchFileException e) {
+            return -1;
+        } catch (IOException | NumberFormatException e) {
+            return -1; // caught mid-write: try again
+        }
+    }
+
+    private static String quoted(String s) {
+        return "'" + s.replace("'", "\\'") + "'";
+    }
+
+    private static boolean onPath(String program) {
+        for (String dir : System.getenv().getOrDefault("PATH", "").split(":")) {
+            if (Files.isExecutable(Path.of(dir, program))) {
+                return true;
+            }
+        }
+        return false;
+    }
+}
