@@ -56,7 +56,9 @@ public final class Checkpoint {
                     // dump can leave it out by its start address alone.
                     DumpContext ctx = new DumpContext(o.pid(), task, sys, image, scratch.value(), inventory, stats);
                     for (TaskPart part : TaskParts.ALL) {
+                        long t = System.nanoTime();
                         part.dump(ctx);
+                        LOG.fine(() -> part.name() + " saved in " + (System.nanoTime() - t) / 1000 + " us");
                     }
                 } finally {
                     sys.munmap(scratch.value(), SCRATCH_SIZE);

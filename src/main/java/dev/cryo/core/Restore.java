@@ -71,7 +71,9 @@ public final class Restore {
         Trampoline trampoline = Trampoline.install(sys, Memory.savedRanges(image, pid));
         RestoreContext ctx = new RestoreContext(pid, task, sys, image);
         for (TaskPart part : TaskParts.ALL) {
+            long t = System.nanoTime();
             part.restore(ctx);
+            LOG.fine(() -> part.name() + " restored in " + (System.nanoTime() - t) / 1000 + " us");
         }
         // The last injected call removes the trampoline it runs from; at its syscall-exit stop the
         // task gets its own registers and leaves straight into its own code.

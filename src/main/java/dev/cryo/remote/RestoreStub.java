@@ -67,7 +67,8 @@ public final class RestoreStub implements AutoCloseable {
             MemorySegment seg = arena.allocate(elf.length);
             seg.copyFrom(MemorySegment.ofArray(elf));
             Sys.write(memfd, seg);
-            pid = Sys.posixSpawn("/proc/self/fd/" + memfd, new String[] {"cryo-restore"}, new String[0]);
+            // through our own /proc entry: the child closes every inherited fd before it execs
+            pid = Sys.posixSpawn("/proc/" + Sys.getpid() + "/fd/" + memfd, new String[] {"cryo-restore"}, new String[0]);
         } finally {
             Sys.close(memfd);
         }

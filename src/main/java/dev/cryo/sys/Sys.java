@@ -35,6 +35,17 @@ public final class Sys {
     private static final MethodHandle POSIX_SPAWN = downcall("posix_spawn",
             FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
 
+    /** posix_spawn_file_actions_t is opaque; 80 bytes on x86_64 glibc, allocated with room to spare. */
+    private static final long FILE_ACTIONS_SIZE = 256;
+    private static final MethodHandle FA_INIT = downcall("posix_spawn_file_actions_init",
+            FunctionDescriptor.of(JAVA_INT, ADDRESS));
+    private static final MethodHandle FA_DESTROY = downcall("posix_spawn_file_actions_destroy",
+            FunctionDescriptor.of(JAVA_INT, ADDRESS));
+    private static final MethodHandle FA_ADDOPEN = downcall("posix_spawn_file_actions_addopen",
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT));
+    private static final MethodHandle FA_ADDCLOSEFROM = downcall("posix_spawn_file_actions_addclosefrom_np",
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+
     private Sys() {
     }
 
@@ -85,21 +96,40 @@ public final class Sys {
 
     /**
      * posix_spawn(3) of {@code path} with {@code argv} and {@code envp}: a child of this JVM made
-     * without forking it (glibc spawns with CLONE_VM|CLONE_VFORK). Returns the child's pid.
+     * without forking it (glibc spawns with CLONE_VM|CLONE_VFORK), with /dev/null as its stdin,
+     * stdout and stderr and no other fd. Returns the child's pid.
      */
     public static int posixSpawn(String path, String[] argv, String[] envp) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment pid = arena.allocate(JAVA_INT);
-            int rc = (int) POSIX_SPAWN.invokeExact(pid, arena.allocateFrom(path), MemorySegment.NULL,
-                    MemorySegment.NULL, stringArray(arena, argv), stringArray(arena, envp));
-            if (rc != 0) {
-                throw new SysException("posix_spawn[" + path + "]", rc);
+            // stdin, stdout and stderr from /dev/null and nothing else: the JVM's own fds are not the child's business
+            MemorySegment actions = arena.allocate(FILE_ACTIONS_SIZE, 16);
+            MemorySegment devNull = arena.allocateFrom("/dev/null");
+            check("posix_spawn_file_actions_init", (int) FA_INIT.invokeExact(actions));
+            try {
+                for (int fd = 0; fd < 3; fd++) {
+                    check("posix_spawn_file_actions_addopen", (int) FA_ADDOPEN.invokeExact(actions, fd, devNull, fd == 0 ? 0 : 1, 0));
+                }
+                check("posix_spawn_file_actions_addclosefrom_np", (int) FA_ADDCLOSEFROM.invokeExact(actions, 3));
+                MemorySegment pid = arena.allocate(JAVA_INT);
+                int rc = (int) POSIX_SPAWN.invokeExact(pid, arena.allocateFrom(path), actions,
+                        MemorySegment.NULL, stringArray(arena, argv), stringArray(arena, envp));
+                if (rc != 0) {
+                    throw new SysException("posix_spawn[" + path + "]", rc);
+                }
+                return pid.get(JAVA_INT, 0);
+            } finally {
+                int ignored = (int) FA_DESTROY.invokeExact(actions);
             }
-            return pid.get(JAVA_INT, 0);
         } catch (SysException e) {
             throw e;
         } catch (Throwable t) {
             throw new IllegalStateException("downcall posix_spawn failed", t);
+        }
+    }
+
+    private static void check(String call, int rc) {
+        if (rc != 0) {
+            throw new SysException(call, rc);
         }
     }
 
