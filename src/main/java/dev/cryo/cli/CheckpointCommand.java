@@ -56,7 +56,8 @@ final class CheckpointCommand implements Callable<Integer> {
         }
         int target = pid != null ? pid : tree;
         Logs.configure(common.logFile, common.verbosity, spec.commandLine().getErr());
-        Checkpoint.Result r = Checkpoint.run(new Checkpoint.Options(target, dir, leaveRunning));
+        Checkpoint.Result r = Checkpoint.run(new Checkpoint.Options(target, dir, leaveRunning,
+                new ProgressLine(spec.commandLine().getErr())));
         if (pidfile != null) {
             Files.writeString(pidfile, target + "\n");
         }

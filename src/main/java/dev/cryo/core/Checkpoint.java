@@ -28,7 +28,10 @@ public final class Checkpoint {
     private static final Logger LOG = Logger.getLogger("checkpoint");
     private static final long SCRATCH_SIZE = 64 * 1024;
 
-    public record Options(int pid, Path dir, boolean leaveRunning) {
+    public record Options(int pid, Path dir, boolean leaveRunning, Progress progress) {
+        public Options(int pid, Path dir, boolean leaveRunning) {
+            this(pid, dir, leaveRunning, Progress.NONE);
+        }
     }
 
     public record Result(int pid, long areas, long pages, long bytes, long fds, long frozenNanos, long totalNanos) {
@@ -54,7 +57,8 @@ public final class Checkpoint {
                 try {
                     // MAP_SHARED scratch never merges with the task's own mappings, so the memory
                     // dump can leave it out by its start address alone.
-                    DumpContext ctx = new DumpContext(o.pid(), task, sys, image, scratch.value(), inventory, stats);
+                    DumpContext ctx = new DumpContext(o.pid(), task, sys, image, scratch.value(), inventory, stats,
+                            o.progress());
                     for (TaskPart part : TaskParts.ALL) {
                         long t = System.nanoTime();
                         part.dump(ctx);

@@ -9,13 +9,14 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * What a {@link TaskPart} gets while dumping: the frozen task, a syscall session inside it, the
- * image being written, the inventory (for facts about the machine) and counters for the summary.
+ * image being written, the inventory (for facts about the machine), counters for the summary and
+ * a progress sink for long work.
  *
  * @param cryoArea start address of the scratch mapping Cryo added to the task for this dump;
  *                 not part of the task's own memory
  */
 public record DumpContext(int pid, Tracee task, RemoteSyscalls syscalls, ImageWriter image, long cryoArea,
-                          Inventory.Builder inventory, Stats stats) {
+                          Inventory.Builder inventory, Stats stats, Progress progress) {
 
     /** What the checkpoint saved, for the summary line. */
     public static final class Stats {

@@ -65,15 +65,14 @@ public final class Memory implements TaskPart {
             }
         }
         List<PageRun> runs;
-        long pages;
+        try (Pagemap pagemap = new Pagemap(pid)) {
+            runs = PageSaver.plan(vmas, pagemap);
+        }
+        long pages = PageSaver.pages(runs);
         try (PageFileWriter out = ctx.image().pages(pid);
-             PageSaver saver = new PageSaver(ctx.task(), out);
-             Pagemap pagemap = new Pagemap(pid)) {
-            for (VmaEntry vma : vmas) {
-                saver.save(vma, pagemap);
-            }
-            runs = saver.runs();
-            pages = saver.pages();
+             PageSaver saver = new PageSaver(ctx.task(), out, ctx.progress())) {
+            saver.save(runs);
+            LOG.fine(() -> "pages: process_vm_readv " + saver.readNanos / 1000 + " us, write " + saver.writeNanos / 1000 + " us");
         }
         List<String> stat = ProcFiles.statFields(pid);
         long brk = ctx.syscalls().call("brk", Nr.BRK, 0);

@@ -33,12 +33,14 @@ final class PageSaver implements AutoCloseable {
     private final long[] lens = new long[MAX_IOV];
     private int iovs;
     private long filled;
-    private final List<PageRun> runs = new ArrayList<>();
-    private long pages;
+    private final dev.cryo.core.Progress progress;
+    private long done;
+    private long total;
 
-    PageSaver(Tracee task, PageFileWriter out) {
+    PageSaver(Tracee task, PageFileWriter out, dev.cryo.core.Progress progress) {
         this.task = task;
         this.out = out;
+        this.progress = progress;
     }
 
     /** Which pages of the mapping hold data that is not in a file. */
@@ -53,34 +55,55 @@ final class PageSaver implements AutoCloseable {
         };
     }
 
-    void save(VmaEntry vma, Pagemap pagemap) {
-        if (!worthSaving(vma.getKind(), Pagemap.PRESENT | Pagemap.SWAPPED)) {
-            return; // vDSO and friends: the kernel provides them
+    /**
+     * The runs of pages worth saving in {@code vmas}, from pagemap, merged where they touch, in
+     * address order: the pagemap image and the order of the page file.
+     */
+    static List<PageRun> plan(List<VmaEntry> vmas, Pagemap pagemap) {
+        List<PageRun> runs = new ArrayList<>();
+        long runStart = -1;
+        long runEnd = -1;
+        for (VmaEntry vma : vmas) {
+            if (!worthSaving(vma.getKind(), Pagemap.PRESENT | Pagemap.SWAPPED)) {
+                continue; // vDSO and friends: the kernel provides them
+            }
+            long[] entries = pagemap.entries(vma.getStart(), vma.getEnd());
+            for (int i = 0; i < entries.length; i++) {
+                if (!worthSaving(vma.getKind(), entries[i])) {
+                    continue;
+                }
+                long page = vma.getStart() + (long) i * PAGE;
+                if (page != runEnd) {
+                    addRun(runs, runStart, runEnd);
+                    runStart = page;
+                }
+                runEnd = page + PAGE;
+            }
         }
-        long[] entries = pagemap.entries(vma.getStart(), vma.getEnd());
-        int i = 0;
-        while (i < entries.length) {
-            if (!worthSaving(vma.getKind(), entries[i])) {
-                i++;
-                continue;
-            }
-            int j = i;
-            while (j < entries.length && worthSaving(vma.getKind(), entries[j])) {
-                j++;
-            }
-            addRun(vma.getStart() + (long) i * PAGE, j - i);
-            i = j;
+        addRun(runs, runStart, runEnd);
+        return runs;
+    }
+
+    private static void addRun(List<PageRun> runs, long start, long end) {
+        if (start >= 0) {
+            runs.add(PageRun.newBuilder().setVaddr(start).setNrPages((int) ((end - start) / PAGE)).build());
         }
     }
 
-    private void addRun(long vaddr, int nrPages) {
-        PageRun last = runs.isEmpty() ? null : runs.getLast();
-        if (last != null && last.getVaddr() + (long) last.getNrPages() * PAGE == vaddr) {
-            runs.set(runs.size() - 1, last.toBuilder().setNrPages(last.getNrPages() + nrPages).build());
-        } else {
-            runs.add(PageRun.newBuilder().setVaddr(vaddr).setNrPages(nrPages).build());
+    static long pages(List<PageRun> runs) {
+        return runs.stream().mapToLong(PageRun::getNrPages).sum();
+    }
+
+    /** Copies the pages of {@code runs} into the page file, in order. */
+    void save(List<PageRun> runs) {
+        total = pages(runs) * PAGE;
+        for (PageRun run : runs) {
+            copy(run.getVaddr(), run.getNrPages());
         }
-        pages += nrPages;
+        flush();
+    }
+
+    private void copy(long vaddr, int nrPages) {
         long addr = vaddr;
         long left = (long) nrPages * PAGE;
         while (left > 0) {
@@ -97,10 +120,13 @@ final class PageSaver implements AutoCloseable {
         }
     }
 
+    long readNanos, writeNanos;
+
     private void flush() {
         if (iovs == 0) {
             return;
         }
+        long t0 = System.nanoTime();
         long got = Sys.processVmReadv(task.pid(), buffer.address(), filled, addrs, lens, iovs);
         if (got < filled) {
             // process_vm_readv stops at an unreadable range (PROT_NONE, say): finish through /proc/pid/mem
@@ -114,18 +140,14 @@ final class PageSaver implements AutoCloseable {
                 offset = end;
             }
         }
+        long t1 = System.nanoTime();
         out.write(buffer.asSlice(0, filled).asByteBuffer());
+        writeNanos += System.nanoTime() - t1;
+        readNanos += t1 - t0;
+        done += filled;
+        progress.update("memory", done, total);
         iovs = 0;
         filled = 0;
-    }
-
-    List<PageRun> runs() {
-        flush();
-        return runs;
-    }
-
-    long pages() {
-        return pages;
     }
 
     @Override

@@ -58,7 +58,19 @@ public final class RemoteSyscalls implements AutoCloseable {
     }
 
     /** Runs the call and returns rax as the kernel left it (a negative errno on failure). */
+    private long calls, callNanos;
+
     public long raw(int nr, long... args) {
+        long t0 = System.nanoTime();
+        try {
+            return rawCall(nr, args);
+        } finally {
+            calls++;
+            callNanos += System.nanoTime() - t0;
+        }
+    }
+
+    private long rawCall(int nr, long... args) {
         Regs regs = saved.copy();
         regs.loadSyscall(nr, args);
         regs.rip(syscallInsn);
@@ -155,6 +167,7 @@ public final class RemoteSyscalls implements AutoCloseable {
         // rewinds an interrupted call: do it here, or the task would see -ERESTART* as a result.
         task.setRegs(injected ? SyscallRestart.fixup(saved) : saved);
         task.setSigmask(savedMask);
-        LOG.fine(() -> "task " + task.pid() + ": syscall session closed");
+        LOG.fine(() -> "task " + task.pid() + ": syscall session closed after " + calls + " injected calls ("
+                + (calls == 0 ? 0 : callNanos / calls / 1000) + " us each)");
     }
 }
