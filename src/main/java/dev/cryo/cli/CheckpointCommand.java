@@ -61,8 +61,9 @@ final class CheckpointCommand implements Callable<Integer> {
         if (pidfile != null) {
             Files.writeString(pidfile, target + "\n");
         }
-        spec.commandLine().getOut().printf("Checkpointed process %d to %s: %d memory areas, %d pages (%s), %d fds; "
-                        + "frozen %d ms, total %d ms; %s%n", r.pid(), dir, r.areas(), r.pages(), Sizes.human(r.bytes()),
+        spec.commandLine().getOut().printf("Checkpointed process %d (%d thread%s) to %s: %d memory areas, %d pages (%s), %d fds; "
+                        + "frozen %d ms, total %d ms; %s%n", r.pid(), r.threads(), r.threads() == 1 ? "" : "s", dir,
+                r.areas(), r.pages(), Sizes.human(r.bytes()),
                 r.fds(), r.frozenNanos() / 1_000_000, r.totalNanos() / 1_000_000,
                 leaveRunning ? "process left running" : "process killed");
         return 0;

@@ -12,7 +12,10 @@ import dev.cryo.image.proto.MmImage;
 import dev.cryo.image.proto.PageRun;
 import dev.cryo.image.proto.PagemapImage;
 import dev.cryo.image.proto.SignalsImage;
+import dev.cryo.image.proto.PstreeImage;
 import dev.cryo.image.proto.TaskCore;
+import dev.cryo.image.proto.ThreadCore;
+import dev.cryo.image.proto.ThreadSignals;
 import dev.cryo.image.proto.TimersImage;
 import dev.cryo.image.proto.VmaEntry;
 import picocli.CommandLine.Command;
@@ -47,6 +50,7 @@ final class InspectCommand implements Callable<Integer> {
         int pid = inv.getRootPid();
         Map<String, Message> all = new LinkedHashMap<>();
         all.put("inventory", inv);
+        all.put("pstree", image.read(ImageKind.PSTREE, 0, PstreeImage.parser()));
         all.put("core", image.read(ImageKind.CORE, pid, TaskCore.parser()));
         all.put("mm", image.read(ImageKind.MM, pid, MmImage.parser()));
         all.put("pagemap", image.read(ImageKind.PAGEMAP, pid, PagemapImage.parser()));
@@ -74,8 +78,14 @@ final class InspectCommand implements Callable<Integer> {
         out.printf("Image %s (format %d, Cryo %s), taken %s on %s, kernel %s%n", dir, inv.getFormatVersion(),
                 inv.getToolVersion(), Instant.ofEpochMilli(inv.getCreatedUnixMs()), inv.getHostname(), inv.getKernelRelease());
         out.printf("Process %d (%s) %s%n  ppid %d, pgid %d, sid %d, uid %d, gid %d, xsave features 0x%x%n", pid,
-                core.getComm(), mm.getExe(), core.getPpid(), core.getPgid(), core.getSid(), core.getCreds().getUid(),
-                core.getCreds().getGid(), core.getXfeatures());
+                core.getThreads(0).getComm(), mm.getExe(), core.getPpid(), core.getPgid(), core.getSid(),
+                core.getCreds().getUid(), core.getCreds().getGid(), core.getXfeatures());
+        out.printf("Threads: %d%n", core.getThreadsCount());
+        for (ThreadCore t : core.getThreadsList()) {
+            long blocked = sig.getThreadsList().stream().filter(x -> x.getTid() == t.getTid()).findFirst()
+                    .map(ThreadSignals::getBlocked).orElse(0L);
+            out.printf("  %7d %-16s rip 0x%x blocked 0x%x%n", t.getTid(), t.getComm(), t.getRegs().getRip(), blocked);
+        }
         out.printf("Memory: %d areas, %d pages saved (%s)%n", mm.getVmasCount(), mm.getTotalPages(),
                 Sizes.human(mm.getTotalPages() * 4096));
         for (VmaEntry v : mm.getVmasList()) {
@@ -92,9 +102,9 @@ final class InspectCommand implements Callable<Integer> {
             out.printf("  %4d %-11s %s flags 0%o pos %d%s%n", f.getFd(), f.getKind(), f.getPath(), f.getFlags(), f.getPos(),
                     f.getCloexec() ? " cloexec" : "");
         }
-        out.printf("Signals: %d handlers, blocked 0x%x, %d pending, altstack %s%n", sig.getActionsCount(), sig.getBlocked(),
-                sig.getPendingCount(), (sig.getAltstack().getFlags() & 2) != 0 ? "none"
-                        : String.format("0x%x (%d bytes)", sig.getAltstack().getSp(), sig.getAltstack().getSize()));
+        int pending = sig.getSharedPendingCount() + sig.getThreadsList().stream().mapToInt(ThreadSignals::getPendingCount).sum();
+        out.printf("Signals: %d handlers, %d pending (%d process-wide)%n", sig.getActionsCount(), pending,
+                sig.getSharedPendingCount());
         out.printf("Timers: %d interval timers, %d POSIX timers%n", timers.getItimersCount(), timers.getPosixTimersCount());
         long total = 0;
         for (FileChecksum f : inv.getFilesList()) {

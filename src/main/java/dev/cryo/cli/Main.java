@@ -32,6 +32,16 @@ public final class Main implements Runnable {
         cl.setOut(out);
         cl.setErr(err);
         cl.setCaseInsensitiveEnumValuesAllowed(true);
+        // Logging is only what the command sets up (Logs.configure): not the JVM's default console
+        // handler, which would print a failure a second time, stamped, on the real stderr. And it
+        // ends with the command (a failure's, in the handler below, after its last line), so a JVM
+        // that runs several commands gets each log file whole and closed.
+        cl.setExecutionStrategy(parse -> {
+            Logs.close();
+            int code = new CommandLine.RunLast().execute(parse);
+            Logs.close();
+            return code;
+        });
         cl.setExecutionExceptionHandler((ex, line, parse) -> {
             boolean verbose = parse.originalArgs().stream().anyMatch(a -> a.startsWith("-v") || a.startsWith("--verbosity"));
             PrintWriter e = line.getErr();

@@ -1,6 +1,9 @@
 package dev.cryo.core;
 
+import dev.cryo.image.ImageKind;
 import dev.cryo.image.ImageWriter;
+import dev.cryo.image.proto.PstreeEntry;
+import dev.cryo.image.proto.PstreeImage;
 import dev.cryo.image.proto.Inventory;
 import dev.cryo.proc.ProcFiles;
 import dev.cryo.proc.ProcMaps;
@@ -15,7 +18,9 @@ import dev.cryo.sys.Ptrace;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.List;
 import java.util.logging.Logger;
 import java.util.stream.Stream;
 
@@ -34,59 +39,89 @@ public final class Checkpoint {
         }
     }
 
-    public record Result(int pid, long areas, long pages, long bytes, long fds, long frozenNanos, long totalNanos) {
+    public record Result(int pid, int threads, long areas, long pages, long bytes, long fds, long frozenNanos, long totalNanos) {
     }
 
     public static Result run(Options o) {
         long t0 = System.nanoTime();
         Targets.checkCheckpointable(o.pid());
         prepareDir(o.dir());
-        Tracee task = Tracee.seize(o.pid(), Ptrace.O_TRACESYSGOOD);
+        List<Tracee> tasks = Tracee.seizeThreadGroup(o.pid(), Ptrace.O_TRACESYSGOOD);
         long frozen = System.nanoTime();
         DumpContext.Stats stats = new DumpContext.Stats();
-        boolean dumped = false;
         try {
             ImageWriter image = new ImageWriter(o.dir());
             Inventory.Builder inventory = Inventory.newBuilder().setRootPid(o.pid())
                     .setToolVersion(dev.cryo.Version.VERSION).setKernelRelease(kernelRelease())
                     .setHostname(hostname()).setPageSize(4096);
-            try (RemoteSyscalls sys = new RemoteSyscalls(task, findSyscallInstruction(task))) {
-                RemoteAddr scratch = sys.mmap(0, SCRATCH_SIZE, RemoteSyscalls.PROT_READ | RemoteSyscalls.PROT_WRITE,
-                        RemoteSyscalls.MAP_SHARED | RemoteSyscalls.MAP_ANONYMOUS, -1, 0);
-                sys.attachScratch(new RemoteScratch(task, scratch, SCRATCH_SIZE));
-                try {
-                    // MAP_SHARED scratch never merges with the task's own mappings, so the memory
-                    // dump can leave it out by its start address alone.
-                    DumpContext ctx = new DumpContext(o.pid(), task, sys, image, scratch.value(), inventory, stats,
-                            o.progress());
-                    for (TaskPart part : TaskParts.ALL) {
-                        long t = System.nanoTime();
-                        part.dump(ctx);
-                        LOG.fine(() -> part.name() + " saved in " + (System.nanoTime() - t) / 1000 + " us");
-                    }
-                } finally {
-                    sys.munmap(scratch.value(), SCRATCH_SIZE);
-                }
-            }
+            dump(o, tasks, image, inventory, stats);
+            image.write(ImageKind.PSTREE, 0, PstreeImage.newBuilder().addProcesses(pstreeEntry(o.pid(), tasks)).build());
             image.finish(inventory.setCreatedUnixMs(System.currentTimeMillis()));
-            dumped = true;
         } catch (RuntimeException e) {
-            task.detachQuietly(e);
+            tasks.forEach(t -> t.detachQuietly(e));
             deleteQuietly(o.dir(), e);
             LOG.severe("Error: checkpoint of " + o.pid() + " failed, the process was left running: " + e.getMessage());
             throw e;
         }
         long frozenFor = System.nanoTime() - frozen;
         if (o.leaveRunning()) {
-            task.detach();
+            tasks.forEach(Tracee::detach);
         } else {
-            task.kill();
+            Tracee.killGroup(tasks);
         }
-        Result r = new Result(o.pid(), stats.areas.get(), stats.pages.get(), stats.bytes.get(), stats.fds.get(),
-                frozenFor, System.nanoTime() - t0);
         LOG.info(() -> "checkpoint of " + o.pid() + " done" + (o.leaveRunning() ? ", left running" : ", process killed"));
-        assert dumped;
-        return r;
+        return new Result(o.pid(), tasks.size(), stats.areas.get(), stats.pages.get(), stats.bytes.get(), stats.fds.get(),
+                frozenFor, System.nanoTime() - t0);
+    }
+
+    /** Opens a syscall session in every thread, lets every part save its state, and closes them all again. */
+    private static void dump(Options o, List<Tracee> tasks, ImageWriter image, Inventory.Builder inventory,
+                             DumpContext.Stats stats) {
+        RemoteAddr insn = findSyscallInstruction(tasks.getFirst());
+        List<ThreadHandle> threads = new ArrayList<>();
+        try {
+            for (Tracee t : tasks) {
+                threads.add(new ThreadHandle(t.pid(), t, new RemoteSyscalls(t, insn)));
+            }
+            RemoteSyscalls leader = threads.getFirst().syscalls();
+            RemoteAddr scratch = leader.mmap(0, SCRATCH_SIZE, RemoteSyscalls.PROT_READ | RemoteSyscalls.PROT_WRITE,
+                    RemoteSyscalls.MAP_SHARED | RemoteSyscalls.MAP_ANONYMOUS, -1, 0);
+            try {
+                // one scratch area serves every thread: they share the address space, and Cryo
+                // drives them one at a time
+                RemoteScratch shared = new RemoteScratch(tasks.getFirst(), scratch, SCRATCH_SIZE);
+                threads.forEach(t -> t.syscalls().attachScratch(shared));
+                // MAP_SHARED scratch never merges with the process's own mappings, so the memory
+                // dump can leave it out by its start address alone.
+                DumpContext ctx = new DumpContext(o.pid(), threads, image, scratch.value(), inventory, stats, o.progress());
+                for (TaskPart part : TaskParts.ALL) {
+                    long t = System.nanoTime();
+                    part.dump(ctx);
+                    LOG.fine(() -> part.name() + " saved in " + (System.nanoTime() - t) / 1000 + " us");
+                }
+            } finally {
+                leader.munmap(scratch.value(), SCRATCH_SIZE);
+            }
+        } finally {
+            RuntimeException failure = null;
+            for (ThreadHandle t : threads.reversed()) {
+                try {
+                    t.syscalls().close();
+                } catch (RuntimeException e) {
+                    failure = failure == null ? e : failure;
+                }
+            }
+            if (failure != null) {
+                throw failure;
+            }
+        }
+    }
+
+    private static PstreeEntry pstreeEntry(int pid, List<Tracee> tasks) {
+        List<String> stat = ProcFiles.statFields(pid);
+        return PstreeEntry.newBuilder().setPid(pid).setPpid((int) ProcFiles.statField(stat, 4))
+                .setPgid((int) ProcFiles.statField(stat, 5)).setSid((int) ProcFiles.statField(stat, 6))
+                .addAllThreads(tasks.stream().map(Tracee::pid).toList()).build();
     }
 
     /**

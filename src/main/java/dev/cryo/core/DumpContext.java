@@ -5,18 +5,30 @@ import dev.cryo.image.proto.Inventory;
 import dev.cryo.remote.RemoteSyscalls;
 import dev.cryo.remote.Tracee;
 
+import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * What a {@link TaskPart} gets while dumping: the frozen task, a syscall session inside it, the
- * image being written, the inventory (for facts about the machine), counters for the summary and
- * a progress sink for long work.
+ * What a {@link TaskPart} gets while dumping: the frozen process and its threads, each with a
+ * syscall session inside it, the image being written, the inventory (for facts about the
+ * machine), counters for the summary and a progress sink for long work.
  *
- * @param cryoArea start address of the scratch mapping Cryo added to the task for this dump;
- *                 not part of the task's own memory
+ * @param threads  every thread, the leader first
+ * @param cryoArea start address of the scratch mapping Cryo added to the process for this dump;
+ *                 not part of the process's own memory
  */
-public record DumpContext(int pid, Tracee task, RemoteSyscalls syscalls, ImageWriter image, long cryoArea,
+public record DumpContext(int pid, List<ThreadHandle> threads, ImageWriter image, long cryoArea,
                           Inventory.Builder inventory, Stats stats, Progress progress) {
+
+    /** The thread group leader. */
+    public Tracee task() {
+        return threads.getFirst().task();
+    }
+
+    /** A session in the leader, for calls that act on the whole process. */
+    public RemoteSyscalls syscalls() {
+        return threads.getFirst().syscalls();
+    }
 
     /** What the checkpoint saved, for the summary line. */
     public static final class Stats {
@@ -24,5 +36,6 @@ public record DumpContext(int pid, Tracee task, RemoteSyscalls syscalls, ImageWr
         public final AtomicLong pages = new AtomicLong();
         public final AtomicLong bytes = new AtomicLong();
         public final AtomicLong fds = new AtomicLong();
+        public final AtomicLong threads = new AtomicLong();
     }
 }

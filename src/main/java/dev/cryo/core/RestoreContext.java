@@ -5,48 +5,73 @@ import dev.cryo.remote.RemoteSyscalls;
 import dev.cryo.remote.Tracee;
 import dev.cryo.sys.Regs;
 
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
 /**
- * What a {@link TaskPart} gets while restoring: the task being rebuilt, a syscall session inside
- * it, the image; and the state the task must wake up with, which parts fill in and the
- * orchestrator applies as the very last step (no injected call may run after it).
+ * What a {@link TaskPart} gets while restoring: the process being rebuilt and its threads (all
+ * created already, held stopped, each with a syscall session), the image; and the state each
+ * thread must wake up with, which parts fill in and the orchestrator applies as the very last
+ * step (no injected call may run after it).
  */
 public final class RestoreContext {
     private final int pid;
-    private final Tracee task;
-    private final RemoteSyscalls syscalls;
+    private final List<ThreadHandle> threads;
     private final ImageReader image;
-    private Regs finalRegs;
-    private byte[] finalXstate;
-    private long finalSigmask;
+    private final Map<Integer, WakeUp> wakeUps = new HashMap<>();
 
-    public RestoreContext(int pid, Tracee task, RemoteSyscalls syscalls, ImageReader image) {
+    /** Registers, xsave area and signal mask a thread resumes with. */
+    public static final class WakeUp {
+        Regs regs;
+        byte[] xstate;
+        long sigmask;
+
+        public Regs regs() { return regs; }
+        public byte[] xstate() { return xstate; }
+        public long sigmask() { return sigmask; }
+    }
+
+    public RestoreContext(int pid, List<ThreadHandle> threads, ImageReader image) {
         this.pid = pid;
-        this.task = task;
-        this.syscalls = syscalls;
+        this.threads = threads;
         this.image = image;
     }
 
     public int pid() { return pid; }
-    public Tracee task() { return task; }
-    public RemoteSyscalls syscalls() { return syscalls; }
+    public List<ThreadHandle> threads() { return threads; }
     public ImageReader image() { return image; }
 
-    public void finalCpuState(Regs regs, byte[] xstate) {
-        this.finalRegs = regs;
-        this.finalXstate = xstate;
+    /** The thread group leader. */
+    public Tracee task() {
+        return threads.getFirst().task();
     }
 
-    public void finalSigmask(long mask) {
-        this.finalSigmask = mask;
+    /** A session in the leader, for calls that act on the whole process. */
+    public RemoteSyscalls syscalls() {
+        return threads.getFirst().syscalls();
     }
 
-    public Regs finalRegs() {
-        if (finalRegs == null) {
-            throw new IllegalStateException("no part set the registers of task " + pid);
+    public ThreadHandle thread(int tid) {
+        for (ThreadHandle t : threads) {
+            if (t.tid() == tid) {
+                return t;
+            }
         }
-        return finalRegs;
+        throw new IllegalArgumentException("process " + pid + " has no thread " + tid + " being restored");
     }
 
-    public byte[] finalXstate() { return finalXstate; }
-    public long finalSigmask() { return finalSigmask; }
+    public void wakeUpCpu(int tid, Regs regs, byte[] xstate) {
+        WakeUp w = wakeUp(tid);
+        w.regs = regs;
+        w.xstate = xstate;
+    }
+
+    public void wakeUpSigmask(int tid, long mask) {
+        wakeUp(tid).sigmask = mask;
+    }
+
+    public WakeUp wakeUp(int tid) {
+        return wakeUps.computeIfAbsent(tid, t -> new WakeUp());
+    }
 }

@@ -42,10 +42,6 @@ final class Targets {
         if (!Integer.toString(pid).equals(tgid)) {
             throw new Refusal("PID " + pid + " is a thread of process " + tgid + "; checkpoint the process");
         }
-        int threads = Integer.parseInt(ProcFiles.status(pid).get("Threads"));
-        if (threads > 1) {
-            throw new Refusal("process " + pid + " has " + threads + " threads; multi-threaded processes are not supported yet");
-        }
         String children;
         try {
             children = Files.readString(ProcFiles.dir(pid).resolve("task/" + pid + "/children")).strip();

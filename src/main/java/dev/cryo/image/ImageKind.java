@@ -12,7 +12,8 @@ public enum ImageKind {
     PAGES("pages-%d.img", 5, true),
     FILES("files-%d.img", 6, false),
     SIGNALS("signals-%d.img", 7, false),
-    TIMERS("timers-%d.img", 8, false);
+    TIMERS("timers-%d.img", 8, false),
+    PSTREE("pstree.img", 9, false);
 
     private final String pattern;
     private final int code;

@@ -1,6 +1,5 @@
 package dev.cryo.remote;
 
-import dev.cryo.sys.Errno;
 import dev.cryo.sys.Nr;
 import dev.cryo.sys.Ptrace;
 import dev.cryo.sys.Sys;
@@ -31,8 +30,6 @@ public final class RestoreStub implements AutoCloseable {
     private static final int CODE_OFFSET = 0xb0;
     /** Address of the {@code syscall} instruction: after the 5-byte {@code mov eax, imm32}. */
     public static final RemoteAddr SYSCALL_INSN = new RemoteAddr(BASE + CODE_OFFSET + 5);
-    private static final long CLONE_PARENT = 0x8000;
-    private static final int CLONE_ARGS_SIZE = 88; // struct clone_args up to set_tid_size and cgroup
 
     private final Tracee stub;
     private boolean gone;
@@ -87,30 +84,15 @@ public final class RestoreStub implements AutoCloseable {
      * stopped and traced by the calling thread.
      */
     public Tracee cloneWithPid(int pid) {
-        int[] child = {0};
+        Tracee child;
         try (RemoteSyscalls sys = new RemoteSyscalls(stub, SYSCALL_INSN)) {
             RemoteAddr scratch = sys.mmap(0, 4096, RemoteSyscalls.PROT_READ | RemoteSyscalls.PROT_WRITE,
                     RemoteSyscalls.MAP_PRIVATE | RemoteSyscalls.MAP_ANONYMOUS, -1, 0);
-            ByteBuffer args = ByteBuffer.allocate(CLONE_ARGS_SIZE + 8).order(ByteOrder.LITTLE_ENDIAN);
-            args.putLong(CLONE_PARENT).putLong(0).putLong(0).putLong(0) // flags, pidfd, child_tid, parent_tid
-                    .putLong(0).putLong(0).putLong(0).putLong(0)        // exit_signal (0: CLONE_PARENT), stack, stack_size, tls
-                    .putLong(scratch.value() + CLONE_ARGS_SIZE).putLong(1).putLong(0) // set_tid, set_tid_size, cgroup
-                    .putLong(pid);                                       // set_tid[0]
-            stub.write(scratch, args.array());
-            sys.onNewChild(p -> child[0] = p);
-            long r = sys.raw(Nr.CLONE3, scratch.value(), CLONE_ARGS_SIZE);
-            if (r == -Errno.EEXIST) {
-                throw new dev.cryo.CryoException("PID " + pid + " is already in use; the restored process needs it");
-            }
-            if (r < 0) {
-                throw new RemoteSysException(stub.pid(), "clone3(set_tid=" + pid + ")", (int) -r);
-            }
-            if (r != pid || child[0] != pid) {
-                throw new InjectionException("clone3(set_tid=" + pid + ") created " + r);
-            }
+            sys.attachScratch(new RemoteScratch(stub, scratch, 4096));
+            child = Clone3.withId(sys, Clone3.CLONE_PARENT, pid);
         }
         LOG.fine(() -> "created task " + pid + " from the restore stub " + stub.pid());
-        return Tracee.adoptNewChild(pid);
+        return child;
     }
 
     public int pid() {

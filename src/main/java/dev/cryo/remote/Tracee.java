@@ -12,6 +12,10 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 
 /**
  * A task held in a ptrace stop. Only the thread that attached it may drive it (ptrace's rule), so
@@ -44,6 +48,60 @@ public final class Tracee {
         } catch (RuntimeException e) {
             t.detachQuietly(e);
             throw e;
+        }
+    }
+
+    /**
+     * Seizes every thread of process {@code pid}, the leader first, listing /proc/pid/task again
+     * until no new thread shows up: a running thread can create another while the others are
+     * being stopped, but once all are stopped none can.
+     */
+    public static List<Tracee> seizeThreadGroup(int pid, long options) {
+        Map<Integer, Tracee> seized = new LinkedHashMap<>();
+        try {
+            seized.put(pid, seize(pid, options));
+            boolean added = true;
+            while (added) {
+                added = false;
+                for (int tid : threadIds(pid)) {
+                    if (seized.containsKey(tid)) {
+                        continue;
+                    }
+                    try {
+                        seized.put(tid, seize(tid, options));
+                        added = true;
+                    } catch (SysException e) {
+                        if (e.errno() != Errno.ESRCH) {
+                            throw e;
+                        } // the thread exited between listing and seizing
+                    }
+                }
+            }
+            return new ArrayList<>(seized.values());
+        } catch (RuntimeException e) {
+            seized.values().forEach(t -> t.detachQuietly(e));
+            throw e;
+        }
+    }
+
+    /** The ids of the threads of {@code pid}, as /proc/pid/task lists them. */
+    public static List<Integer> threadIds(int pid) {
+        try (java.util.stream.Stream<Path> s = java.nio.file.Files.list(Path.of("/proc", Integer.toString(pid), "task"))) {
+            return s.map(p -> Integer.parseInt(p.getFileName().toString())).sorted().toList();
+        } catch (java.io.IOException e) {
+            throw new TaskGoneException(pid, "cannot be listed: " + e.getMessage());
+        }
+    }
+
+    /** SIGKILL to the whole process, then wait until each of its seized threads is reported gone. */
+    public static void killGroup(List<Tracee> threads) {
+        if (threads.isEmpty()) {
+            return;
+        }
+        Sys.raw(dev.cryo.sys.Nr.KILL, threads.getFirst().pid(), 9);
+        // the leader is reported last, once every other thread is gone
+        for (int i = threads.size() - 1; i >= 0; i--) {
+            threads.get(i).kill();
         }
     }
 

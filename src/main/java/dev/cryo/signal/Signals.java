@@ -4,11 +4,13 @@ import com.google.protobuf.ByteString;
 import dev.cryo.core.DumpContext;
 import dev.cryo.core.RestoreContext;
 import dev.cryo.core.TaskPart;
+import dev.cryo.core.ThreadHandle;
 import dev.cryo.image.ImageKind;
 import dev.cryo.image.proto.AltStack;
 import dev.cryo.image.proto.PendingSignal;
 import dev.cryo.image.proto.SigactionEntry;
 import dev.cryo.image.proto.SignalsImage;
+import dev.cryo.image.proto.ThreadSignals;
 import dev.cryo.remote.RemoteAddr;
 import dev.cryo.remote.RemoteSyscalls;
 import dev.cryo.sys.Nr;
@@ -39,7 +41,7 @@ public final class Signals implements TaskPart {
     @Override
     public void dump(DumpContext ctx) {
         RemoteSyscalls sys = ctx.syscalls();
-        SignalsImage.Builder image = SignalsImage.newBuilder().setBlocked(sys.savedSigmask());
+        SignalsImage.Builder image = SignalsImage.newBuilder();
         RemoteAddr old = sys.scratch().alloc(KSIGACTION_SIZE);
         long notDefault = notDefaultSignals(ctx.pid());
         for (int sig = 1; sig <= NSIG; sig++) {
@@ -54,19 +56,34 @@ public final class Signals implements TaskPart {
                         .setFlags(act.getLong()).setRestorer(act.getLong()).setMask(act.getLong()));
             }
         }
+        sys.scratch().reset();
+        image.addAllSharedPending(pending(ctx.pid(), true));
+        int pending = image.getSharedPendingCount();
+        for (ThreadHandle t : ctx.threads()) {
+            ThreadSignals th = thread(t);
+            pending += th.getPendingCount();
+            image.addThreads(th);
+        }
+        ctx.image().write(ImageKind.SIGNALS, ctx.pid(), image.build());
+        int pendingTotal = pending;
+        LOG.info(() -> "process " + ctx.pid() + ": " + image.getActionsCount() + " handlers, "
+                + pendingTotal + " pending signals, blocked 0x" + Long.toHexString(image.getThreads(0).getBlocked()));
+    }
+
+    private static ThreadSignals thread(ThreadHandle t) {
+        RemoteSyscalls sys = t.syscalls();
         RemoteAddr ss = sys.scratch().alloc(STACK_T_SIZE);
         sys.call("sigaltstack", Nr.SIGALTSTACK, 0, ss.value());
         ByteBuffer st = le(sys.scratch().read(ss, STACK_T_SIZE));
-        image.setAltstack(AltStack.newBuilder().setSp(st.getLong(0)).setFlags(st.getInt(8)).setSize(st.getLong(16)));
         sys.scratch().reset();
-        for (boolean shared : new boolean[] {false, true}) {
-            for (byte[] info : Ptrace.peekSiginfo(ctx.pid(), shared)) {
-                image.addPending(PendingSignal.newBuilder().setShared(shared).setSiginfo(ByteString.copyFrom(info)));
-            }
-        }
-        ctx.image().write(ImageKind.SIGNALS, ctx.pid(), image.build());
-        LOG.info(() -> "process " + ctx.pid() + ": " + image.getActionsCount() + " handlers, "
-                + image.getPendingCount() + " pending signals, blocked 0x" + Long.toHexString(image.getBlocked()));
+        return ThreadSignals.newBuilder().setTid(t.tid()).setBlocked(sys.savedSigmask())
+                .setAltstack(AltStack.newBuilder().setSp(st.getLong(0)).setFlags(st.getInt(8)).setSize(st.getLong(16)))
+                .addAllPending(pending(t.tid(), false)).build();
+    }
+
+    private static java.util.List<PendingSignal> pending(int tid, boolean shared) {
+        return Ptrace.peekSiginfo(tid, shared).stream()
+                .map(info -> PendingSignal.newBuilder().setSiginfo(ByteString.copyFrom(info)).build()).toList();
     }
 
     /**
@@ -90,28 +107,41 @@ public final class Signals implements TaskPart {
             sys.call("rt_sigaction(" + a.getSignal() + ")", Nr.RT_SIGACTION, a.getSignal(), act.value(), 0, 8);
             sys.scratch().reset();
         }
-        AltStack alt = image.getAltstack();
-        if ((alt.getFlags() & SS_DISABLE) == 0) {
-            RemoteAddr ss = sys.scratch().put(le(new byte[STACK_T_SIZE]).putLong(alt.getSp())
-                    .putInt(alt.getFlags() & SS_AUTODISARM).putInt(0).putLong(alt.getSize()).array());
-            sys.call("sigaltstack", Nr.SIGALTSTACK, ss.value(), 0);
-            sys.scratch().reset();
+        // Every signal is blocked in every thread for the session, so these wait in their queues
+        // until the threads run.
+        for (PendingSignal p : image.getSharedPendingList()) {
+            queue(sys, ctx.pid(), 0, p);
         }
-        // Every signal is blocked for the session, so these wait in the queues until the task runs.
-        for (PendingSignal p : image.getPendingList()) {
-            byte[] info = p.getSiginfo().toByteArray();
-            int sig = le(info).getInt(0);
-            RemoteAddr at = sys.scratch().put(info);
-            if (p.getShared()) {
-                sys.call("rt_sigqueueinfo(" + sig + ")", Nr.RT_SIGQUEUEINFO, ctx.pid(), sig, at.value());
-            } else {
-                sys.call("rt_tgsigqueueinfo(" + sig + ")", Nr.RT_TGSIGQUEUEINFO, ctx.pid(), ctx.pid(), sig, at.value());
+        for (ThreadSignals th : image.getThreadsList()) {
+            RemoteSyscalls ts = ctx.thread(th.getTid()).syscalls();
+            AltStack alt = th.getAltstack();
+            if ((alt.getFlags() & SS_DISABLE) == 0) {
+                RemoteAddr ss = ts.scratch().put(le(new byte[STACK_T_SIZE]).putLong(alt.getSp())
+                        .putInt(alt.getFlags() & SS_AUTODISARM).putInt(0).putLong(alt.getSize()).array());
+                ts.call("sigaltstack", Nr.SIGALTSTACK, ss.value(), 0);
+                ts.scratch().reset();
             }
-            sys.scratch().reset();
+            for (PendingSignal p : th.getPendingList()) {
+                // a thread-directed signal with a kernel or tkill si_code may only be queued by the thread itself
+                queue(ts, ctx.pid(), th.getTid(), p);
+            }
+            ctx.wakeUpSigmask(th.getTid(), th.getBlocked());
         }
-        ctx.finalSigmask(image.getBlocked());
-        LOG.info(() -> "process " + ctx.pid() + ": " + image.getActionsCount() + " handlers, "
-                + image.getPendingCount() + " pending signals restored");
+        LOG.info(() -> "process " + ctx.pid() + ": " + image.getActionsCount() + " handlers, signal state of "
+                + image.getThreadsCount() + " thread(s) restored");
+    }
+
+    /** Queues one saved signal: process-wide when {@code tid} is 0, else for that thread. */
+    private static void queue(RemoteSyscalls sys, int pid, int tid, PendingSignal p) {
+        byte[] info = p.getSiginfo().toByteArray();
+        int sig = le(info).getInt(0);
+        RemoteAddr at = sys.scratch().put(info);
+        if (tid == 0) {
+            sys.call("rt_sigqueueinfo(" + sig + ")", Nr.RT_SIGQUEUEINFO, pid, sig, at.value());
+        } else {
+            sys.call("rt_tgsigqueueinfo(" + sig + ")", Nr.RT_TGSIGQUEUEINFO, pid, tid, sig, at.value());
+        }
+        sys.scratch().reset();
     }
 
     private static ByteBuffer le(byte[] b) {

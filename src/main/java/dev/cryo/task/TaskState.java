@@ -4,6 +4,7 @@ import dev.cryo.CryoException;
 import dev.cryo.core.DumpContext;
 import dev.cryo.core.RestoreContext;
 import dev.cryo.core.TaskPart;
+import dev.cryo.core.ThreadHandle;
 import dev.cryo.image.ImageException;
 import dev.cryo.image.ImageKind;
 import dev.cryo.image.ImageReader;
@@ -12,11 +13,11 @@ import dev.cryo.image.proto.Rlimit;
 import dev.cryo.image.proto.Rseq;
 import dev.cryo.image.proto.Sched;
 import dev.cryo.image.proto.TaskCore;
+import dev.cryo.image.proto.ThreadCore;
 import dev.cryo.proc.ProcFiles;
 import dev.cryo.remote.RemoteAddr;
 import dev.cryo.remote.RemoteSyscalls;
 import dev.cryo.remote.SyscallRestart;
-import dev.cryo.remote.Tracee;
 import dev.cryo.sys.Nr;
 import dev.cryo.sys.Ptrace;
 import dev.cryo.sys.Regs;
@@ -57,20 +58,12 @@ public final class TaskState implements TaskPart {
     @Override
     public void dump(DumpContext ctx) {
         int pid = ctx.pid();
-        Tracee task = ctx.task();
         RemoteSyscalls sys = ctx.syscalls();
-        Regs regs = SyscallRestart.fixup(sys.savedRegs());
-        byte[] xstate = task.getXstate();
         List<String> stat = ProcFiles.statFields(pid);
         TaskCore.Builder core = TaskCore.newBuilder().setPid(pid)
                 .setPpid((int) ProcFiles.statField(stat, 4)).setPgid((int) ProcFiles.statField(stat, 5))
                 .setSid((int) ProcFiles.statField(stat, 6))
-                .setComm(ProcFiles.readString(pid, "comm").strip())
-                .setRegs(Cpu.toImage(regs))
-                .setXstate(com.google.protobuf.ByteString.copyFrom(xstate))
-                .setXfeatures(Cpu.xfeatures(xstate))
-                .setCreds(creds(pid, sys))
-                .setSched(sched(pid))
+                .setCreds(creds(ctx))
                 .setPersonality((int) sys.call("personality", Nr.PERSONALITY, 0xffffffffL));
         RemoteAddr out = sys.scratch().alloc(16);
         for (int r = 0; r < RLIMIT_COUNT; r++) {
@@ -78,33 +71,64 @@ public final class TaskState implements TaskPart {
             ByteBuffer lim = le(sys.scratch().read(out, 16));
             core.addRlimits(Rlimit.newBuilder().setResource(r).setCur(lim.getLong()).setMax(lim.getLong()));
         }
-        sys.call("prctl(PR_GET_TID_ADDRESS)", Nr.PRCTL, PR_GET_TID_ADDRESS, out.value());
-        core.setClearChildTid(le(sys.scratch().read(out, 8)).getLong());
         sys.scratch().reset();
-        Ptrace.RseqConfig rseq = Ptrace.rseqConfiguration(pid);
+        for (ThreadHandle t : ctx.threads()) {
+            core.addThreads(thread(pid, t));
+        }
+        core.setXfeatures(Cpu.xfeatures(core.getThreads(0).getXstate().toByteArray()));
+        ctx.inventory().setXfeatures(core.getXfeatures());
+        ctx.stats().threads.addAndGet(core.getThreadsCount());
+        ctx.image().write(ImageKind.CORE, pid, core.build());
+        LOG.info(() -> "process " + pid + " (" + core.getThreads(0).getComm() + "): " + core.getThreadsCount()
+                + " thread(s) with registers and " + core.getThreads(0).getXstate().size()
+                + " bytes of xsave state each, credentials, " + RLIMIT_COUNT + " rlimits");
+    }
+
+    private static ThreadCore thread(int pid, ThreadHandle t) {
+        int tid = t.tid();
+        RemoteSyscalls sys = t.syscalls();
+        ThreadCore.Builder th = ThreadCore.newBuilder().setTid(tid)
+                .setComm(ProcFiles.readString(pid, "task/" + tid + "/comm").strip())
+                .setRegs(Cpu.toImage(SyscallRestart.fixup(sys.savedRegs())))
+                .setXstate(com.google.protobuf.ByteString.copyFrom(t.task().getXstate()))
+                .setSched(sched(tid));
+        RemoteAddr out = sys.scratch().alloc(8);
+        sys.call("prctl(PR_GET_TID_ADDRESS)", Nr.PRCTL, PR_GET_TID_ADDRESS, out.value());
+        th.setClearChildTid(le(sys.scratch().read(out, 8)).getLong());
+        sys.scratch().reset();
+        Ptrace.RseqConfig rseq = Ptrace.rseqConfiguration(tid);
         if (rseq.pointer() != 0) {
-            core.setRseq(Rseq.newBuilder().setPointer(rseq.pointer()).setSize(rseq.size())
+            th.setRseq(Rseq.newBuilder().setPointer(rseq.pointer()).setSize(rseq.size())
                     .setSignature(rseq.signature()).setFlags(rseq.flags()));
         }
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment head = arena.allocate(JAVA_LONG);
             MemorySegment len = arena.allocate(JAVA_LONG);
-            Sys.call("get_robust_list", Nr.GET_ROBUST_LIST, pid, head.address(), len.address());
-            core.setRobustList(head.get(JAVA_LONG, 0)).setRobustListLen(len.get(JAVA_LONG, 0));
+            Sys.call("get_robust_list", Nr.GET_ROBUST_LIST, tid, head.address(), len.address());
+            th.setRobustList(head.get(JAVA_LONG, 0)).setRobustListLen(len.get(JAVA_LONG, 0));
         }
-        ctx.inventory().setXfeatures(core.getXfeatures());
-        ctx.image().write(ImageKind.CORE, pid, core.build());
-        LOG.info(() -> "process " + pid + " (" + core.getComm() + "): registers, " + xstate.length
-                + " bytes of xsave state, credentials, " + RLIMIT_COUNT + " rlimits"
-                + (core.hasRseq() ? ", rseq" : ""));
+        return th.build();
     }
 
     private static ByteBuffer le(byte[] bytes) {
         return ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
     }
 
-    private static Creds creds(int pid, RemoteSyscalls sys) {
-        Map<String, String> st = ProcFiles.status(pid);
+    /** The process's credentials; threads that differ (a raw setuid in one thread) are refused. */
+    private static Creds creds(DumpContext ctx) {
+        int pid = ctx.pid();
+        Creds leader = creds(pid, ProcFiles.status(pid), ctx.syscalls());
+        for (ThreadHandle t : ctx.threads().subList(1, ctx.threads().size())) {
+            Map<String, String> st = ProcFiles.keyValues(ProcFiles.readString(pid, "task/" + t.tid() + "/status"));
+            if (!creds(pid, st, t.syscalls()).equals(leader)) {
+                throw new dev.cryo.core.Refusal("thread " + t.tid() + " of process " + pid
+                        + " has credentials of its own; per-thread credentials are not supported");
+            }
+        }
+        return leader;
+    }
+
+    private static Creds creds(int pid, Map<String, String> st, RemoteSyscalls sys) {
         String[] uid = st.get("Uid").split("\\s+");
         String[] gid = st.get("Gid").split("\\s+");
         Creds.Builder c = Creds.newBuilder()
@@ -181,20 +205,31 @@ public final class TaskState implements TaskPart {
         }
         sys.scratch().reset();
         sys.call("personality", Nr.PERSONALITY, core.getPersonality() & 0xffffffffL);
-        restoreSched(sys, core.getSched());
-        if (core.hasRseq()) {
-            Rseq r = core.getRseq();
+        for (ThreadCore th : core.getThreadsList()) {
+            restoreThread(ctx.thread(th.getTid()).syscalls(), th);
+            ctx.wakeUpCpu(th.getTid(), Cpu.fromImage(th.getRegs()), th.getXstate().toByteArray());
+        }
+        // credentials last, in every thread: once a thread is no longer root it may not do the rest
+        for (ThreadCore th : core.getThreadsList()) {
+            restoreCreds(ctx.thread(th.getTid()).syscalls(), core.getCreds());
+        }
+        LOG.info(() -> "process " + pid + " (" + core.getThreads(0).getComm() + "): " + core.getThreadsCount()
+                + " thread(s), credentials, limits restored");
+    }
+
+    private static void restoreThread(RemoteSyscalls sys, ThreadCore th) {
+        restoreSched(sys, th.getSched());
+        if (th.hasRseq()) {
+            Rseq r = th.getRseq();
             sys.call("rseq", Nr.RSEQ, r.getPointer(), r.getSize(), 0, r.getSignature() & 0xffffffffL);
         }
-        if (core.getRobustList() != 0) {
-            sys.call("set_robust_list", Nr.SET_ROBUST_LIST, core.getRobustList(), core.getRobustListLen());
+        if (th.getRobustList() != 0) {
+            sys.call("set_robust_list", Nr.SET_ROBUST_LIST, th.getRobustList(), th.getRobustListLen());
         }
-        sys.call("set_tid_address", Nr.SET_TID_ADDRESS, core.getClearChildTid());
-        ctx.task().write(sys.scratch().base(), (core.getComm() + "\0").getBytes(java.nio.charset.StandardCharsets.UTF_8));
-        sys.call("prctl(PR_SET_NAME)", Nr.PRCTL, PR_SET_NAME, sys.scratch().base().value());
-        restoreCreds(ctx, core.getCreds());
-        ctx.finalCpuState(Cpu.fromImage(core.getRegs()), core.getXstate().toByteArray());
-        LOG.info(() -> "process " + pid + " (" + core.getComm() + "): registers, credentials, limits restored");
+        sys.call("set_tid_address", Nr.SET_TID_ADDRESS, th.getClearChildTid());
+        RemoteAddr name = sys.scratch().putString(th.getComm());
+        sys.call("prctl(PR_SET_NAME)", Nr.PRCTL, PR_SET_NAME, name.value());
+        sys.scratch().reset();
     }
 
     private static void restoreSched(RemoteSyscalls sys, Sched s) {
@@ -211,8 +246,7 @@ public final class TaskState implements TaskPart {
      * shrinks first (needs CAP_SETPCAP); SECBIT_NO_SETUID_FIXUP keeps the capabilities across the
      * uid change so that capset can then set exactly the saved ones.
      */
-    private static void restoreCreds(RestoreContext ctx, Creds c) {
-        RemoteSyscalls sys = ctx.syscalls();
+    private static void restoreCreds(RemoteSyscalls sys, Creds c) {
         for (int cap = 0; cap < 64; cap++) {
             if ((c.getCapBnd() & (1L << cap)) == 0 && (HostCpu.boundingSet() & (1L << cap)) != 0) {
                 sys.call("prctl(PR_CAPBSET_DROP)", Nr.PRCTL, PR_CAPBSET_DROP, cap);
