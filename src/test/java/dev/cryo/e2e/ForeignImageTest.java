@@ -8,6 +8,7 @@ import dev.cryo.image.PageFileWriter;
 import dev.cryo.image.proto.FilesImage;
 import dev.cryo.image.proto.MmImage;
 import dev.cryo.image.proto.PagemapImage;
+import dev.cryo.image.proto.PstreeImage;
 import dev.cryo.image.proto.SignalsImage;
 import dev.cryo.image.proto.TaskCore;
 import dev.cryo.image.proto.TimersImage;
@@ -85,6 +86,7 @@ class ForeignImageTest {
         int pid = in.inventory().getRootPid();
         ImageWriter out = new ImageWriter(to);
         out.write(ImageKind.CORE, pid, change.apply(in.read(ImageKind.CORE, pid, TaskCore.parser())));
+        out.write(ImageKind.PSTREE, 0, in.read(ImageKind.PSTREE, 0, PstreeImage.parser()));
         copy(in, out, ImageKind.MM, pid, MmImage.parser());
         copy(in, out, ImageKind.PAGEMAP, pid, PagemapImage.parser());
         copy(in, out, ImageKind.FILES, pid, FilesImage.parser());
