@@ -101,12 +101,33 @@ public final class Memory implements TaskPart {
     public void verify(ImageReader image, int pid) {
         MmImage mm = image.read(ImageKind.MM, pid, MmImage.parser());
         for (VmaEntry vma : mm.getVmasList()) {
-            if (Vmas.fileBacked(vma)) {
+            if (Vmas.fileBacked(vma) && !recreatable(vma)) {
                 checkUnchanged(vma);
             }
         }
         if (!Files.isRegularFile(Path.of(mm.getExe()))) {
             throw new ImageException("the program " + mm.getExe() + " of process " + pid + " no longer exists");
+        }
+    }
+
+    /** A small shared file that is gone now and whose saved bytes can stand in for it. */
+    private static boolean recreatable(VmaEntry vma) {
+        return vma.getKind() == VmaKind.SHARED_FILE && !vma.getFileContents().isEmpty()
+                && !Files.exists(Path.of(vma.getPath()));
+    }
+
+    /** Puts a gone small shared file back with the bytes, owner and mode it had at checkpoint. */
+    private static void recreate(VmaEntry vma) {
+        Path file = Path.of(vma.getPath());
+        try {
+            Files.createDirectories(file.getParent());
+            Files.write(file, vma.getFileContents().toByteArray());
+            Files.setPosixFilePermissions(file, PosixFilePermissionsBits.from(vma.getFileMode()));
+            Files.setAttribute(file, "unix:uid", vma.getFileUid());
+            Files.setAttribute(file, "unix:gid", vma.getFileGid());
+            LOG.info(() -> "recreated " + file + " (" + vma.getFileContents().size() + " bytes) from the image");
+        } catch (IOException e) {
+            throw new ImageException("cannot recreate the mapped file " + file + ": " + e.getMessage(), e);
         }
     }
 
@@ -177,6 +198,9 @@ public final class Memory implements TaskPart {
             prot |= RemoteSyscalls.PROT_WRITE;
         }
         int fd = -1;
+        if (recreatable(vma)) {
+            recreate(vma);
+        }
         if (Vmas.fileBacked(vma)) {
             boolean rw = vma.getKind() == VmaKind.SHARED_FILE && vma.getVmFlagsList().contains("mw");
             String key = (rw ? "rw:" : "ro:") + vma.getPath();

@@ -9,10 +9,12 @@ import dev.cryo.remote.RemoteSyscalls;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.BasicFileAttributes;
+import java.nio.file.attribute.PosixFileAttributes;
 
 /** Turns a /proc mapping into its image entry: what kind it is and how to mmap it again. */
 final class Vmas {
+    /** Shared-mapped files up to this size have their contents saved with the image. */
+    static final long SMALL_SHARED_FILE = 1 << 20;
     private Vmas() {
     }
 
@@ -72,9 +74,17 @@ final class Vmas {
                 .addAllVmFlags(vma.vmFlags().stream().sorted().toList());
         if (kind == VmaKind.PRIVATE_FILE || kind == VmaKind.SHARED_FILE) {
             try {
-                BasicFileAttributes a = Files.readAttributes(Path.of(vma.path()), BasicFileAttributes.class);
+                Path file = Path.of(vma.path());
+                PosixFileAttributes a = Files.readAttributes(file, PosixFileAttributes.class);
                 b.setFileSize(a.size()).setFileMtimeNs(a.lastModifiedTime().to(java.util.concurrent.TimeUnit.NANOSECONDS))
-                        .setFileInode(vma.inode());
+                        .setFileInode(vma.inode()).setFileMode(PosixFilePermissionsBits.of(a.permissions()))
+                        .setFileUid((Integer) Files.getAttribute(file, "unix:uid"))
+                        .setFileGid((Integer) Files.getAttribute(file, "unix:gid"));
+                if (kind == VmaKind.SHARED_FILE && a.size() <= SMALL_SHARED_FILE) {
+                    // Small shared files are often scratch files another process may delete once
+                    // this one is gone (a JVM's hsperfdata): keep their bytes to recreate them.
+                    b.setFileContents(com.google.protobuf.ByteString.copyFrom(Files.readAllBytes(file)));
+                }
             } catch (IOException e) {
                 throw new Refusal("process " + pid + " maps " + vma.path() + ", which Cryo cannot stat: " + e.getMessage());
             }
