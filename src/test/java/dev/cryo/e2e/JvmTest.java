@@ -1,0 +1,106 @@
+package dev.cryo.e2e;
+
+import dev.cryo.testing.CryoCli;
+import dev.cryo.testing.Target;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * A real JVM (each JDK on the machine: 17 and 25) with a thread pool updating a
+ * ConcurrentHashMap: checkpointed after it has run a while, restored, and then counting on from
+ * where it was, with its heap and JIT-compiled code intact. Prints the times and image size.
+ */
+class JvmTest {
+    @TempDir
+    Path tmp;
+    private Target target;
+
+    @BeforeAll
+    static void needsRoot() {
+        Assumptions.assumeTrue("root".equals(System.getProperty("user.name")), "checkpoint/restore tests need root");
+    }
+
+    @AfterEach
+    void cleanUp() {
+        if (target != null) {
+            target.close();
+            CryoCli.reap(target.pid());
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"/usr/lib/jvm/java-17-openjdk-amd64", "/usr/lib/jvm/temurin-25-jdk-amd64"})
+    void jvmWithAThreadPoolCountsOn(String javaHome) throws Exception {
+        Assumptions.assumeTrue(Files.isExecutable(Path.of(javaHome, "bin/javac")), javaHome + " is not installed");
+        Path classes = Files.createDirectories(tmp.resolve("classes"));
+        Path source = Path.of("src/test/resources/jvm/Counter.java").toAbsolutePath();
+        Process javac = new ProcessBuilder(javaHome + "/bin/javac", "-d", classes.toString(), source.toString())
+                .redirectErrorStream(true).start();
+        assertThat(javac.waitFor()).as(new String(javac.getInputStream().readAllBytes())).isZero();
+
+        Path progress = tmp.resolve("progress");
+        Path state = Files.createDirectories(tmp.resolve("state"));
+        target = Target.start(state, List.of(javaHome + "/bin/java", "-Xmx64m", "-cp", classes.toString(), "Counter",
+                progress.toString()));
+        awaitTotal(progress, 2000); // a couple of seconds in: classes loaded, hot code compiled
+
+        Path images = tmp.resolve("img");
+        long t0 = System.nanoTime();
+        CryoCli.Result dump = CryoCli.run("checkpoint", Long.toString(target.pid()), "-D", images.toString());
+        long dumpMs = (System.nanoTime() - t0) / 1_000_000;
+        assertThat(dump.exitCode()).as(dump + target.log()).isZero();
+        target.awaitPidFree(Duration.ofSeconds(5));
+        long atCheckpoint = total(progress);
+
+        t0 = System.nanoTime();
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "-d");
+        long restoreMs = (System.nanoTime() - t0) / 1_000_000;
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        long after = awaitTotal(progress, atCheckpoint + 1000);
+        assertThat(after).as("the restored JVM counts on from %d", atCheckpoint).isGreaterThan(atCheckpoint);
+        assertThat(target.isAlive()).isTrue();
+        long imageBytes;
+        try (var files = Files.list(images)) {
+            imageBytes = files.mapToLong(p -> p.toFile().length()).sum();
+        }
+        System.out.printf("JVM %s: %s; checkpoint %d ms, restore %d ms, image %.1f MiB%n", javaHome,
+                dump.out().strip(), dumpMs, restoreMs, imageBytes / 1048576.0);
+    }
+
+    private long awaitTotal(Path progress, long min) throws InterruptedException {
+        long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+        long seen = -1;
+        while (System.nanoTime() < deadline) {
+            seen = total(progress);
+            if (seen >= min) {
+                return seen;
+            }
+            Thread.sleep(20);
+        }
+        throw new AssertionError("the JVM's total stayed at " + seen + ", expected " + min + "; log: " + target.log());
+    }
+
+    private static long total(Path progress) {
+        try {
+            String line = Files.readString(progress).strip();
+            return line.isEmpty() ? -1 : Long.parseLong(line.split(" ")[0]);
+        } catch (NoSuchFileException e) {
+            return -1;
+        } catch (IOException | NumberFormatException e) {
+            return -1;
+        }
+    }
+}
