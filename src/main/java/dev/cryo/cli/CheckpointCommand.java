@@ -61,11 +61,12 @@ final class CheckpointCommand implements Callable<Integer> {
         if (pidfile != null) {
             Files.writeString(pidfile, target + "\n");
         }
-        spec.commandLine().getOut().printf("Checkpointed process %d (%d thread%s) to %s: %d memory areas, %d pages (%s), %d fds; "
-                        + "frozen %d ms, total %d ms; %s%n", r.pid(), r.threads(), r.threads() == 1 ? "" : "s", dir,
+        spec.commandLine().getOut().printf("Checkpointed process %d (%s%d thread%s) to %s: %d memory areas, %d pages (%s), %d fds; "
+                        + "frozen %d ms, total %d ms; %s%n", r.pid(),
+                r.processes() > 1 ? r.processes() + " processes, " : "", r.threads(), r.threads() == 1 ? "" : "s", dir,
                 r.areas(), r.pages(), Sizes.human(r.bytes()),
                 r.fds(), r.frozenNanos() / 1_000_000, r.totalNanos() / 1_000_000,
-                leaveRunning ? "process left running" : "process killed");
+                leaveRunning ? "left running" : "killed");
         return 0;
     }
 }

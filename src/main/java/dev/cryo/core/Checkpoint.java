@@ -39,14 +39,14 @@ public final class Checkpoint {
         }
     }
 
-    public record Result(int pid, int threads, long areas, long pages, long bytes, long fds, long frozenNanos, long totalNanos) {
+    public record Result(int pid, int processes, int threads, long areas, long pages, long bytes, long fds, long frozenNanos, long totalNanos) {
     }
 
     public static Result run(Options o) {
         long t0 = System.nanoTime();
         Targets.checkCheckpointable(o.pid());
         prepareDir(o.dir());
-        List<Tracee> tasks = Tracee.seizeThreadGroup(o.pid(), Ptrace.O_TRACESYSGOOD);
+        FrozenTree tree = FrozenTree.freeze(o.pid(), FrozenTree.options());
         long frozen = System.nanoTime();
         DumpContext.Stats stats = new DumpContext.Stats();
         try {
@@ -54,29 +54,41 @@ public final class Checkpoint {
             Inventory.Builder inventory = Inventory.newBuilder().setRootPid(o.pid())
                     .setToolVersion(dev.cryo.Version.VERSION).setKernelRelease(kernelRelease())
                     .setHostname(hostname()).setPageSize(4096);
-            dump(o, tasks, image, inventory, stats);
-            image.write(ImageKind.PSTREE, 0, PstreeImage.newBuilder().addProcesses(pstreeEntry(o.pid(), tasks)).build());
+            PstreeImage.Builder pstree = PstreeImage.newBuilder();
+            List<Integer> earlier = new ArrayList<>();
+            for (FrozenTree.Proc p : tree.procs()) {
+                if (!p.zombie()) {
+                    dump(o, p, List.copyOf(earlier), image, inventory, stats);
+                    earlier.add(p.pid());
+                }
+                pstree.addProcesses(PstreeEntry.newBuilder().setPid(p.pid()).setPpid(p.ppid()).setPgid(p.pgid())
+                        .setSid(p.sid()).addAllThreads(p.threads().stream().map(Tracee::pid).toList())
+                        .setZombie(p.zombie()).setExitStatus(p.exitStatus()));
+            }
+            Targets.checkTreeIds(pstree.build());
+            image.write(ImageKind.PSTREE, 0, pstree.build());
             image.finish(inventory.setCreatedUnixMs(System.currentTimeMillis()));
         } catch (RuntimeException e) {
-            tasks.forEach(t -> t.detachQuietly(e));
+            tree.release(e);
             deleteQuietly(o.dir(), e);
-            LOG.severe("Error: checkpoint of " + o.pid() + " failed, the process was left running: " + e.getMessage());
+            LOG.severe("Error: checkpoint of " + o.pid() + " failed, the processes were left running: " + e.getMessage());
             throw e;
         }
         long frozenFor = System.nanoTime() - frozen;
         if (o.leaveRunning()) {
-            tasks.forEach(Tracee::detach);
+            tree.release();
         } else {
-            Tracee.killGroup(tasks);
+            tree.kill();
         }
-        LOG.info(() -> "checkpoint of " + o.pid() + " done" + (o.leaveRunning() ? ", left running" : ", process killed"));
-        return new Result(o.pid(), tasks.size(), stats.areas.get(), stats.pages.get(), stats.bytes.get(), stats.fds.get(),
-                frozenFor, System.nanoTime() - t0);
+        LOG.info(() -> "checkpoint of " + o.pid() + " done" + (o.leaveRunning() ? ", left running" : ", killed"));
+        return new Result(o.pid(), tree.procs().size(), tree.threadCount(), stats.areas.get(), stats.pages.get(),
+                stats.bytes.get(), stats.fds.get(), frozenFor, System.nanoTime() - t0);
     }
 
-    /** Opens a syscall session in every thread, lets every part save its state, and closes them all again. */
-    private static void dump(Options o, List<Tracee> tasks, ImageWriter image, Inventory.Builder inventory,
-                             DumpContext.Stats stats) {
+    /** Opens a syscall session in every thread of one process, lets every part save its state, and closes them all again. */
+    private static void dump(Options o, FrozenTree.Proc proc, List<Integer> earlier, ImageWriter image,
+                             Inventory.Builder inventory, DumpContext.Stats stats) {
+        List<Tracee> tasks = proc.threads();
         RemoteAddr insn = findSyscallInstruction(tasks.getFirst());
         List<ThreadHandle> threads = new ArrayList<>();
         try {
@@ -93,11 +105,13 @@ public final class Checkpoint {
                 threads.forEach(t -> t.syscalls().attachScratch(shared));
                 // MAP_SHARED scratch never merges with the process's own mappings, so the memory
                 // dump can leave it out by its start address alone.
-                DumpContext ctx = new DumpContext(o.pid(), threads, image, scratch.value(), inventory, stats, o.progress());
+                DumpContext ctx = new DumpContext(proc.pid(), threads, earlier, image, scratch.value(), inventory, stats,
+                        o.progress());
                 for (TaskPart part : TaskParts.ALL) {
                     long t = System.nanoTime();
                     part.dump(ctx);
-                    LOG.fine(() -> part.name() + " saved in " + (System.nanoTime() - t) / 1000 + " us");
+                    LOG.fine(() -> "process " + proc.pid() + ": " + part.name() + " saved in "
+                            + (System.nanoTime() - t) / 1000 + " us");
                 }
             } finally {
                 leader.munmap(scratch.value(), SCRATCH_SIZE);
@@ -115,13 +129,6 @@ public final class Checkpoint {
                 throw failure;
             }
         }
-    }
-
-    private static PstreeEntry pstreeEntry(int pid, List<Tracee> tasks) {
-        List<String> stat = ProcFiles.statFields(pid);
-        return PstreeEntry.newBuilder().setPid(pid).setPpid((int) ProcFiles.statField(stat, 4))
-                .setPgid((int) ProcFiles.statField(stat, 5)).setSid((int) ProcFiles.statField(stat, 6))
-                .addAllThreads(tasks.stream().map(Tracee::pid).toList()).build();
     }
 
     /**

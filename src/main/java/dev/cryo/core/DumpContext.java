@@ -14,10 +14,12 @@ import java.util.concurrent.atomic.AtomicLong;
  * machine), counters for the summary and a progress sink for long work.
  *
  * @param threads  every thread, the leader first
+ * @param earlier  the processes of the tree dumped before this one (its ancestors among them),
+ *                 with which it may share kernel objects
  * @param cryoArea start address of the scratch mapping Cryo added to the process for this dump;
  *                 not part of the process's own memory
  */
-public record DumpContext(int pid, List<ThreadHandle> threads, ImageWriter image, long cryoArea,
+public record DumpContext(int pid, List<ThreadHandle> threads, List<Integer> earlier, ImageWriter image, long cryoArea,
                           Inventory.Builder inventory, Stats stats, Progress progress) {
 
     /** The thread group leader. */

@@ -8,8 +8,10 @@ import dev.cryo.image.proto.PstreeImage;
 import dev.cryo.mem.Memory;
 import dev.cryo.proc.ProcFiles;
 import dev.cryo.remote.Clone3;
+import dev.cryo.remote.RemoteScratch;
 import dev.cryo.remote.RemoteSyscalls;
 import dev.cryo.remote.RestoreStub;
+import dev.cryo.remote.TaskGoneException;
 import dev.cryo.remote.Tracee;
 import dev.cryo.remote.Trampoline;
 import dev.cryo.remote.WaitStatus;
@@ -18,25 +20,38 @@ import dev.cryo.sys.Sys;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.logging.Logger;
 
 /**
- * Orders a restore: check the whole image and the machine first, then grow the process from the
- * restore stub with its saved PID, let every {@link TaskPart} rebuild its state inside it, and
- * release it with its saved registers. A failure kills the half-built process: nothing is left.
+ * Orders a restore: check the whole image and the machine first; grow the root process from the
+ * restore stub with its saved PID, fork the rest of the tree from it with theirs (sessions and
+ * groups set as each process appears, zombies made to exit with their status), create every
+ * thread; let every {@link TaskPart} rebuild its state inside each process, parents first; then
+ * release all tasks at once with their saved registers. A failure kills whatever was built.
  */
 public final class Restore {
     private static final Logger LOG = Logger.getLogger("restore");
     private static final long CLOSE_RANGE_ALL = 0xffffffffL;
+    private static final int SIGCHLD = 17, RLIMIT_CORE = 4, RT_SIGTIMEDWAIT = 128;
 
     public record Options(Path dir) {
     }
 
-    /** A restored, running process. It is Cryo's child: {@link #waitForExit()} gives its exit code. */
-    public record Restored(int pid, long nanos) {
+    /** A restored, running process tree. Its root is Cryo's child: {@link #waitForExit()} gives its exit code. */
+    public record Restored(int pid, int processes, long nanos) {
         public int waitForExit() {
             return new WaitStatus(Sys.wait4(pid, 0)[1]).shellCode();
+        }
+    }
+
+    /** A process being rebuilt: its threads (leader first) with their sessions; none for a zombie. */
+    private record Building(PstreeEntry entry, List<ThreadHandle> threads) {
+        RemoteSyscalls leader() {
+            return threads.getFirst().syscalls();
         }
     }
 
@@ -44,71 +59,179 @@ public final class Restore {
         long t0 = System.nanoTime();
         ImageReader image = ImageReader.open(o.dir(), true);
         PstreeImage tree = image.read(ImageKind.PSTREE, 0, PstreeImage.parser());
-        PstreeEntry proc = tree.getProcesses(0);
-        int pid = proc.getPid();
-        for (int id : proc.getThreadsList()) {
-            if (ProcFiles.exists(id)) {
-                throw new CryoException((id == pid ? "PID " : "thread id ") + id + " is in use by " + Checkpoint.comm(id)
-                        + (ProcFiles.state(id) == 'Z' ? " (a zombie its parent has not reaped)" : "")
-                        + "; the restored process needs it");
+        checkIdsFree(tree);
+        for (PstreeEntry p : tree.getProcessesList()) {
+            if (!p.getZombie()) {
+                for (TaskPart part : TaskParts.ALL) {
+                    part.verify(image, p.getPid());
+                }
             }
         }
-        for (TaskPart part : TaskParts.ALL) {
-            part.verify(image, pid);
-        }
+        int root = tree.getProcesses(0).getPid();
         List<Tracee> created = new ArrayList<>();
         try (RestoreStub stub = RestoreStub.spawn()) {
-            created.add(stub.cloneWithPid(pid));
+            created.add(stub.cloneWithPid(root));
             stub.close();
-            build(created, image, proc);
+            build(created, image, tree);
         } catch (RuntimeException e) {
-            if (!created.isEmpty()) {
-                Tracee.killGroup(created);
-                Sys.raw(Nr.WAIT4, pid, 0, 1 /* WNOHANG */, 0);
-            }
-            LOG.severe("Error: restore of " + pid + " failed, nothing was left running: " + e.getMessage());
+            kill(created, e);
+            Sys.raw(Nr.WAIT4, root, 0, 1 /* WNOHANG */, 0);
+            LOG.severe("Error: restore of " + root + " failed, nothing was left running: " + e.getMessage());
             throw e;
         }
         long nanos = System.nanoTime() - t0;
-        LOG.info(() -> "process " + pid + " restored and running (" + nanos / 1_000_000 + " ms)");
-        return new Restored(pid, nanos);
+        LOG.info(() -> "process tree of " + root + " (" + tree.getProcessesCount() + " processes) restored and running ("
+                + nanos / 1_000_000 + " ms)");
+        return new Restored(root, tree.getProcessesCount(), nanos);
+    }
+
+    private static void checkIdsFree(PstreeImage tree) {
+        for (PstreeEntry p : tree.getProcessesList()) {
+            for (int id : p.getZombie() ? List.of(p.getPid()) : p.getThreadsList()) {
+                if (ProcFiles.exists(id)) {
+                    throw new CryoException((id == p.getPid() ? "PID " : "thread id ") + id + " is in use by "
+                            + Checkpoint.comm(id) + (ProcFiles.state(id) == 'Z' ? " (a zombie its parent has not reaped)" : "")
+                            + "; the restored process needs it");
+                }
+            }
+        }
+    }
+
+    private static void build(List<Tracee> created, ImageReader image, PstreeImage tree) {
+        Map<Integer, Building> procs = new LinkedHashMap<>();
+        PstreeEntry rootEntry = tree.getProcesses(0);
+        Tracee rootTask = created.getFirst();
+        RemoteSyscalls rootSys = new RemoteSyscalls(rootTask, RestoreStub.SYSCALL_INSN);
+        // whatever the stub inherited from Cryo is not the restored processes'
+        rootSys.call("close_range", Nr.CLOSE_RANGE, 0, CLOSE_RANGE_ALL, 0);
+        List<long[]> saved = new ArrayList<>();
+        for (PstreeEntry p : tree.getProcessesList()) {
+            if (!p.getZombie()) {
+                saved.addAll(Memory.savedRanges(image, p.getPid()));
+            }
+        }
+        // one place free in every process's saved address space: children inherit it by fork
+        Trampoline trampoline = Trampoline.install(rootSys, saved);
+        procs.put(rootEntry.getPid(), new Building(rootEntry, new ArrayList<>(List.of(
+                new ThreadHandle(rootEntry.getPid(), rootTask, rootSys)))));
+        setIds(rootSys, rootEntry, null);
+        for (PstreeEntry p : tree.getProcessesList().subList(1, tree.getProcessesCount())) {
+            procs.put(p.getPid(), fork(procs.get(p.getPpid()), p, trampoline, created));
+        }
+        for (Building b : procs.values()) {
+            if (!b.entry().getZombie()) {
+                createThreads(b, trampoline, created);
+            }
+        }
+        Map<String, Object> shared = new HashMap<>();
+        List<RestoreContext> contexts = new ArrayList<>();
+        for (Building b : procs.values()) {
+            if (b.entry().getZombie()) {
+                continue;
+            }
+            RestoreContext ctx = new RestoreContext(b.entry().getPid(), b.threads(), image, shared);
+            for (TaskPart part : TaskParts.ALL) {
+                long t = System.nanoTime();
+                part.restore(ctx);
+                LOG.fine(() -> "process " + ctx.pid() + ": " + part.name() + " restored in "
+                        + (System.nanoTime() - t) / 1000 + " us");
+            }
+            contexts.add(ctx);
+        }
+        for (RestoreContext ctx : contexts) {
+            prepareWakeUp(ctx, trampoline);
+        }
+        // all at once: nothing runs until every task of the tree is ready
+        for (RestoreContext ctx : contexts.reversed()) {
+            for (ThreadHandle t : ctx.threads().reversed()) {
+                t.task().detach();
+            }
+        }
+    }
+
+    /** Forks {@code entry} from its (restored) parent with its PID; a zombie is made to exit with its status. */
+    private static Building fork(Building parent, PstreeEntry entry, Trampoline trampoline, List<Tracee> created) {
+        if (parent == null || parent.entry().getZombie()) {
+            throw new CryoException("process " + entry.getPid() + " has no restorable parent " + entry.getPpid() + " in the image");
+        }
+        Tracee child = Clone3.withId(parent.leader(), 0, SIGCHLD, entry.getPid());
+        created.add(child);
+        RemoteSyscalls sys = new RemoteSyscalls(child, trampoline.base());
+        // the child has its own copy of the trampoline, scratch area included, at the same address
+        sys.attachScratch(new RemoteScratch(child, parent.leader().scratch().base(), parent.leader().scratch().size()));
+        setIds(sys, entry, parent.entry());
+        if (entry.getZombie()) {
+            becomeZombie(parent, entry, sys, child);
+            return new Building(entry, List.of());
+        }
+        return new Building(entry, new ArrayList<>(List.of(new ThreadHandle(entry.getPid(), child, sys))));
+    }
+
+    /** Session and group as saved: a new session, a group of its own, or the group of another process of the tree. */
+    private static void setIds(RemoteSyscalls sys, PstreeEntry p, PstreeEntry parent) {
+        if (p.getSid() == p.getPid()) {
+            sys.call("setsid", Nr.SETSID);
+        }
+        if (p.getPgid() == p.getPid() && p.getSid() != p.getPid()) {
+            sys.call("setpgid", Nr.SETPGID, 0, 0);
+        } else if (parent != null && p.getPgid() != p.getPid() && p.getPgid() != parent.getPgid()) {
+            sys.call("setpgid(" + p.getPgid() + ")", Nr.SETPGID, 0, p.getPgid());
+        }
     }
 
     /**
-     * Rebuilds the process inside the task grown from the stub ({@code created} holds it, and
-     * gets every thread made here, so a failure can kill them all).
+     * A zombie is a child that exited and was not waited for: it exits here with its saved status
+     * (by signal if it was killed), and its parent's SIGCHLD for it is taken back, as it was
+     * delivered before the checkpoint.
      */
-    private static void build(List<Tracee> created, ImageReader image, PstreeEntry proc) {
-        int pid = proc.getPid();
-        Tracee leader = created.getFirst();
-        RemoteSyscalls sys = new RemoteSyscalls(leader, RestoreStub.SYSCALL_INSN);
-        // whatever the stub inherited from Cryo is not the restored process's
-        sys.call("close_range", Nr.CLOSE_RANGE, 0, CLOSE_RANGE_ALL, 0);
-        Trampoline trampoline = Trampoline.install(sys, Memory.savedRanges(image, pid));
-        List<ThreadHandle> threads = new ArrayList<>();
-        threads.add(new ThreadHandle(pid, leader, sys));
-        for (int tid : proc.getThreadsList().subList(1, proc.getThreadsCount())) {
+    private static void becomeZombie(Building parent, PstreeEntry entry, RemoteSyscalls sys, Tracee child) {
+        WaitStatus status = new WaitStatus(entry.getExitStatus());
+        try {
+            if (status.signaled()) {
+                int sig = status.termSignal();
+                // default action, unblocked, and no core file: then the signal ends it
+                sys.call("prlimit64(RLIMIT_CORE)", Nr.PRLIMIT64, 0, RLIMIT_CORE, sys.scratch().put(new byte[16]).value(), 0);
+                sys.call("rt_sigaction(" + sig + ", SIG_DFL)", Nr.RT_SIGACTION, sig, sys.scratch().put(new byte[32]).value(), 0, 8);
+                sys.scratch().reset();
+                sys.call("kill", Nr.KILL, entry.getPid(), sig);
+                sys.finish(sys.savedRegs(), 0);
+            } else {
+                sys.raw(Nr.EXIT_GROUP, status.exitCode());
+            }
+            child.runUntilGone();
+        } catch (TaskGoneException expected) {
+            // gone: the tracer's wait let it go to its parent, which has not waited for it
+        }
+        takeBackSigchld(parent.leader());
+    }
+
+    /** rt_sigtimedwait({SIGCHLD}, NULL, {0, 0}) in the parent: consumes the SIGCHLD a made-up zombie sent. */
+    private static void takeBackSigchld(RemoteSyscalls parent) {
+        java.nio.ByteBuffer mask = java.nio.ByteBuffer.allocate(8).order(java.nio.ByteOrder.LITTLE_ENDIAN)
+                .putLong(1L << (SIGCHLD - 1));
+        long set = parent.scratch().put(mask.array()).value();
+        long timeout = parent.scratch().put(new byte[16]).value();
+        parent.raw(RT_SIGTIMEDWAIT, set, 0, timeout, 8);
+        parent.scratch().reset();
+    }
+
+    private static void createThreads(Building b, Trampoline trampoline, List<Tracee> created) {
+        RemoteSyscalls sys = b.leader();
+        for (int tid : b.entry().getThreadsList().subList(1, b.entry().getThreadsCount())) {
             Tracee thread = Clone3.withId(sys, Clone3.THREAD_FLAGS, tid);
             created.add(thread);
             RemoteSyscalls ts = new RemoteSyscalls(thread, trampoline.base());
             ts.attachScratch(sys.scratch());
-            threads.add(new ThreadHandle(tid, thread, ts));
+            b.threads().add(new ThreadHandle(tid, thread, ts));
         }
-        RestoreContext ctx = new RestoreContext(pid, threads, image);
-        for (TaskPart part : TaskParts.ALL) {
-            long t = System.nanoTime();
-            part.restore(ctx);
-            LOG.fine(() -> part.name() + " restored in " + (System.nanoTime() - t) / 1000 + " us");
-        }
-        wakeUp(ctx, trampoline);
     }
 
     /**
      * Hands every thread its own registers, xsave area and signal mask. The leader's last
      * injected call removes the trampoline it runs from; at its syscall-exit stop the leader gets
-     * its registers too. Then all threads are let go, one right after the other.
+     * its registers too. Nothing runs until the tasks are detached.
      */
-    private static void wakeUp(RestoreContext ctx, Trampoline trampoline) {
+    private static void prepareWakeUp(RestoreContext ctx, Trampoline trampoline) {
         for (ThreadHandle t : ctx.threads().subList(1, ctx.threads().size())) {
             RestoreContext.WakeUp w = ctx.wakeUp(t.tid());
             t.syscalls().finish(w.regs(), w.sigmask());
@@ -122,8 +245,17 @@ public final class Restore {
         RestoreContext.WakeUp w = ctx.wakeUp(ctx.pid());
         sys.finish(w.regs(), w.sigmask());
         ctx.task().setXstate(w.xstate());
-        for (ThreadHandle t : ctx.threads().reversed()) {
-            t.task().detach();
+    }
+
+    /** Kills every task made so far, children before parents; the first failure stays the reported one. */
+    private static void kill(List<Tracee> created, Throwable primary) {
+        for (Tracee t : created.reversed()) {
+            try {
+                Sys.raw(Nr.KILL, t.pid(), 9);
+                t.kill();
+            } catch (RuntimeException e) {
+                primary.addSuppressed(e);
+            }
         }
     }
 }

@@ -20,6 +20,7 @@ public final class RestoreContext {
     private final List<ThreadHandle> threads;
     private final ImageReader image;
     private final Map<Integer, WakeUp> wakeUps = new HashMap<>();
+    private final Map<String, Object> shared;
 
     /** Registers, xsave area and signal mask a thread resumes with. */
     public static final class WakeUp {
@@ -32,10 +33,19 @@ public final class RestoreContext {
         public long sigmask() { return sigmask; }
     }
 
-    public RestoreContext(int pid, List<ThreadHandle> threads, ImageReader image) {
+    public RestoreContext(int pid, List<ThreadHandle> threads, ImageReader image, Map<String, Object> shared) {
         this.pid = pid;
         this.threads = threads;
         this.image = image;
+        this.shared = shared;
+    }
+
+    /**
+     * Objects restored once for the whole tree and found again by the processes restored after
+     * (shared memory, say), keyed by each part as it likes. Processes are restored parents first.
+     */
+    public Map<String, Object> shared() {
+        return shared;
     }
 
     public int pid() { return pid; }

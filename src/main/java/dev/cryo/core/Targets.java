@@ -42,15 +42,26 @@ final class Targets {
         if (!Integer.toString(pid).equals(tgid)) {
             throw new Refusal("PID " + pid + " is a thread of process " + tgid + "; checkpoint the process");
         }
-        String children;
-        try {
-            children = Files.readString(ProcFiles.dir(pid).resolve("task/" + pid + "/children")).strip();
-        } catch (IOException e) {
-            children = "";
-        }
-        if (!children.isEmpty()) {
-            throw new Refusal("process " + pid + " has child processes (" + children
-                    + "); process trees are not supported yet");
+    }
+
+    /**
+     * A process can only be put back into a session or group that exists at restore: its own,
+     * its parent's, or one led by another process of the tree. Anything else is refused now
+     * rather than restored wrong. (The root may stay in whatever session it had: it is restored
+     * into Cryo's.)
+     */
+    static void checkTreeIds(dev.cryo.image.proto.PstreeImage tree) {
+        java.util.Map<Integer, dev.cryo.image.proto.PstreeEntry> byPid = new java.util.HashMap<>();
+        tree.getProcessesList().forEach(p -> byPid.put(p.getPid(), p));
+        for (dev.cryo.image.proto.PstreeEntry p : tree.getProcessesList().subList(1, tree.getProcessesCount())) {
+            dev.cryo.image.proto.PstreeEntry parent = byPid.get(p.getPpid());
+            boolean sidOk = p.getSid() == p.getPid() || p.getSid() == parent.getSid();
+            boolean pgidOk = p.getPgid() == p.getPid() || p.getPgid() == parent.getPgid()
+                    || (byPid.containsKey(p.getPgid()) && byPid.get(p.getPgid()).getSid() == p.getSid());
+            if (!sidOk || !pgidOk) {
+                throw new Refusal("process " + p.getPid() + " is in session " + p.getSid() + " and group " + p.getPgid()
+                        + ", which cannot be recreated from its tree (their leaders are gone or outside it)");
+            }
         }
     }
 }

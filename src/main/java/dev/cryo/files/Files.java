@@ -32,7 +32,8 @@ import java.util.stream.Stream;
 public final class Files implements TaskPart {
     private static final Logger LOG = Logger.getLogger("files");
     private static final int O_CLOEXEC = 02000000;
-    private static final int KCMP_FILE = 0;
+    private static final int KCMP_FILE = 0, KCMP_FILES = 2;
+    private static final int F_SETFD = 2;
     /** Flags that only matter at open time and must not be replayed. */
     private static final int OPEN_ONLY = 0100 /* O_CREAT */ | 0200 /* O_EXCL */ | 01000 /* O_TRUNC */ | 0400 /* O_NOCTTY */;
     private static final Set<String> SAFE_DEVICES = Set.of("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom");
@@ -48,15 +49,23 @@ public final class Files implements TaskPart {
         FilesImage.Builder image = FilesImage.newBuilder()
                 .setCwd(ProcFiles.readLink(pid, "cwd")).setRoot(ProcFiles.readLink(pid, "root"))
                 .setUmask(Integer.parseInt(ProcFiles.status(pid).get("Umask"), 8));
+        for (int other : ctx.earlier()) {
+            if (Sys.call("kcmp", Nr.KCMP, other, pid, KCMP_FILES, 0, 0) == 0) {
+                throw new Refusal("process " + pid + " shares its fd table with process " + other
+                        + " (CLONE_FILES); that is not supported yet");
+            }
+        }
         List<Integer> numbers = fdNumbers(pid);
         for (int i = 0; i < numbers.size(); i++) {
             int fd = numbers.get(i);
             FdEntry.Builder e = entry(pid, fd).toBuilder();
-            for (int j = 0; j < i; j++) {
-                if (sameOpenFile(pid, numbers.get(j), fd)) {
+            for (int j = 0; j < i && !e.hasDupOf(); j++) {
+                if (sameOpenFile(pid, numbers.get(j), pid, fd)) {
                     e.setDupOf(numbers.get(j));
-                    break;
                 }
+            }
+            if (!e.hasDupOf()) {
+                findInEarlierProcess(ctx.earlier(), pid, fd, e);
             }
             image.addFds(e);
         }
@@ -111,8 +120,20 @@ public final class Files implements TaskPart {
     }
 
     /** kcmp(KCMP_FILE): do the two fds refer to one open file description (shared offset and flags)? */
-    private static boolean sameOpenFile(int pid, int a, int b) {
-        return Sys.call("kcmp", Nr.KCMP, pid, pid, KCMP_FILE, a, b) == 0;
+    private static boolean sameOpenFile(int pidA, int a, int pidB, int b) {
+        return Sys.call("kcmp", Nr.KCMP, pidA, pidB, KCMP_FILE, a, b) == 0;
+    }
+
+    /** An open file this process shares with one dumped before it (inherited through fork, say). */
+    private static void findInEarlierProcess(List<Integer> earlier, int pid, int fd, FdEntry.Builder e) {
+        for (int other : earlier) {
+            for (int otherFd : fdNumbers(other)) {
+                if (sameOpenFile(other, otherFd, pid, fd)) {
+                    e.setSharedPid(other).setSharedFd(otherFd);
+                    return;
+                }
+            }
+        }
     }
 
     private static long inode(int pid, int fd) {
@@ -120,6 +141,14 @@ public final class Files implements TaskPart {
             return ((Number) java.nio.file.Files.getAttribute(ProcFiles.dir(pid).resolve("fd/" + fd), "unix:ino")).longValue();
         } catch (IOException e) {
             return 0;
+        }
+    }
+
+    /** Puts a freshly made fd at its saved number; dup3 gives it its saved FD_CLOEXEC on the way. */
+    private static void moveTo(RemoteSyscalls sys, int fd, FdEntry e) {
+        if (fd != e.getFd()) {
+            sys.call("dup3", Nr.DUP3, fd, e.getFd(), e.getCloexec() ? O_CLOEXEC : 0);
+            sys.closeFd(fd);
         }
     }
 
@@ -146,12 +175,19 @@ public final class Files implements TaskPart {
                 sys.call("dup3", Nr.DUP3, e.getDupOf(), e.getFd(), e.getCloexec() ? O_CLOEXEC : 0);
                 continue;
             }
-            int flags = (e.getFlags() & ~OPEN_ONLY) | (e.getCloexec() ? O_CLOEXEC : 0);
-            int fd = sys.open(e.getPath(), flags, 0);
-            if (fd != e.getFd()) {
-                sys.call("dup3", Nr.DUP3, fd, e.getFd(), e.getCloexec() ? O_CLOEXEC : 0);
-                sys.closeFd(fd);
+            if (e.getSharedPid() != 0) {
+                // the very open file of the other (already restored) process, fetched by this one
+                int pidfd = (int) sys.call("pidfd_open(" + e.getSharedPid() + ")", Nr.PIDFD_OPEN, e.getSharedPid(), 0);
+                int fd = (int) sys.call("pidfd_getfd", Nr.PIDFD_GETFD, pidfd, e.getSharedFd(), 0);
+                sys.closeFd(pidfd);
+                if (fd == e.getFd() && !e.getCloexec()) {
+                    sys.call("fcntl(F_SETFD)", Nr.FCNTL, fd, F_SETFD, 0); // pidfd_getfd always sets FD_CLOEXEC
+                }
+                moveTo(sys, fd, e);
+                continue;
             }
+            int flags = (e.getFlags() & ~OPEN_ONLY) | (e.getCloexec() ? O_CLOEXEC : 0);
+            moveTo(sys, sys.open(e.getPath(), flags, 0), e);
             if (e.getKind() == FdKind.REGULAR && e.getPos() != 0) {
                 sys.call("lseek", Nr.LSEEK, e.getFd(), e.getPos(), 0 /* SEEK_SET */);
             }

@@ -159,6 +159,9 @@ public final class Memory implements TaskPart {
         List<VmaEntry> needProtect = new ArrayList<>();
         try {
             for (VmaEntry vma : mm.getVmasList()) {
+                if (vma.getKind() == VmaKind.SHARED_ANON) {
+                    sharedAnon(ctx, vma, files);
+                }
                 if (!Vmas.special(vma) && map(sys, vma, files, hasPages(vma, pagemap))) {
                     needProtect.add(vma);
                 }
@@ -190,6 +193,28 @@ public final class Memory implements TaskPart {
         return false;
     }
 
+    /**
+     * Shared anonymous memory is one object however many processes map it. The first process to
+     * restore it creates it; the others open it through that process's /proc/PID/map_files and
+     * map the very same object (an fd registered under "file:" + path for {@link #map}).
+     */
+    private static void sharedAnon(RestoreContext ctx, VmaEntry vma, Map<String, Integer> files) {
+        String key = "shmem:" + vma.getFileInode();
+        String[] first = (String[]) ctx.shared().get(key);
+        if (first == null) {
+            if (vma.getPgoff() != 0) {
+                throw new ImageException("shared memory at " + Vmas.describe(vma) + " starts at offset " + vma.getPgoff()
+                        + " of its object; only whole objects can be recreated");
+            }
+            ctx.shared().put(key, new String[] {Integer.toString(ctx.pid()), Long.toHexString(vma.getStart()) + "-"
+                    + Long.toHexString(vma.getEnd())});
+            return;
+        }
+        String path = "/proc/" + first[0] + "/map_files/" + first[1];
+        files.put("rw:" + vma.getPath() + "#" + vma.getFileInode(),
+                ctx.syscalls().open(path, O_RDWR | O_CLOEXEC, 0));
+    }
+
     /** Maps one area; returns true when it was mapped writable for loading and needs its final protection. */
     private static boolean map(RemoteSyscalls sys, VmaEntry vma, Map<String, Integer> files, boolean hasPages) {
         int prot = vma.getProt();
@@ -198,6 +223,14 @@ public final class Memory implements TaskPart {
             prot |= RemoteSyscalls.PROT_WRITE;
         }
         int fd = -1;
+        int flags = vma.getFlags();
+        long offset = Vmas.fileBacked(vma) ? vma.getPgoff() : 0;
+        Integer sharedObject = files.get("rw:" + vma.getPath() + "#" + vma.getFileInode());
+        if (vma.getKind() == VmaKind.SHARED_ANON && sharedObject != null) {
+            fd = sharedObject;
+            flags &= ~RemoteSyscalls.MAP_ANONYMOUS;
+            offset = vma.getPgoff();
+        }
         if (recreatable(vma)) {
             recreate(vma);
         }
@@ -207,8 +240,7 @@ public final class Memory implements TaskPart {
             fd = files.computeIfAbsent(key, k -> sys.open(vma.getPath(), (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0));
         }
         long length = vma.getEnd() - vma.getStart();
-        RemoteAddr at = sys.mmap(vma.getStart(), length, prot, vma.getFlags() | RemoteSyscalls.MAP_FIXED, fd,
-                Vmas.fileBacked(vma) ? vma.getPgoff() : 0);
+        RemoteAddr at = sys.mmap(vma.getStart(), length, prot, flags | RemoteSyscalls.MAP_FIXED, fd, offset);
         if (at.value() != vma.getStart()) {
             throw new InjectionException("mmap of " + Vmas.describe(vma) + " landed at " + at);
         }
@@ -307,7 +339,7 @@ public final class Memory implements TaskPart {
         }
     }
 
-    /** The saved mappings, for the restore stub to keep out of their way. */
+    /** The saved mappings of one process, for the restore trampoline to keep out of their way. */
     public static List<long[]> savedRanges(ImageReader image, int pid) {
         MmImage mm = image.read(ImageKind.MM, pid, MmImage.parser());
         return mm.getVmasList().stream().map(v -> new long[] {v.getStart(), v.getEnd()}).toList();

@@ -72,6 +72,9 @@ final class Vmas {
         VmaEntry.Builder b = VmaEntry.newBuilder().setStart(vma.start()).setEnd(vma.end()).setProt(prot)
                 .setFlags(flags).setKind(kind).setPath(vma.path()).setPgoff(vma.offset())
                 .addAllVmFlags(vma.vmFlags().stream().sorted().toList());
+        if (kind == VmaKind.SHARED_ANON) {
+            b.setFileInode(vma.inode()); // the shmem object: the same inode in two processes is one object
+        }
         if (kind == VmaKind.PRIVATE_FILE || kind == VmaKind.SHARED_FILE) {
             try {
                 Path file = Path.of(vma.path());

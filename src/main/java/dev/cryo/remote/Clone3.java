@@ -29,11 +29,16 @@ public final class Clone3 {
 
     /** Creates the task {@code id} with {@code flags}; the child shares the caller's stack pointer and never runs on it. */
     public static Tracee withId(RemoteSyscalls sys, long flags, int id) {
+        return withId(sys, flags, 0, id);
+    }
+
+    /** A child process signalling its parent with {@code exitSignal} (SIGCHLD, as fork) when it ends. */
+    public static Tracee withId(RemoteSyscalls sys, long flags, int exitSignal, int id) {
         int[] child = {0};
         ByteBuffer args = ByteBuffer.allocate(ARGS_SIZE + 8).order(ByteOrder.LITTLE_ENDIAN);
         RemoteAddr at = sys.scratch().alloc(ARGS_SIZE + 8);
         args.putLong(flags).putLong(0).putLong(0).putLong(0) // flags, pidfd, child_tid, parent_tid
-                .putLong(0).putLong(0).putLong(0).putLong(0)  // exit_signal (0 for CLONE_PARENT/THREAD), stack, stack_size, tls
+                .putLong(exitSignal).putLong(0).putLong(0).putLong(0) // exit_signal (0 for CLONE_PARENT/THREAD), stack, stack_size, tls
                 .putLong(at.value() + ARGS_SIZE).putLong(1).putLong(0) // set_tid, set_tid_size, cgroup
                 .putLong(id);                                  // set_tid[0]
         sys.task().write(at, args.array());

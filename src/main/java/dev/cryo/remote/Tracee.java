@@ -233,6 +233,20 @@ public final class Tracee {
         }
     }
 
+    /**
+     * Lets the task run, still traced, until it is gone, passing on each signal it stops for:
+     * for a task that is about to exit or die.
+     */
+    public void runUntilGone() {
+        checkOwner();
+        int signal = 0;
+        while (true) {
+            Ptrace.cont(pid, signal);
+            WaitStatus st = waitStatus(); // throws TaskGoneException at the end
+            signal = st.stopped() && st.event() == 0 ? st.stopSignal() : 0;
+        }
+    }
+
     /** Resumes the task and lets go of it. */
     public void detach() {
         checkOwner();

@@ -188,11 +188,6 @@ public final class TaskState implements TaskPart {
         int pid = ctx.pid();
         RemoteSyscalls sys = ctx.syscalls();
         TaskCore core = ctx.image().read(ImageKind.CORE, pid, TaskCore.parser());
-        if (core.getSid() == pid) {
-            sys.call("setsid", Nr.SETSID);
-        } else if (core.getPgid() == pid) {
-            sys.call("setpgid", Nr.SETPGID, 0, 0);
-        }
         RemoteAddr lim = sys.scratch().alloc(16);
         for (Rlimit r : core.getRlimitsList()) {
             ctx.task().write(lim, le(new byte[16]).putLong(r.getCur()).putLong(r.getMax()).array());

@@ -1,0 +1,142 @@
+package dev.cryo.core;
+
+import dev.cryo.proc.ProcFiles;
+import dev.cryo.remote.RemoteSyscalls;
+import dev.cryo.remote.Tracee;
+import dev.cryo.sys.Nr;
+import dev.cryo.sys.Ptrace;
+import dev.cryo.sys.Sys;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A process tree held still: every process under the root with all its threads seized, parents
+ * before children. A process's children are listed only after all its threads are stopped, when
+ * it can no longer fork, so the walk needs one pass. Zombies cannot be seized and hold nothing
+ * but their exit status; they are recorded as such.
+ */
+final class FrozenTree {
+    /** One process of the tree; {@code threads} is empty for a zombie. */
+    record Proc(int pid, int ppid, int pgid, int sid, List<Tracee> threads, boolean zombie, int exitStatus) {
+    }
+
+    private final List<Proc> procs;
+
+    private FrozenTree(List<Proc> procs) {
+        this.procs = procs;
+    }
+
+    List<Proc> procs() {
+        return procs;
+    }
+
+    List<Proc> live() {
+        return procs.stream().filter(p -> !p.zombie()).toList();
+    }
+
+    Proc root() {
+        return procs.getFirst();
+    }
+
+    static FrozenTree freeze(int root, long options) {
+        Map<Integer, Proc> seized = new LinkedHashMap<>();
+        Deque<Integer> todo = new ArrayDeque<>(List.of(root));
+        try {
+            while (!todo.isEmpty()) {
+                int pid = todo.poll();
+                if (seized.containsKey(pid)) {
+                    continue;
+                }
+                List<String> stat = ProcFiles.statFields(pid);
+                int ppid = (int) ProcFiles.statField(stat, 4);
+                int pgid = (int) ProcFiles.statField(stat, 5);
+                int sid = (int) ProcFiles.statField(stat, 6);
+                if (stat.get(0).equals("Z")) {
+                    if (pid == root) {
+                        throw new dev.cryo.CryoException("PID " + pid + " is a zombie: it has exited and holds no state to save");
+                    }
+                    seized.put(pid, new Proc(pid, ppid, pgid, sid, List.of(), true, (int) ProcFiles.statField(stat, 52)));
+                    continue;
+                }
+                List<Tracee> threads = Tracee.seizeThreadGroup(pid, options);
+                seized.put(pid, new Proc(pid, ppid, pgid, sid, threads, false, 0));
+                todo.addAll(children(pid, threads));
+            }
+            return new FrozenTree(new ArrayList<>(seized.values()));
+        } catch (RuntimeException e) {
+            new FrozenTree(new ArrayList<>(seized.values())).release(e);
+            throw e;
+        }
+    }
+
+    /** Children of every thread of {@code pid} (a child belongs to the thread that forked it). */
+    private static List<Integer> children(int pid, List<Tracee> threads) {
+        List<Integer> out = new ArrayList<>();
+        for (Tracee t : threads) {
+            try {
+                String list = Files.readString(ProcFiles.dir(pid).resolve("task/" + t.pid() + "/children")).strip();
+                if (!list.isEmpty()) {
+                    for (String c : list.split("\\s+")) {
+                        out.add(Integer.parseInt(c));
+                    }
+                }
+            } catch (IOException e) {
+                throw new dev.cryo.CryoException("cannot list the children of " + pid + ": " + e.getMessage());
+            }
+        }
+        return out;
+    }
+
+    int threadCount() {
+        return procs.stream().mapToInt(p -> p.threads().size()).sum();
+    }
+
+    /** Lets every process run on, as it was. */
+    void release(Throwable primary) {
+        for (Proc p : procs) {
+            p.threads().forEach(t -> t.detachQuietly(primary));
+        }
+    }
+
+    void release() {
+        for (Proc p : procs) {
+            p.threads().forEach(Tracee::detach);
+        }
+    }
+
+    /**
+     * Kills every process of the tree, deepest first, and has each parent reap its dead children
+     * (an injected wait4) before it dies itself, so that no zombie is left holding a PID the
+     * restore will need: an orphaned zombie would go to init, which may never reap it.
+     */
+    void kill() {
+        Map<Integer, Proc> byPid = new LinkedHashMap<>();
+        procs.forEach(p -> byPid.put(p.pid(), p));
+        for (Proc p : procs.reversed()) {
+            if (!p.zombie()) {
+                Tracee.killGroup(p.threads());
+            }
+            Proc parent = p == root() ? null : byPid.get(p.ppid());
+            if (parent != null && !parent.zombie()) {
+                reap(parent.threads().getFirst(), p.pid());
+            }
+        }
+    }
+
+    private static void reap(Tracee parent, int child) {
+        try (RemoteSyscalls sys = new RemoteSyscalls(parent, Checkpoint.findSyscallInstruction(parent))) {
+            sys.raw(Nr.WAIT4, child, 0, Tracee.WALL, 0);
+        }
+    }
+
+    static long options() {
+        return Ptrace.O_TRACESYSGOOD;
+    }
+}
