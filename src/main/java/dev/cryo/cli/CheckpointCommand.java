@@ -55,7 +55,8 @@ final class CheckpointCommand implements Callable<Integer> {
             throw new ParameterException(spec.commandLine(), "Two different PIDs given: " + pid + " and --tree " + tree);
         }
         int target = pid != null ? pid : tree;
-        Logs.configure(common.logFile, common.verbosity, spec.commandLine().getErr());
+        java.nio.file.Files.createDirectories(dir); // the log may live in it
+        Logs.configure(common.logFile(dir), common.verbosity, spec.commandLine().getErr());
         Checkpoint.Result r = Checkpoint.run(new Checkpoint.Options(target, dir, leaveRunning,
                 new ProgressLine(spec.commandLine().getErr())));
         if (pidfile != null) {

@@ -12,6 +12,7 @@ import dev.cryo.image.proto.MmImage;
 import dev.cryo.image.proto.PageRun;
 import dev.cryo.image.proto.PagemapImage;
 import dev.cryo.image.proto.SignalsImage;
+import dev.cryo.image.proto.PstreeEntry;
 import dev.cryo.image.proto.PstreeImage;
 import dev.cryo.image.proto.TaskCore;
 import dev.cryo.image.proto.ThreadCore;
@@ -47,39 +48,83 @@ final class InspectCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         ImageReader image = ImageReader.open(dir, false);
         Inventory inv = image.inventory();
-        int pid = inv.getRootPid();
-        Map<String, Message> all = new LinkedHashMap<>();
-        all.put("inventory", inv);
-        all.put("pstree", image.read(ImageKind.PSTREE, 0, PstreeImage.parser()));
-        all.put("core", image.read(ImageKind.CORE, pid, TaskCore.parser()));
-        all.put("mm", image.read(ImageKind.MM, pid, MmImage.parser()));
-        all.put("pagemap", image.read(ImageKind.PAGEMAP, pid, PagemapImage.parser()));
-        all.put("files", image.read(ImageKind.FILES, pid, FilesImage.parser()));
-        all.put("signals", image.read(ImageKind.SIGNALS, pid, SignalsImage.parser()));
-        all.put("timers", image.read(ImageKind.TIMERS, pid, TimersImage.parser()));
+        PstreeImage tree = image.read(ImageKind.PSTREE, 0, PstreeImage.parser());
+        Map<Integer, Map<String, Message>> processes = new LinkedHashMap<>();
+        for (PstreeEntry p : tree.getProcessesList()) {
+            if (!p.getZombie()) {
+                processes.put(p.getPid(), load(image, p.getPid()));
+            }
+        }
         PrintWriter out = spec.commandLine().getOut();
         if (json) {
-            JsonFormat.Printer printer = JsonFormat.printer().preservingProtoFieldNames();
-            out.println("{");
-            int i = 0;
-            for (Map.Entry<String, Message> e : all.entrySet()) {
-                out.print("  \"" + e.getKey() + "\": " + printer.print(e.getValue()).replace("\n", "\n  "));
-                out.println(++i < all.size() ? "," : "");
-            }
-            out.println("}");
+            printJson(out, inv, tree, processes);
             return 0;
         }
+        out.printf("Image %s (format %d, Cryo %s), taken %s on %s, kernel %s, xsave features 0x%x%n", dir,
+                inv.getFormatVersion(), inv.getToolVersion(), Instant.ofEpochMilli(inv.getCreatedUnixMs()),
+                inv.getHostname(), inv.getKernelRelease(), inv.getXfeatures());
+        out.printf("Process tree: %d process%s%n", tree.getProcessesCount(), tree.getProcessesCount() == 1 ? "" : "es");
+        out.printf("  %7s %7s %7s %7s %7s  %-16s %s%n", "PID", "PPID", "PGID", "SID", "THREADS", "COMM", "STATE");
+        for (PstreeEntry p : tree.getProcessesList()) {
+            String comm = p.getZombie() ? "" : ((TaskCore) processes.get(p.getPid()).get("core")).getThreads(0).getComm();
+            out.printf("  %7d %7d %7d %7d %7d  %-16s %s%n", p.getPid(), p.getPpid(), p.getPgid(), p.getSid(),
+                    p.getThreadsCount(), comm, p.getZombie() ? "zombie, " + new dev.cryo.remote.WaitStatus(p.getExitStatus()) : "live");
+        }
+        for (Map.Entry<Integer, Map<String, Message>> e : processes.entrySet()) {
+            out.println();
+            printProcess(out, e.getKey(), e.getValue());
+        }
+        long total = 0;
+        for (FileChecksum f : inv.getFilesList()) {
+            total += f.getSize();
+        }
+        out.printf("%nImage size: %s in %d files%n", Sizes.human(total), inv.getFilesCount() + 1);
+        return 0;
+    }
+
+    private static Map<String, Message> load(ImageReader image, int pid) {
+        Map<String, Message> m = new LinkedHashMap<>();
+        m.put("core", image.read(ImageKind.CORE, pid, TaskCore.parser()));
+        m.put("mm", image.read(ImageKind.MM, pid, MmImage.parser()));
+        m.put("pagemap", image.read(ImageKind.PAGEMAP, pid, PagemapImage.parser()));
+        m.put("files", image.read(ImageKind.FILES, pid, FilesImage.parser()));
+        m.put("signals", image.read(ImageKind.SIGNALS, pid, SignalsImage.parser()));
+        m.put("timers", image.read(ImageKind.TIMERS, pid, TimersImage.parser()));
+        return m;
+    }
+
+    private static void printJson(PrintWriter out, Inventory inv, PstreeImage tree,
+                                  Map<Integer, Map<String, Message>> processes) throws Exception {
+        JsonFormat.Printer printer = JsonFormat.printer().preservingProtoFieldNames();
+        out.println("{");
+        out.println("  \"inventory\": " + printer.print(inv).replace("\n", "\n  ") + ",");
+        out.println("  \"pstree\": " + printer.print(tree).replace("\n", "\n  ") + ",");
+        out.println("  \"processes\": [");
+        int n = 0;
+        for (Map.Entry<Integer, Map<String, Message>> p : processes.entrySet()) {
+            out.println("    {");
+            out.println("      \"pid\": " + p.getKey() + ",");
+            int i = 0;
+            for (Map.Entry<String, Message> e : p.getValue().entrySet()) {
+                out.print("      \"" + e.getKey() + "\": " + printer.print(e.getValue()).replace("\n", "\n      "));
+                out.println(++i < p.getValue().size() ? "," : "");
+            }
+            out.println(++n < processes.size() ? "    }," : "    }");
+        }
+        out.println("  ]");
+        out.println("}");
+    }
+
+    private static void printProcess(PrintWriter out, int pid, Map<String, Message> all) {
         TaskCore core = (TaskCore) all.get("core");
         MmImage mm = (MmImage) all.get("mm");
         PagemapImage pm = (PagemapImage) all.get("pagemap");
         FilesImage files = (FilesImage) all.get("files");
         SignalsImage sig = (SignalsImage) all.get("signals");
         TimersImage timers = (TimersImage) all.get("timers");
-        out.printf("Image %s (format %d, Cryo %s), taken %s on %s, kernel %s%n", dir, inv.getFormatVersion(),
-                inv.getToolVersion(), Instant.ofEpochMilli(inv.getCreatedUnixMs()), inv.getHostname(), inv.getKernelRelease());
-        out.printf("Process %d (%s) %s%n  ppid %d, pgid %d, sid %d, uid %d, gid %d, xsave features 0x%x%n", pid,
+        out.printf("Process %d (%s) %s%n  ppid %d, pgid %d, sid %d, uid %d, gid %d%n", pid,
                 core.getThreads(0).getComm(), mm.getExe(), core.getPpid(), core.getPgid(), core.getSid(),
-                core.getCreds().getUid(), core.getCreds().getGid(), core.getXfeatures());
+                core.getCreds().getUid(), core.getCreds().getGid());
         out.printf("Threads: %d%n", core.getThreadsCount());
         for (ThreadCore t : core.getThreadsList()) {
             long blocked = sig.getThreadsList().stream().filter(x -> x.getTid() == t.getTid()).findFirst()
@@ -106,12 +151,6 @@ final class InspectCommand implements Callable<Integer> {
         out.printf("Signals: %d handlers, %d pending (%d process-wide)%n", sig.getActionsCount(), pending,
                 sig.getSharedPendingCount());
         out.printf("Timers: %d interval timers, %d POSIX timers%n", timers.getItimersCount(), timers.getPosixTimersCount());
-        long total = 0;
-        for (FileChecksum f : inv.getFilesList()) {
-            total += f.getSize();
-        }
-        out.printf("Image size: %s in %d files%n", Sizes.human(total), inv.getFilesCount() + 1);
-        return 0;
     }
 
     private static String prot(int prot, int flags) {

@@ -37,7 +37,7 @@ final class RestoreCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        Logs.configure(common.logFile, common.verbosity, spec.commandLine().getErr());
+        Logs.configure(common.logFile(dir), common.verbosity, spec.commandLine().getErr());
         Restore.Restored r = Restore.run(new Restore.Options(dir));
         if (pidfile != null) {
             Files.writeString(pidfile, r.pid() + "\n");

@@ -45,12 +45,18 @@ public final class Checkpoint {
     public static Result run(Options o) {
         long t0 = System.nanoTime();
         Targets.checkCheckpointable(o.pid());
-        prepareDir(o.dir());
-        FrozenTree tree = FrozenTree.freeze(o.pid(), FrozenTree.options());
+        checkDir(o.dir());
+        ImageWriter image = new ImageWriter(o.dir());
+        FrozenTree tree;
+        try {
+            tree = FrozenTree.freeze(o.pid(), FrozenTree.options());
+        } catch (RuntimeException e) {
+            abortQuietly(image, e);
+            throw e;
+        }
         long frozen = System.nanoTime();
         DumpContext.Stats stats = new DumpContext.Stats();
         try {
-            ImageWriter image = new ImageWriter(o.dir());
             Inventory.Builder inventory = Inventory.newBuilder().setRootPid(o.pid())
                     .setToolVersion(dev.cryo.Version.VERSION).setKernelRelease(kernelRelease())
                     .setHostname(hostname()).setPageSize(4096);
@@ -70,7 +76,7 @@ public final class Checkpoint {
             image.finish(inventory.setCreatedUnixMs(System.currentTimeMillis()));
         } catch (RuntimeException e) {
             tree.release(e);
-            deleteQuietly(o.dir(), e);
+            abortQuietly(image, e);
             LOG.severe("Error: checkpoint of " + o.pid() + " failed, the processes were left running: " + e.getMessage());
             throw e;
         }
@@ -155,33 +161,36 @@ public final class Checkpoint {
         throw new InjectionException("no syscall instruction found in task " + task.pid() + " to inject through");
     }
 
-    private static void prepareDir(Path dir) {
-        try {
-            Files.createDirectories(dir);
-            try (Stream<Path> s = Files.list(dir)) {
-                if (s.findAny().isPresent()) {
-                    if (!Files.exists(dir.resolve("inventory.img"))) {
-                        throw new dev.cryo.CryoException("image directory " + dir + " is not empty and holds no Cryo image;"
-                                + " refusing to write into it");
-                    }
-                    deleteQuietly(dir, null);
-                    Files.createDirectories(dir);
-                }
+    /**
+     * The image directory may be new, or hold an earlier image (replaced only once the new one is
+     * complete) and log files (criu's habit: -o dump.log inside it). Anything else is someone's
+     * data, and Cryo will not write next to it.
+     */
+    private static void checkDir(Path dir) {
+        if (!Files.exists(dir)) {
+            return;
+        }
+        if (!Files.isDirectory(dir)) {
+            throw new dev.cryo.CryoException(dir + " exists and is not a directory");
+        }
+        try (Stream<Path> s = Files.list(dir)) {
+            List<String> foreign = s.map(p -> p.getFileName().toString())
+                    .filter(n -> !n.endsWith(".img") && !n.endsWith(".log") && !n.startsWith(".cryo-partial-")).toList();
+            if (!foreign.isEmpty()) {
+                throw new dev.cryo.CryoException("image directory " + dir + " holds files that are not part of an image ("
+                        + String.join(", ", foreign.subList(0, Math.min(3, foreign.size())))
+                        + (foreign.size() > 3 ? ", ..." : "") + "); refusing to write into it");
             }
         } catch (IOException e) {
             throw new dev.cryo.CryoException("cannot use image directory " + dir + ": " + e.getMessage(), e);
         }
     }
 
-    static void deleteQuietly(Path dir, Throwable primary) {
-        try (Stream<Path> s = Files.walk(dir)) {
-            for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(p);
-            }
-        } catch (IOException e) {
-            if (primary != null) {
-                primary.addSuppressed(e);
-            }
+    private static void abortQuietly(ImageWriter image, Throwable primary) {
+        try {
+            image.abort();
+        } catch (RuntimeException e) {
+            primary.addSuppressed(e);
         }
     }
 

@@ -54,7 +54,15 @@ final class FrozenTree {
                 if (seized.containsKey(pid)) {
                     continue;
                 }
-                List<String> stat = ProcFiles.statFields(pid);
+                List<String> stat;
+                try {
+                    stat = ProcFiles.statFields(pid);
+                } catch (java.io.UncheckedIOException gone) {
+                    if (pid == root) {
+                        throw new dev.cryo.CryoException("process " + root + " exited before it could be frozen");
+                    }
+                    continue; // exited and reaped since its parent listed it: not part of the tree any more
+                }
                 int ppid = (int) ProcFiles.statField(stat, 4);
                 int pgid = (int) ProcFiles.statField(stat, 5);
                 int sid = (int) ProcFiles.statField(stat, 6);
@@ -65,7 +73,16 @@ final class FrozenTree {
                     seized.put(pid, new Proc(pid, ppid, pgid, sid, List.of(), true, (int) ProcFiles.statField(stat, 52)));
                     continue;
                 }
-                List<Tracee> threads = Tracee.seizeThreadGroup(pid, options);
+                List<Tracee> threads;
+                try {
+                    threads = Tracee.seizeThreadGroup(pid, options);
+                } catch (dev.cryo.sys.SysException e) {
+                    if (e.errno() != dev.cryo.sys.Errno.ESRCH || pid == root) {
+                        throw e;
+                    }
+                    todo.addFirst(pid); // it exited between the listing and the seizing: look again (a zombie now)
+                    continue;
+                }
                 seized.put(pid, new Proc(pid, ppid, pgid, sid, threads, false, 0));
                 todo.addAll(children(pid, threads));
             }

@@ -15,22 +15,47 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.zip.CRC32C;
 
-/** Writes an image directory: metadata files, page files, and last the inventory with their checksums. */
+/**
+ * Writes an image directory: metadata files, page files, and last the inventory with their
+ * checksums. Everything is first written into a staging directory inside it and moved into place
+ * only by {@link #finish}, so a checkpoint that fails halfway leaves an earlier image there
+ * untouched ({@link #abort} just drops the staging directory).
+ */
 public final class ImageWriter {
+    private final Path target;
     private final Path dir;
     private final List<FileChecksum> files = new ArrayList<>();
 
-    public ImageWriter(Path dir) {
-        this.dir = dir;
+    public ImageWriter(Path target) {
+        this.target = target;
+        this.dir = target.resolve(".cryo-partial-" + ProcessHandle.current().pid());
         try {
+            Files.createDirectories(target);
+            abort();
             Files.createDirectories(dir);
         } catch (IOException e) {
-            throw new ImageException("cannot create image directory " + dir + ": " + e.getMessage(), e);
+            throw new ImageException("cannot create image directory " + target + ": " + e.getMessage(), e);
         }
     }
 
+    /** The image directory (where the files end up). */
     public Path dir() {
-        return dir;
+        return target;
+    }
+
+    /** Drops whatever was written; an image already in the directory stays as it was. */
+    public void abort() {
+        if (!Files.exists(dir)) {
+            return;
+        }
+        try (java.util.stream.Stream<Path> s = Files.list(dir)) {
+            for (Path p : s.toList()) {
+                Files.deleteIfExists(p);
+            }
+            Files.deleteIfExists(dir);
+        } catch (IOException e) {
+            throw new UncheckedIOException("removing the partial image " + dir, e);
+        }
     }
 
     public void write(ImageKind kind, int pid, Message message) {
@@ -64,19 +89,35 @@ public final class ImageWriter {
         files.add(FileChecksum.newBuilder().setName(name).setSize(size).setCrc32C((int) crc).build());
     }
 
-    /** Writes inventory.img last: an image without it is incomplete and will not be restored. */
+    /**
+     * Writes inventory.img, then replaces the image in the directory with the new one: the old
+     * inventory goes first and the new one comes last, so at no moment does an inventory vouch
+     * for a mix of files. Other files in the directory (a log) are left alone.
+     */
     public void finish(Inventory.Builder inventory) {
         inventory.setFormatVersion(ImageFormat.VERSION).clearFiles().addAllFiles(files);
         byte[] body = inventory.build().toByteArray();
         ByteBuffer buf = ByteBuffer.allocate(ImageFormat.HEADER_SIZE + body.length);
         buf.putInt(ImageFormat.MAGIC).putShort((short) ImageKind.INVENTORY.code())
                 .putShort((short) ImageFormat.VERSION).put(body);
-        Path tmp = dir.resolve(ImageKind.INVENTORY.fileName(0) + ".tmp");
+        String inventoryName = ImageKind.INVENTORY.fileName(0);
         try {
-            Files.write(tmp, buf.array());
-            Files.move(tmp, dir.resolve(ImageKind.INVENTORY.fileName(0)), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            Files.write(dir.resolve(inventoryName), buf.array());
+            Files.deleteIfExists(target.resolve(inventoryName));
+            try (java.util.stream.Stream<Path> old = Files.list(target)) {
+                for (Path p : old.toList()) {
+                    if (p.getFileName().toString().endsWith(".img")) {
+                        Files.delete(p);
+                    }
+                }
+            }
+            for (FileChecksum f : files) {
+                Files.move(dir.resolve(f.getName()), target.resolve(f.getName()), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            }
+            Files.move(dir.resolve(inventoryName), target.resolve(inventoryName), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            Files.delete(dir);
         } catch (IOException e) {
-            throw new UncheckedIOException("writing inventory in " + dir, e);
+            throw new UncheckedIOException("moving the new image into " + target, e);
         }
     }
 }
