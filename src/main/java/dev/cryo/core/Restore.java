@@ -112,31 +112,32 @@ public final class Restore {
         }
         // one place free in every process's saved address space: children inherit it by fork
         Trampoline trampoline = Trampoline.install(rootSys, saved);
+        long[] cryoArea = {trampoline.base().value(), trampoline.base().value() + Trampoline.SIZE};
         procs.put(rootEntry.getPid(), new Building(rootEntry, new ArrayList<>(List.of(
                 new ThreadHandle(rootEntry.getPid(), rootTask, rootSys)))));
         setIds(rootSys, rootEntry, null);
-        for (PstreeEntry p : tree.getProcessesList().subList(1, tree.getProcessesCount())) {
-            procs.put(p.getPid(), fork(procs.get(p.getPpid()), p, trampoline, created));
-        }
-        for (Building b : procs.values()) {
-            if (!b.entry().getZombie()) {
-                createThreads(b, trampoline, created);
-            }
-        }
+
+        // Parents first: a process gets what a fork passes on (memory) before its children are
+        // forked from it, so pages they still share copy-on-write are shared again.
         Map<String, Object> shared = new HashMap<>();
         List<RestoreContext> contexts = new ArrayList<>();
-        for (Building b : procs.values()) {
-            if (b.entry().getZombie()) {
+        for (PstreeEntry entry : tree.getProcessesList()) {
+            Building b = procs.get(entry.getPid());
+            if (entry.getZombie()) {
                 continue;
             }
-            RestoreContext ctx = new RestoreContext(b.entry().getPid(), b.threads(), image, shared);
-            for (TaskPart part : TaskParts.ALL) {
-                long t = System.nanoTime();
-                part.restore(ctx);
-                LOG.fine(() -> "process " + ctx.pid() + ": " + part.name() + " restored in "
-                        + (System.nanoTime() - t) / 1000 + " us");
+            createThreads(b, trampoline, created);
+            RestoreContext ctx = new RestoreContext(entry.getPid(), b.threads(), image, shared, cryoArea);
+            restoreParts(ctx, true);
+            for (PstreeEntry child : tree.getProcessesList()) {
+                if (child.getPpid() == entry.getPid() && child != rootEntry) {
+                    procs.put(child.getPid(), fork(b, child, trampoline, created));
+                }
             }
             contexts.add(ctx);
+        }
+        for (RestoreContext ctx : contexts) {
+            restoreParts(ctx, false);
         }
         for (RestoreContext ctx : contexts) {
             prepareWakeUp(ctx, trampoline);
@@ -146,6 +147,22 @@ public final class Restore {
             for (ThreadHandle t : ctx.threads().reversed()) {
                 t.task().detach();
             }
+        }
+    }
+
+    /** The parts restored before forking children ({@code beforeFork}), or all the others; a failure names the part and process. */
+    private static void restoreParts(RestoreContext ctx, boolean beforeFork) {
+        for (TaskPart part : TaskParts.ALL) {
+            if (part.beforeFork() != beforeFork) {
+                continue;
+            }
+            long t = System.nanoTime();
+            try {
+                part.restore(ctx);
+            } catch (RuntimeException e) {
+                throw new CryoException("restoring " + part.name() + " of process " + ctx.pid() + ": " + e.getMessage(), e);
+            }
+            LOG.fine(() -> "process " + ctx.pid() + ": " + part.name() + " restored in " + (System.nanoTime() - t) / 1000 + " us");
         }
     }
 

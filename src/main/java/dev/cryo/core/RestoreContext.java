@@ -21,6 +21,7 @@ public final class RestoreContext {
     private final ImageReader image;
     private final Map<Integer, WakeUp> wakeUps = new HashMap<>();
     private final Map<String, Object> shared;
+    private final long[] cryoArea;
 
     /** Registers, xsave area and signal mask a thread resumes with. */
     public static final class WakeUp {
@@ -33,8 +34,10 @@ public final class RestoreContext {
         public long sigmask() { return sigmask; }
     }
 
-    public RestoreContext(int pid, List<ThreadHandle> threads, ImageReader image, Map<String, Object> shared) {
+    public RestoreContext(int pid, List<ThreadHandle> threads, ImageReader image, Map<String, Object> shared,
+                          long[] cryoArea) {
         this.pid = pid;
+        this.cryoArea = cryoArea;
         this.threads = threads;
         this.image = image;
         this.shared = shared;
@@ -49,6 +52,9 @@ public final class RestoreContext {
     }
 
     public int pid() { return pid; }
+
+    /** {start, end} of Cryo's own area in the task (the trampoline), which must stay mapped. */
+    public long[] cryoArea() { return cryoArea.clone(); }
     public List<ThreadHandle> threads() { return threads; }
     public ImageReader image() { return image; }
 

@@ -23,4 +23,12 @@ public interface TaskPart {
 
     /** Rebuilds this state inside the restoring task. */
     void restore(RestoreContext ctx);
+
+    /**
+     * State a child gets from its parent by fork (memory): restored in the parent before its
+     * children are forked from it, so that what they still share stays shared.
+     */
+    default boolean beforeFork() {
+        return false;
+    }
 }

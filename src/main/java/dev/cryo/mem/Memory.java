@@ -45,7 +45,7 @@ public final class Memory implements TaskPart {
     private static final int O_RDONLY = 0, O_RDWR = 2, O_CLOEXEC = 0x80000;
     private static final int ARCH_MAP_VDSO_64 = 0x2003;
     private static final int PR_SET_MM = 35, PR_SET_MM_MAP = 14, PRCTL_MM_MAP_SIZE = 104;
-    private static final int MADV_DONTFORK = 10, MADV_DONTDUMP = 16, MADV_WIPEONFORK = 18, MADV_HUGEPAGE = 14,
+    private static final int MADV_DONTNEED = 4, MADV_DONTFORK = 10, MADV_DONTDUMP = 16, MADV_WIPEONFORK = 18, MADV_HUGEPAGE = 14,
             MADV_NOHUGEPAGE = 15;
 
     @Override
@@ -53,25 +53,37 @@ public final class Memory implements TaskPart {
         return "mem";
     }
 
+    @Override
+    public boolean beforeFork() {
+        return true;
+    }
+
     // ------------------------------------------------------------------ dump
 
     @Override
     public void dump(DumpContext ctx) {
         int pid = ctx.pid();
+        int ppid = (int) ProcFiles.statField(ProcFiles.statFields(pid), 4);
+        boolean parentDumped = ctx.earlier().contains(ppid);
+        List<Vma> parentVmas = parentDumped ? ProcMaps.read(ppid) : List.of();
         List<VmaEntry> vmas = new ArrayList<>();
         for (Vma vma : ProcMaps.read(pid)) {
             if (vma.start() != ctx.cryoArea()) {
-                vmas.add(Vmas.entry(pid, vma));
+                VmaEntry e = Vmas.entry(pid, vma);
+                vmas.add(Vmas.inheritable(e) && parentVmas.stream().anyMatch(p -> Vmas.sameArea(p, vma))
+                        ? e.toBuilder().setInherited(true).build() : e);
             }
         }
-        List<PageRun> runs;
-        try (Pagemap pagemap = new Pagemap(pid)) {
-            runs = PageSaver.plan(vmas, pagemap);
+        PageSaver.Plan plan;
+        try (Pagemap pagemap = new Pagemap(pid); Pagemap parent = parentDumped ? new Pagemap(ppid) : null) {
+            plan = PageSaver.plan(vmas, pagemap, parent);
         }
+        List<PageRun> runs = plan.saved();
         long pages = PageSaver.pages(runs);
         try (PageFileWriter out = ctx.image().pages(pid);
              PageSaver saver = new PageSaver(ctx.task(), out, ctx.progress())) {
-            saver.save(runs);
+            saver.save(runs, plan.cowShared());
+            LOG.fine(() -> "pages shared copy-on-write, read without pinning: " + PageSaver.pages(plan.cowShared()));
             LOG.fine(() -> "pages: process_vm_readv " + saver.readNanos / 1000 + " us, write " + saver.writeNanos / 1000 + " us");
         }
         List<String> stat = ProcFiles.statFields(pid);
@@ -85,7 +97,7 @@ public final class Memory implements TaskPart {
                 .setEnvStart(ProcFiles.statField(stat, 50)).setEnvEnd(ProcFiles.statField(stat, 51))
                 .setAuxv(com.google.protobuf.ByteString.copyFrom(ProcFiles.readBytes(pid, "auxv")))
                 .setExe(ProcFiles.readLink(pid, "exe"))
-                .setTotalPages(pages).build();
+                .setTotalPages(pages).addAllZap(plan.zap()).build();
         ctx.image().write(ImageKind.MM, pid, mm);
         ctx.image().write(ImageKind.PAGEMAP, pid, PagemapImage.newBuilder().addAllRuns(runs).build());
         ctx.stats().areas.addAndGet(vmas.size());
@@ -154,15 +166,27 @@ public final class Memory implements TaskPart {
         MmImage mm = ctx.image().read(ImageKind.MM, pid, MmImage.parser());
         PagemapImage pagemap = ctx.image().read(ImageKind.PAGEMAP, pid, PagemapImage.parser());
 
-        placeVdso(ctx, mm);
+        boolean vdsoInPlace = clearSlate(ctx, mm);
+        if (!vdsoInPlace) {
+            placeVdso(ctx, mm);
+        }
         Map<String, Integer> files = new HashMap<>();
         List<VmaEntry> needProtect = new ArrayList<>();
         try {
             for (VmaEntry vma : mm.getVmasList()) {
+                if (Vmas.special(vma)) {
+                    continue;
+                }
+                if (vma.getInherited()) {
+                    if (keepInherited(sys, vma, hasPages(vma, pagemap))) {
+                        needProtect.add(vma);
+                    }
+                    continue;
+                }
                 if (vma.getKind() == VmaKind.SHARED_ANON) {
                     sharedAnon(ctx, vma, files);
                 }
-                if (!Vmas.special(vma) && map(sys, vma, files, hasPages(vma, pagemap))) {
+                if (map(sys, vma, files, hasPages(vma, pagemap))) {
                     needProtect.add(vma);
                 }
             }
@@ -172,6 +196,9 @@ public final class Memory implements TaskPart {
             }
         }
         loadPages(ctx, pagemap);
+        for (PageRun zap : mm.getZapList()) {
+            sys.call("madvise(MADV_DONTNEED)", Nr.MADVISE, zap.getVaddr(), (long) zap.getNrPages() * PAGE, MADV_DONTNEED);
+        }
         for (VmaEntry vma : needProtect) {
             sys.call("mprotect", Nr.MPROTECT, vma.getStart(), vma.getEnd() - vma.getStart(), vma.getProt());
         }
@@ -181,6 +208,71 @@ public final class Memory implements TaskPart {
         setMmFields(sys, mm);
         LOG.info(() -> "process " + pid + ": " + mm.getVmasCount() + " memory areas mapped, " + mm.getTotalPages()
                 + " pages loaded");
+    }
+
+    /**
+     * Unmaps whatever the task has that is not to stay: everything but Cryo's own trampoline, the
+     * areas it inherited from its restored parent, [vsyscall], and the vDSO if it already sits
+     * where the image wants it (a forked child's does). Returns whether the vDSO is in place.
+     */
+    private static boolean clearSlate(RestoreContext ctx, MmImage mm) {
+        List<long[]> keep = new ArrayList<>();
+        keep.add(new long[] {ctx.cryoArea()[0], ctx.cryoArea()[1]});
+        mm.getVmasList().stream().filter(VmaEntry::getInherited).forEach(v -> keep.add(new long[] {v.getStart(), v.getEnd()}));
+        List<Vma> current = ProcMaps.read(ctx.task().pid());
+        boolean vdsoInPlace = vdsoMatches(mm, current);
+        for (Vma v : current) {
+            boolean vdso = v.path().equals("[vdso]") || v.path().equals("[vvar]") || v.path().equals("[vvar_vclock]");
+            if (v.path().equals("[vsyscall]") || (vdso && vdsoInPlace)) {
+                continue;
+            }
+            for (long[] hole : subtract(v.start(), v.end(), keep)) {
+                ctx.syscalls().munmap(hole[0], hole[1] - hole[0]);
+            }
+        }
+        return vdsoInPlace;
+    }
+
+    /** {@code [start, end)} minus the ranges in {@code keep}. */
+    static List<long[]> subtract(long start, long end, List<long[]> keep) {
+        List<long[]> out = new ArrayList<>();
+        long at = start;
+        List<long[]> sorted = new ArrayList<>(keep);
+        sorted.sort(java.util.Comparator.comparingLong(r -> r[0]));
+        for (long[] k : sorted) {
+            if (k[1] <= at || k[0] >= end) {
+                continue;
+            }
+            if (k[0] > at) {
+                out.add(new long[] {at, k[0]});
+            }
+            at = Math.max(at, k[1]);
+        }
+        if (at < end) {
+            out.add(new long[] {at, end});
+        }
+        return out;
+    }
+
+    private static boolean vdsoMatches(MmImage mm, List<Vma> current) {
+        List<VmaEntry> saved = mm.getVmasList().stream()
+                .filter(v -> v.getKind() == VmaKind.VDSO || v.getKind() == VmaKind.VVAR || v.getKind() == VmaKind.VVAR_VCLOCK)
+                .toList();
+        for (VmaEntry v : saved) {
+            if (current.stream().noneMatch(c -> c.path().equals(v.getPath()) && c.start() == v.getStart() && c.end() == v.getEnd())) {
+                return false;
+            }
+        }
+        return !saved.isEmpty();
+    }
+
+    /** An area the task already has from its parent: only made writable for loading its own pages. */
+    private static boolean keepInherited(RemoteSyscalls sys, VmaEntry vma, boolean hasPages) {
+        if (!hasPages || (vma.getProt() & RemoteSyscalls.PROT_WRITE) != 0) {
+            return false;
+        }
+        sys.call("mprotect", Nr.MPROTECT, vma.getStart(), vma.getEnd() - vma.getStart(), vma.getProt() | RemoteSyscalls.PROT_WRITE);
+        return true;
     }
 
     private static boolean hasPages(VmaEntry vma, PagemapImage pagemap) {
@@ -322,7 +414,10 @@ public final class Memory implements TaskPart {
      * struct prctl_mm_map: 11 u64 addresses, u64 auxv pointer, u32 auxv_size, u32 exe_fd.
      */
     private static void setMmFields(RemoteSyscalls sys, MmImage mm) {
-        int exeFd = sys.open(mm.getExe(), O_RDONLY | O_CLOEXEC, 0);
+        // A child forked from its restored parent already runs the right program; the kernel
+        // refuses (EBUSY) to swap an exe file that is still mapped, so it is left as it is.
+        boolean exeInPlace = mm.getExe().equals(ProcFiles.readLink(sys.task().pid(), "exe"));
+        int exeFd = exeInPlace ? -1 : sys.open(mm.getExe(), O_RDONLY | O_CLOEXEC, 0);
         try {
             byte[] auxv = mm.getAuxv().toByteArray();
             RemoteAddr auxvAt = sys.scratch().put(auxv);
@@ -335,7 +430,9 @@ public final class Memory implements TaskPart {
             sys.call("prctl(PR_SET_MM_MAP)", Nr.PRCTL, PR_SET_MM, PR_SET_MM_MAP, mapAt.value(), PRCTL_MM_MAP_SIZE, 0);
         } finally {
             sys.scratch().reset();
-            sys.closeFd(exeFd);
+            if (exeFd >= 0) {
+                sys.closeFd(exeFd);
+            }
         }
     }
 

@@ -60,33 +60,82 @@ final class PageSaver implements AutoCloseable {
      * address order: the pagemap image and the order of the page file.
      */
     static List<PageRun> plan(List<VmaEntry> vmas, Pagemap pagemap) {
-        List<PageRun> runs = new ArrayList<>();
-        long runStart = -1;
-        long runEnd = -1;
+        return plan(vmas, pagemap, null).saved();
+    }
+
+    /**
+     * Pages to save; pages of inherited areas the process must not see from its parent; and,
+     * among the saved ones, those not exclusively mapped (shared copy-on-write with another
+     * process), which must be read without pinning them: a read-only pin of a shared anonymous
+     * page makes the kernel unshare it (give this process its own copy), so process_vm_readv
+     * would quietly undo the sharing a fork gave, in the very tree being saved.
+     */
+    record Plan(List<PageRun> saved, List<PageRun> zap, List<PageRun> cowShared) {
+    }
+
+    /**
+     * Like {@link #plan(List, Pagemap)}, against the parent's pagemap for the areas marked
+     * inherited: a page still shared with the parent (same physical frame) is left to the fork
+     * that will restore it; a page the parent has and this process does not is to be zapped.
+     */
+    static Plan plan(List<VmaEntry> vmas, Pagemap pagemap, Pagemap parent) {
+        RunBuilder saved = new RunBuilder();
+        RunBuilder zap = new RunBuilder();
+        RunBuilder cowShared = new RunBuilder();
         for (VmaEntry vma : vmas) {
             if (!worthSaving(vma.getKind(), Pagemap.PRESENT | Pagemap.SWAPPED)) {
                 continue; // vDSO and friends: the kernel provides them
             }
             long[] entries = pagemap.entries(vma.getStart(), vma.getEnd());
+            long[] theirs = vma.getInherited() && parent != null ? parent.entries(vma.getStart(), vma.getEnd()) : null;
             for (int i = 0; i < entries.length; i++) {
-                if (!worthSaving(vma.getKind(), entries[i])) {
-                    continue;
-                }
                 long page = vma.getStart() + (long) i * PAGE;
-                if (page != runEnd) {
-                    addRun(runs, runStart, runEnd);
-                    runStart = page;
+                boolean mine = worthSaving(vma.getKind(), entries[i]);
+                if (theirs != null) {
+                    boolean parentHas = worthSaving(vma.getKind(), theirs[i]);
+                    if (mine && parentHas && Pagemap.samePage(entries[i], theirs[i])) {
+                        continue; // still the parent's page, copy-on-write
+                    }
+                    if (!mine && parentHas) {
+                        zap.add(page);
+                    }
                 }
-                runEnd = page + PAGE;
+                if (mine) {
+                    saved.add(page);
+                    if ((entries[i] & Pagemap.PRESENT) != 0 && (entries[i] & Pagemap.EXCLUSIVE) == 0
+                            && (entries[i] & Pagemap.FILE_OR_SHARED) == 0) {
+                        cowShared.add(page);
+                    }
+                }
             }
         }
-        addRun(runs, runStart, runEnd);
-        return runs;
+        return new Plan(saved.runs(), zap.runs(), cowShared.runs());
     }
 
-    private static void addRun(List<PageRun> runs, long start, long end) {
-        if (start >= 0) {
-            runs.add(PageRun.newBuilder().setVaddr(start).setNrPages((int) ((end - start) / PAGE)).build());
+    /** Collects page addresses, in increasing order, into runs. */
+    private static final class RunBuilder {
+        private final List<PageRun> runs = new ArrayList<>();
+        private long start = -1;
+        private long end = -1;
+
+        void add(long page) {
+            if (page != end) {
+                flush();
+                start = page;
+            }
+            end = page + PAGE;
+        }
+
+        private void flush() {
+            if (start >= 0) {
+                runs.add(PageRun.newBuilder().setVaddr(start).setNrPages((int) ((end - start) / PAGE)).build());
+            }
+            start = -1;
+        }
+
+        List<PageRun> runs() {
+            flush();
+            return runs;
         }
     }
 
@@ -96,16 +145,48 @@ final class PageSaver implements AutoCloseable {
 
     /** Copies the pages of {@code runs} into the page file, in order. */
     void save(List<PageRun> runs) {
+        save(runs, List.of());
+    }
+
+    /** Copies the pages of {@code runs} in order; those in {@code cowShared} through /proc/pid/mem (see {@link Plan}). */
+    void save(List<PageRun> runs, List<PageRun> cowShared) {
         total = pages(runs) * PAGE;
+        int s = 0;
         for (PageRun run : runs) {
-            copy(run.getVaddr(), run.getNrPages());
+            long addr = run.getVaddr();
+            long end = addr + (long) run.getNrPages() * PAGE;
+            while (addr < end) {
+                while (s < cowShared.size() && runEnd(cowShared.get(s)) <= addr) {
+                    s++;
+                }
+                PageRun shared = s < cowShared.size() ? cowShared.get(s) : null;
+                if (shared != null && shared.getVaddr() <= addr) {
+                    long to = Math.min(end, runEnd(shared));
+                    copy(addr, to, true);
+                    addr = to;
+                } else {
+                    long to = shared == null ? end : Math.min(end, shared.getVaddr());
+                    copy(addr, to, false);
+                    addr = to;
+                }
+            }
         }
         flush();
     }
 
-    private void copy(long vaddr, int nrPages) {
-        long addr = vaddr;
-        long left = (long) nrPages * PAGE;
+    private static long runEnd(PageRun r) {
+        return r.getVaddr() + (long) r.getNrPages() * PAGE;
+    }
+
+    private boolean batchViaMem;
+
+    private void copy(long from, long to, boolean viaMem) {
+        if (iovs > 0 && viaMem != batchViaMem) {
+            flush();
+        }
+        batchViaMem = viaMem;
+        long addr = from;
+        long left = to - from;
         while (left > 0) {
             long take = Math.min(left, BUFFER_SIZE - filled);
             addrs[iovs] = addr;
@@ -127,15 +208,16 @@ final class PageSaver implements AutoCloseable {
             return;
         }
         long t0 = System.nanoTime();
-        long got = Sys.processVmReadv(task.pid(), buffer.address(), filled, addrs, lens, iovs);
+        long got = batchViaMem ? 0 : Sys.processVmReadv(task.pid(), buffer.address(), filled, addrs, lens, iovs);
         if (got < filled) {
-            // process_vm_readv stops at an unreadable range (PROT_NONE, say): finish through /proc/pid/mem
+            // process_vm_readv stops at an unreadable range (PROT_NONE, say), and is not used at
+            // all for pages shared copy-on-write: the rest goes through /proc/pid/mem
             long offset = 0;
             for (int k = 0; k < iovs; k++) {
                 long end = offset + lens[k];
                 if (end > got) {
                     long from = Math.max(offset, got);
-                    task.read(new RemoteAddr(addrs[k] + (from - offset)), buffer.asSlice(from, end - from));
+                    task.readUnpinned(new RemoteAddr(addrs[k] + (from - offset)), buffer.asSlice(from, end - from));
                 }
                 offset = end;
             }

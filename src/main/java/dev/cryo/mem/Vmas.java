@@ -95,6 +95,18 @@ final class Vmas {
         return b.build();
     }
 
+    /** Areas a child can get from its parent by fork: private memory, and shared anonymous memory (the same object). */
+    static boolean inheritable(VmaEntry e) {
+        return e.getKind() == VmaKind.PRIVATE_ANON || e.getKind() == VmaKind.PRIVATE_FILE || e.getKind() == VmaKind.SHARED_ANON;
+    }
+
+    /** The parent has the very same area: same range, same kind of mapping of the same object. */
+    static boolean sameArea(Vma parent, Vma child) {
+        return parent.start() == child.start() && parent.end() == child.end() && parent.shared() == child.shared()
+                && parent.inode() == child.inode() && parent.dev().equals(child.dev()) && parent.path().equals(child.path())
+                && parent.offset() == child.offset();
+    }
+
     static boolean fileBacked(VmaEntry e) {
         return e.getKind() == VmaKind.PRIVATE_FILE || e.getKind() == VmaKind.SHARED_FILE;
     }

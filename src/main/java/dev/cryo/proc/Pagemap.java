@@ -13,8 +13,10 @@ import java.nio.file.StandardOpenOption;
  * Bit 63 present, bit 62 swapped, bit 61 file-page or shared-anon.
  */
 public final class Pagemap implements AutoCloseable {
-    public static final long PRESENT = 1L << 63, SWAPPED = 1L << 62, FILE_OR_SHARED = 1L << 61;
+    public static final long PRESENT = 1L << 63, SWAPPED = 1L << 62, FILE_OR_SHARED = 1L << 61, EXCLUSIVE = 1L << 56;
     public static final int PAGE_SIZE = 4096;
+    /** Bits 0-54: the page frame number of a present page (zero unless CAP_SYS_ADMIN). */
+    private static final long PFN_MASK = (1L << 55) - 1;
 
     private final FileChannel channel;
     private final ByteBuffer buffer = ByteBuffer.allocateDirect(8 * 8192).order(ByteOrder.nativeOrder());
@@ -25,6 +27,11 @@ public final class Pagemap implements AutoCloseable {
         } catch (IOException e) {
             throw new UncheckedIOException("opening /proc/" + pid + "/pagemap", e);
         }
+    }
+
+    /** Two present pages with the same (known) frame: one physical page mapped twice, as after fork. */
+    public static boolean samePage(long a, long b) {
+        return (a & PRESENT) != 0 && (b & PRESENT) != 0 && (a & PFN_MASK) != 0 && (a & PFN_MASK) == (b & PFN_MASK);
     }
 
     /** The entries for {@code [start, end)}, one long per page. */

@@ -192,6 +192,15 @@ public final class Tracee {
         }
     }
 
+    /**
+     * Reads through /proc/pid/mem only. Unlike process_vm_readv, which pins the pages it reads,
+     * this does not make the kernel unshare an anonymous page shared copy-on-write with another
+     * process.
+     */
+    public void readUnpinned(RemoteAddr addr, MemorySegment dst) {
+        procMem(addr, dst, false);
+    }
+
     public byte[] read(RemoteAddr addr, int length) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buf = arena.allocate(length);

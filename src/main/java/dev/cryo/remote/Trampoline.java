@@ -30,8 +30,8 @@ public final class Trampoline {
 
     /**
      * Maps the trampoline where neither the task's current mappings nor {@code saved} (the image's)
-     * are, moves the session's injection point and scratch memory onto it, then unmaps everything
-     * else the task has (the stub's code, stack and vDSO).
+     * are, and moves the session's injection point and scratch memory onto it. Everything else
+     * the task has (the stub's code, stack and vDSO) can go now.
      */
     public static Trampoline install(RemoteSyscalls sys, List<long[]> saved) {
         Tracee task = sys.task();
@@ -44,11 +44,6 @@ public final class Trampoline {
         task.write(base, SYSCALL);
         sys.useSyscallAt(base);
         sys.attachScratch(new RemoteScratch(task, base.plus(64), SIZE - 64));
-        for (Vma v : current) {
-            if (!v.path().equals("[vsyscall]")) {
-                sys.munmap(v.start(), v.length());
-            }
-        }
         return new Trampoline(base);
     }
 
