@@ -50,6 +50,23 @@ class UnawareProgramsTest {
     }
 
     @Test
+    void bashWithABackgroundJobKeepsCounting() throws Exception {
+        Path count = tmp.resolve("count");
+        // a process tree: bash, a background sleep job, and bash counting in the foreground
+        countsOnAfterRestore(List.of("bash", "-c", "sleep 1000 & i=0; while :; do i=$((i+1)); if (( i % 2000 == 0 )); "
+                + "then echo $i >> " + count + "; fi; done"), count);
+        assertThat(TreeTest.describe(target.pid())).as("bash and its sleep job").hasSize(2);
+    }
+
+    @Test
+    void bashForkingAllTheTimeIsFrozenConsistently() throws Exception {
+        Path count = tmp.resolve("count");
+        // forks and execs a child every few hundred microseconds: some checkpoint lands mid-fork
+        countsOnAfterRestore(List.of("bash", "-c", "i=0; while :; do i=$((i+1)); /bin/true; if (( i % 20 == 0 )); "
+                + "then echo $i >> " + count + "; fi; done"), count);
+    }
+
+    @Test
     void python3LoopKeepsCounting() throws Exception {
         Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/bin/python3")) || onPath("python3"), "python3 not installed");
         Path count = tmp.resolve("count");
