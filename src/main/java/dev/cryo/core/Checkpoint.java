@@ -57,6 +57,7 @@ public final class Checkpoint {
         long frozen = System.nanoTime();
         DumpContext.Stats stats = new DumpContext.Stats();
         try {
+            tree.checkNothingSharedBetweenProcesses();
             Inventory.Builder inventory = Inventory.newBuilder().setRootPid(o.pid())
                     .setToolVersion(dev.cryo.Version.VERSION).setKernelRelease(kernelRelease())
                     .setHostname(hostname()).setPageSize(4096);

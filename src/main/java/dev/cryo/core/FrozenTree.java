@@ -111,6 +111,26 @@ final class FrozenTree {
         return out;
     }
 
+    /**
+     * Processes that share an address space, filesystem info or signal handlers without being
+     * threads of one another (clone without CLONE_THREAD, vfork) would be saved as separate
+     * copies and restored wrong: refused.
+     */
+    void checkNothingSharedBetweenProcesses() {
+        String[] what = {null, "address space (CLONE_VM)", null, "cwd/root/umask (CLONE_FS)", "signal handlers (CLONE_SIGHAND)"};
+        List<Proc> live = live();
+        for (int i = 0; i < live.size(); i++) {
+            for (int j = i + 1; j < live.size(); j++) {
+                for (int kind : new int[] {1, 3, 4}) {
+                    if (Sys.raw(Nr.KCMP, live.get(i).pid(), live.get(j).pid(), kind, 0, 0) == 0) {
+                        throw new Refusal("processes " + live.get(i).pid() + " and " + live.get(j).pid() + " share their "
+                                + what[kind] + "; processes sharing that are not supported");
+                    }
+                }
+            }
+        }
+    }
+
     int threadCount() {
         return procs.stream().mapToInt(p -> p.threads().size()).sum();
     }
