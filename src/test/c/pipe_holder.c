@@ -1,6 +1,7 @@
 /*
  * Pipe holder target: keeps both ends of a pipe open at fixed numbers, with a message sitting
- * unread in it, and a counter that keeps moving. Cryo cannot save pipes yet, so a checkpoint of
+ * unread in it, a userfaultfd of its own at fd 12, and a counter that keeps moving. Cryo cannot
+ * save an application's userfaultfd, so a checkpoint of
  * this target must be refused; the test then asks it whether the refused attempt disturbed it.
  *
  * Check: the set of open fds is exactly the one at start; fds 10 (read end) and 11 (write end)
@@ -138,6 +139,7 @@ int main(int argc, char **argv)
         target_die("dup2: %s", strerror(errno));
     close(p[0]);
     close(p[1]);
+    target_hold_unsupported_fd(12);
     if (fstat(READ_FD, &pipe_stat) != 0)
         target_die("fstat pipe: %s", strerror(errno));
     read_flags = fcntl(READ_FD, F_GETFL);

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 /* Helpers are static so each target is one translation unit; unused ones must not warn. */
+#include <sys/syscall.h>
 #define TARGET_FN static __attribute__((unused))
 
 /* Absolute path of STATE, resolved at start (some targets chdir). */
@@ -206,6 +207,22 @@ TARGET_FN void target_sleep_ms(long ms)
     struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
+}
+
+/*
+ * Puts a userfaultfd of the target's own at fd: a kind of fd Cryo refuses to save (an
+ * application's own userfaultfd), for the tests of refusals.
+ */
+TARGET_FN void target_hold_unsupported_fd(int fd)
+{
+    int u = (int)syscall(SYS_userfaultfd, O_CLOEXEC | 1 /* UFFD_USER_MODE_ONLY */);
+    if (u < 0)
+        target_die("userfaultfd: %s", strerror(errno));
+    if (u != fd) {
+        if (dup2(u, fd) != fd)
+            target_die("dup2 userfaultfd: %s", strerror(errno));
+        close(u);
+    }
 }
 
 #endif

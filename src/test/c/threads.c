@@ -88,6 +88,7 @@ int main(int argc, char **argv)
             target_die("pipe: %s", strerror(errno));
         close(p[0]);
         close(p[1]);
+        target_hold_unsupported_fd(12);
         if (write(WRITE_FD, message, sizeof message - 1) != (ssize_t)sizeof message - 1)
             target_die("write to pipe: %s", strerror(errno));
     }

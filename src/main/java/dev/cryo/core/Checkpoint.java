@@ -63,9 +63,10 @@ public final class Checkpoint {
                     .setHostname(hostname()).setPageSize(4096);
             PstreeImage.Builder pstree = PstreeImage.newBuilder();
             List<Integer> earlier = new ArrayList<>();
+            java.util.Map<String, Object> shared = new java.util.HashMap<>();
             for (FrozenTree.Proc p : tree.procs()) {
                 if (!p.zombie()) {
-                    dump(o, p, List.copyOf(earlier), image, inventory, stats);
+                    dump(o, p, List.copyOf(earlier), image, inventory, stats, shared);
                     earlier.add(p.pid());
                 }
                 pstree.addProcesses(PstreeEntry.newBuilder().setPid(p.pid()).setPpid(p.ppid()).setPgid(p.pgid())
@@ -73,6 +74,9 @@ public final class Checkpoint {
                         .setZombie(p.zombie()).setExitStatus(p.exitStatus()));
             }
             Targets.checkTreeIds(pstree.build());
+            for (TaskPart part : TaskParts.ALL) {
+                part.afterTreeDump(image, shared);
+            }
             image.write(ImageKind.PSTREE, 0, pstree.build());
             image.finish(inventory.setCreatedUnixMs(System.currentTimeMillis()));
         } catch (RuntimeException e) {
@@ -94,7 +98,7 @@ public final class Checkpoint {
 
     /** Opens a syscall session in every thread of one process, lets every part save its state, and closes them all again. */
     private static void dump(Options o, FrozenTree.Proc proc, List<Integer> earlier, ImageWriter image,
-                             Inventory.Builder inventory, DumpContext.Stats stats) {
+                             Inventory.Builder inventory, DumpContext.Stats stats, java.util.Map<String, Object> shared) {
         List<Tracee> tasks = proc.threads();
         RemoteAddr insn = findSyscallInstruction(tasks.getFirst());
         List<ThreadHandle> threads = new ArrayList<>();
@@ -108,12 +112,12 @@ public final class Checkpoint {
             try {
                 // one scratch area serves every thread: they share the address space, and Cryo
                 // drives them one at a time
-                RemoteScratch shared = new RemoteScratch(tasks.getFirst(), scratch, SCRATCH_SIZE);
-                threads.forEach(t -> t.syscalls().attachScratch(shared));
+                RemoteScratch scratchArea = new RemoteScratch(tasks.getFirst(), scratch, SCRATCH_SIZE);
+                threads.forEach(t -> t.syscalls().attachScratch(scratchArea));
                 // MAP_SHARED scratch never merges with the process's own mappings, so the memory
                 // dump can leave it out by its start address alone.
                 DumpContext ctx = new DumpContext(proc.pid(), threads, earlier, image, scratch.value(), inventory, stats,
-                        o.progress());
+                        o.progress(), shared);
                 for (TaskPart part : TaskParts.ALL) {
                     long t = System.nanoTime();
                     part.dump(ctx);

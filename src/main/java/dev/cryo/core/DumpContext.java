@@ -6,6 +6,7 @@ import dev.cryo.remote.RemoteSyscalls;
 import dev.cryo.remote.Tracee;
 
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -16,11 +17,12 @@ import java.util.concurrent.atomic.AtomicLong;
  * @param threads  every thread, the leader first
  * @param earlier  the processes of the tree dumped before this one (its ancestors among them),
  *                 with which it may share kernel objects
+ * @param shared   what parts keep across the processes of the tree (a pipe seen from both ends)
  * @param cryoArea start address of the scratch mapping Cryo added to the process for this dump;
  *                 not part of the process's own memory
  */
 public record DumpContext(int pid, List<ThreadHandle> threads, List<Integer> earlier, ImageWriter image, long cryoArea,
-                          Inventory.Builder inventory, Stats stats, Progress progress) {
+                          Inventory.Builder inventory, Stats stats, Progress progress, Map<String, Object> shared) {
 
     /** The thread group leader. */
     public Tracee task() {

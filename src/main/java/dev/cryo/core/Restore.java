@@ -140,6 +140,11 @@ public final class Restore {
             restoreParts(ctx, false);
         }
         for (RestoreContext ctx : contexts) {
+            for (TaskPart part : TaskParts.ALL) {
+                part.afterTreeRestore(ctx);
+            }
+        }
+        for (RestoreContext ctx : contexts) {
             prepareWakeUp(ctx, trampoline);
         }
         // all at once: nothing runs until every task of the tree is ready

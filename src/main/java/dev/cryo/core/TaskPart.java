@@ -31,4 +31,12 @@ public interface TaskPart {
     default boolean beforeFork() {
         return false;
     }
+
+    /** After every process of the tree was dumped: write what spans processes, check what must pair up. */
+    default void afterTreeDump(dev.cryo.image.ImageWriter image, java.util.Map<String, Object> shared) {
+    }
+
+    /** Once every process of the tree is fully restored, before any runs: drop what restore held for others. */
+    default void afterTreeRestore(RestoreContext ctx) {
+    }
 }

@@ -34,9 +34,6 @@ public final class Files implements TaskPart {
     private static final int O_CLOEXEC = 02000000;
     private static final int KCMP_FILE = 0, KCMP_FILES = 2;
     private static final int F_SETFD = 2;
-    /** Flags that only matter at open time and must not be replayed. */
-    private static final int OPEN_ONLY = 0100 /* O_CREAT */ | 0200 /* O_EXCL */ | 01000 /* O_TRUNC */ | 0400 /* O_NOCTTY */;
-    private static final Set<String> SAFE_DEVICES = Set.of("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom");
 
     @Override
     public String name() {
@@ -58,7 +55,10 @@ public final class Files implements TaskPart {
         List<Integer> numbers = fdNumbers(pid);
         for (int i = 0; i < numbers.size(); i++) {
             int fd = numbers.get(i);
-            FdEntry.Builder e = entry(pid, fd).toBuilder();
+            FdSource src = FdSource.of(pid, fd);
+            FdEntry.Builder e = FdEntry.newBuilder().setFd(fd).setFlags(src.flags() & ~O_CLOEXEC)
+                    .setCloexec((src.flags() & O_CLOEXEC) != 0).setPos(Long.parseLong(src.info().get("pos")))
+                    .setInode(inode(pid, fd)).setPath(src.link());
             for (int j = 0; j < i && !e.hasDupOf(); j++) {
                 if (sameOpenFile(pid, numbers.get(j), pid, fd)) {
                     e.setDupOf(numbers.get(j));
@@ -66,6 +66,9 @@ public final class Files implements TaskPart {
             }
             if (!e.hasDupOf()) {
                 findInEarlierProcess(ctx.earlier(), pid, fd, e);
+            }
+            if (!e.hasDupOf() && e.getSharedPid() == 0) {
+                FdHandlers.find(src).dump(src, e, ctx); // an open file of its own: its kind says how to save it
             }
             image.addFds(e);
         }
@@ -80,43 +83,6 @@ public final class Files implements TaskPart {
         } catch (IOException e) {
             throw new UncheckedIOException("listing /proc/" + pid + "/fd", e);
         }
-    }
-
-    private static FdEntry entry(int pid, int fd) {
-        String link = ProcFiles.readLink(pid, "fd/" + fd);
-        Map<String, String> info = ProcFiles.keyValues(ProcFiles.readString(pid, "fdinfo/" + fd));
-        int flags = Integer.parseInt(info.get("flags"), 8);
-        String where = "fd " + fd + " of process " + pid + " (" + link + ")";
-        if (!link.startsWith("/")) {
-            String type = link.contains(":") ? link.substring(0, link.indexOf(':')) : link;
-            if (link.startsWith("anon_inode:")) {
-                type = link.substring("anon_inode:".length());
-            }
-            throw new Refusal(where + ": " + type + " fds are not supported yet");
-        }
-        if (link.endsWith(" (deleted)")) {
-            throw new Refusal(where + ": the file was deleted; deleted-but-open files are not supported yet");
-        }
-        PosixFileAttributes a;
-        try {
-            a = java.nio.file.Files.readAttributes(ProcFiles.dir(pid).resolve("fd/" + fd), PosixFileAttributes.class);
-        } catch (IOException e) {
-            throw new Refusal(where + ": cannot stat it: " + e.getMessage());
-        }
-        FdKind kind;
-        if (a.isRegularFile()) {
-            kind = FdKind.REGULAR;
-        } else if (a.isDirectory()) {
-            kind = FdKind.DIRECTORY;
-        } else if (SAFE_DEVICES.contains(link)) {
-            kind = FdKind.CHAR_DEVICE;
-        } else {
-            throw new Refusal(where + ": " + (link.startsWith("/dev/pts") || link.startsWith("/dev/tty") ? "terminals" : "this kind of file")
-                    + " cannot be saved yet");
-        }
-        return FdEntry.newBuilder().setFd(fd).setKind(kind).setPath(link).setFlags(flags & ~O_CLOEXEC)
-                .setCloexec((flags & O_CLOEXEC) != 0).setPos(Long.parseLong(info.get("pos")))
-                .setSize(a.size()).setInode(inode(pid, fd)).build();
     }
 
     /** kcmp(KCMP_FILE): do the two fds refer to one open file description (shared offset and flags)? */
@@ -156,14 +122,25 @@ public final class Files implements TaskPart {
     public void verify(ImageReader image, int pid) {
         FilesImage files = image.read(ImageKind.FILES, pid, FilesImage.parser());
         for (FdEntry fd : files.getFdsList()) {
-            if (!java.nio.file.Files.exists(Path.of(fd.getPath()))) {
-                throw new ImageException("fd " + fd.getFd() + " of process " + pid + " was " + fd.getPath()
-                        + ", which no longer exists");
+            if (!fd.hasDupOf() && fd.getSharedPid() == 0) {
+                FdHandlers.of(fd).verify(fd, pid);
             }
         }
         if (!java.nio.file.Files.isDirectory(Path.of(files.getCwd()))) {
             throw new ImageException("the working directory " + files.getCwd() + " of process " + pid + " is gone");
         }
+    }
+
+    @Override
+    public void afterTreeDump(dev.cryo.image.ImageWriter image, Map<String, Object> shared) {
+        for (FdHandler h : FdHandlers.ALL) {
+            h.afterTreeDump(image, shared);
+        }
+    }
+
+    @Override
+    public void afterTreeRestore(RestoreContext ctx) {
+        HiddenFds.closeAll(ctx);
     }
 
     @Override
@@ -186,10 +163,15 @@ public final class Files implements TaskPart {
                 moveTo(sys, fd, e);
                 continue;
             }
-            int flags = (e.getFlags() & ~OPEN_ONLY) | (e.getCloexec() ? O_CLOEXEC : 0);
-            moveTo(sys, sys.open(e.getPath(), flags, 0), e);
-            if (e.getKind() == FdKind.REGULAR && e.getPos() != 0) {
-                sys.call("lseek", Nr.LSEEK, e.getFd(), e.getPos(), 0 /* SEEK_SET */);
+            int fd = FdHandlers.of(e).open(e, ctx);
+            if (fd == e.getFd()) {
+                sys.call("fcntl(F_SETFD)", Nr.FCNTL, fd, F_SETFD, e.getCloexec() ? 1 : 0);
+            }
+            moveTo(sys, fd, e);
+        }
+        for (FdEntry e : image.getFdsList()) {
+            if (!e.hasDupOf() && e.getSharedPid() == 0) {
+                FdHandlers.of(e).afterAll(e, ctx);
             }
         }
         sys.call("chdir", Nr.CHDIR, sys.scratch().putString(image.getCwd()).value());

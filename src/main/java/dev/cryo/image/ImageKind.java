@@ -13,7 +13,8 @@ public enum ImageKind {
     FILES("files-%d.img", 6, false),
     SIGNALS("signals-%d.img", 7, false),
     TIMERS("timers-%d.img", 8, false),
-    PSTREE("pstree.img", 9, false);
+    PSTREE("pstree.img", 9, false),
+    PIPES("pipes.img", 10, false);
 
     private final String pattern;
     private final int code;

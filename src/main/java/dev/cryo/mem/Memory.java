@@ -134,7 +134,7 @@ public final class Memory implements TaskPart {
         try {
             Files.createDirectories(file.getParent());
             Files.write(file, vma.getFileContents().toByteArray());
-            Files.setPosixFilePermissions(file, PosixFilePermissionsBits.from(vma.getFileMode()));
+            Files.setPosixFilePermissions(file, FileModes.from(vma.getFileMode()));
             Files.setAttribute(file, "unix:uid", vma.getFileUid());
             Files.setAttribute(file, "unix:gid", vma.getFileGid());
             LOG.info(() -> "recreated " + file + " (" + vma.getFileContents().size() + " bytes) from the image");

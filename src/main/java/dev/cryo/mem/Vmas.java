@@ -80,7 +80,7 @@ final class Vmas {
                 Path file = Path.of(vma.path());
                 PosixFileAttributes a = Files.readAttributes(file, PosixFileAttributes.class);
                 b.setFileSize(a.size()).setFileMtimeNs(a.lastModifiedTime().to(java.util.concurrent.TimeUnit.NANOSECONDS))
-                        .setFileInode(vma.inode()).setFileMode(PosixFilePermissionsBits.of(a.permissions()))
+                        .setFileInode(vma.inode()).setFileMode(FileModes.of(a.permissions()))
                         .setFileUid((Integer) Files.getAttribute(file, "unix:uid"))
                         .setFileGid((Integer) Files.getAttribute(file, "unix:gid"));
                 if (kind == VmaKind.SHARED_FILE && a.size() <= SMALL_SHARED_FILE) {

@@ -177,6 +177,42 @@ public final class Sys {
         }
     }
 
+    /** pread(2) until {@code dst} is full or the file ends; returns the bytes read. */
+    public static long pread(int fd, MemorySegment dst, long offset) {
+        long done = 0;
+        while (done < dst.byteSize()) {
+            long n = call("pread64", Nr.PREAD64, fd, dst.address() + done, dst.byteSize() - done, offset + done);
+            if (n == 0) {
+                break;
+            }
+            done += n;
+        }
+        return done;
+    }
+
+    /** pwrite(2) of all of {@code src} at {@code offset}. */
+    public static void pwrite(int fd, MemorySegment src, long offset) {
+        long done = 0;
+        while (done < src.byteSize()) {
+            done += call("pwrite64", Nr.PWRITE64, fd, src.address() + done, src.byteSize() - done, offset + done);
+        }
+    }
+
+    /** read(2) once into {@code dst}; returns the bytes read. */
+    public static long read(int fd, MemorySegment dst) {
+        return call("read", Nr.READ, fd, dst.address(), dst.byteSize());
+    }
+
+    /** A copy, in Cryo's own fd table, of fd {@code fd} of process {@code pid} (the same open file). Close it after use. */
+    public static int fdOf(int pid, int fd) {
+        int pidfd = pidfdOpen(pid);
+        try {
+            return pidfdGetfd(pidfd, fd);
+        } finally {
+            close(pidfd);
+        }
+    }
+
     /** wait4(2) with the given options; returns {pid, status} or {0, 0} for WNOHANG with nothing to report. */
     public static int[] wait4(int pid, int options) {
         try (Arena arena = Arena.ofConfined()) {

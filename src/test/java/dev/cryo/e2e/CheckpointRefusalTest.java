@@ -17,7 +17,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * Checkpoints Cryo must refuse: of what is no process (a free PID, PID 0, a zombie), of a kernel
  * thread, of Cryo itself, of a thread that is not its process's leader, of a process stopped by
  * job control, into a directory holding something else, and of processes holding state Cryo
- * cannot save yet (a pipe, also in a multi-threaded process and in a process tree). Each is refused with one clear line and a
+ * cannot save yet (an application's own userfaultfd, next to a pipe, also in a multi-threaded process and in a process tree). Each is refused with one clear line and a
  * failure exit code, leaves no image, and a refused process keeps running exactly as it was:
  * same memory map (nothing injected left behind), same fds with the same flags and offsets, same
  * signal state, not traced, not stopped, and its own check still passes.
@@ -85,7 +85,7 @@ class CheckpointRefusalTest extends TargetTest {
         assertThat(before.fds().get(10)).startsWith("pipe:[");
 
         CryoCli.Result r = refusedCheckpoint(pid(t), tmp.resolve("img"));
-        assertThat(r.err()).as(r.toString()).contains("fd 10").contains("pipe");
+        assertThat(r.err()).as(r.toString()).contains("fd 12").contains("userfaultfd");
 
         assertUntouched(t, before);
     }
@@ -99,7 +99,7 @@ class CheckpointRefusalTest extends TargetTest {
         Files.createDirectories(images);
         Procs.Snapshot before = Procs.snapshot(t.pid());
         CryoCli.Result r = refusedCheckpoint(pid(t), images);
-        assertThat(r.err()).contains("pipe");
+        assertThat(r.err()).contains("userfaultfd");
         assertUntouched(t, before);
     }
 
@@ -114,7 +114,7 @@ class CheckpointRefusalTest extends TargetTest {
         Procs.Snapshot before = Procs.snapshot(t.pid());
 
         CryoCli.Result r = refusedCheckpoint(pid(t), tmp.resolve("img"));
-        assertThat(r.err()).as(r.toString()).contains("fd 10").contains("pipe");
+        assertThat(r.err()).as(r.toString()).contains("fd 12").contains("userfaultfd");
 
         assertThat(tasks(t.pid())).as("the same threads").isEqualTo(threads);
         for (String task : threads) {
@@ -136,7 +136,7 @@ class CheckpointRefusalTest extends TargetTest {
         Procs.Snapshot childBefore = Procs.snapshot(child);
 
         CryoCli.Result r = refusedCheckpoint(pid(t), tmp.resolve("img"));
-        assertThat(r.err()).as(r.toString()).contains("fd 10").contains("pipe");
+        assertThat(r.err()).as(r.toString()).contains("fd 12").contains("userfaultfd");
 
         // before the parent's check, whose report moves the offset of the stdout they share
         assertThat(Procs.snapshot(child)).as("the child").isEqualTo(childBefore);

@@ -96,7 +96,7 @@ class CriuSpellingTest extends TargetTest {
         CryoCli.Result r = CryoCli.run("dump", "-t", pid(t), "-D", tmp.resolve("img").toString(), "-o", log.toString());
         assertThat(r.exitCode()).as(r.toString()).isEqualTo(1);
         assertThat(Files.readAllLines(log)).as("log of the refused dump")
-                .anySatisfy(l -> assertThat(l).contains("Error").contains("pipe"));
+                .anySatisfy(l -> assertThat(l).contains("Error").contains("userfaultfd"));
         assertThat(t.check(CHECK)).as(t.log()).isEqualTo("PASS");
     }
 

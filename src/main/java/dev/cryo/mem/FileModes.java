@@ -5,16 +5,16 @@ import java.util.EnumSet;
 import java.util.Set;
 
 /** Between java.nio's permission sets and the mode bits of chmod(2). */
-final class PosixFilePermissionsBits {
+public final class FileModes {
     private static final PosixFilePermission[] ORDER = {
         PosixFilePermission.OTHERS_EXECUTE, PosixFilePermission.OTHERS_WRITE, PosixFilePermission.OTHERS_READ,
         PosixFilePermission.GROUP_EXECUTE, PosixFilePermission.GROUP_WRITE, PosixFilePermission.GROUP_READ,
         PosixFilePermission.OWNER_EXECUTE, PosixFilePermission.OWNER_WRITE, PosixFilePermission.OWNER_READ};
 
-    private PosixFilePermissionsBits() {
+    private FileModes() {
     }
 
-    static int of(Set<PosixFilePermission> perms) {
+    public static int of(Set<PosixFilePermission> perms) {
         int mode = 0;
         for (int i = 0; i < ORDER.length; i++) {
             if (perms.contains(ORDER[i])) {
@@ -24,7 +24,7 @@ final class PosixFilePermissionsBits {
         return mode;
     }
 
-    static Set<PosixFilePermission> from(int mode) {
+    public static Set<PosixFilePermission> from(int mode) {
         Set<PosixFilePermission> perms = EnumSet.noneOf(PosixFilePermission.class);
         for (int i = 0; i < ORDER.length; i++) {
             if ((mode & (1 << i)) != 0) {
