@@ -67,6 +67,32 @@ class UnawareProgramsTest {
     }
 
     @Test
+    void bashPipelineKeepsFlowingWithoutLosingOrRepeatingALine() throws Exception {
+        Path count = tmp.resolve("count");
+        Path gaps = tmp.resolve("gaps");
+        // producer | filter | consumer, all bash: the consumer checks every sequence number
+        String script = "i=0; while :; do echo $i; i=$((i+1)); done"
+                + " | while read l; do echo \"x$l\"; done"
+                + " | { e=0; while read l; do n=${l#x}; if [ \"$n\" != \"$e\" ]; then echo \"expected $e got $n\" >> " + gaps
+                + "; fi; e=$((n+1)); if (( n % 500 == 0 )); then echo $n >> " + count + "; fi; done; }";
+        for (int round = 0; round < 2; round++) {
+            if (round == 0) {
+                countsOnAfterRestore(List.of("bash", "-c", script), count);
+            } else {
+                long before = readCount(count);
+                Path images = tmp.resolve("img2");
+                CryoCli.Result dump = CryoCli.run("checkpoint", Long.toString(target.pid()), "-D", images.toString());
+                assertThat(dump.exitCode()).as(dump.toString()).isZero();
+                target.awaitPidFree(Duration.ofSeconds(5));
+                assertThat(CryoCli.run("restore", "-D", images.toString(), "-d").exitCode()).isZero();
+                assertThat(awaitCount(count, before + 1000)).isGreaterThan(before);
+            }
+        }
+        assertThat(TreeTest.describe(target.pid())).as("bash and the three stages").hasSize(4);
+        assertThat(Files.exists(gaps) ? Files.readString(gaps) : "").as("lines lost or repeated").isEmpty();
+    }
+
+    @Test
     void python3LoopKeepsCounting() throws Exception {
         Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/bin/python3")) || onPath("python3"), "python3 not installed");
         Path count = tmp.resolve("count");
