@@ -144,8 +144,10 @@ final class InspectCommand implements Callable<Integer> {
         }
         out.printf("Files: %d fds, cwd %s, root %s, umask %03o%n", files.getFdsCount(), files.getCwd(), files.getRoot(), files.getUmask());
         for (FdEntry f : files.getFdsList()) {
-            out.printf("  %4d %-11s %s flags 0%o pos %d%s%n", f.getFd(), f.getKind(), f.getPath(), f.getFlags(), f.getPos(),
-                    f.getCloexec() ? " cloexec" : "");
+            String kind = f.hasDupOf() ? "dup of " + f.getDupOf()
+                    : f.getSharedPid() != 0 ? "shared " + f.getSharedPid() + ":" + f.getSharedFd() : f.getKind().toString();
+            out.printf("  %4d %-11s %s flags 0%o pos %d%s%s%n", f.getFd(), kind, f.getPath(), f.getFlags(), f.getPos(),
+                    f.getCloexec() ? " cloexec" : "", f.getLocksCount() > 0 ? " locks " + f.getLocksCount() : "");
         }
         int pending = sig.getSharedPendingCount() + sig.getThreadsList().stream().mapToInt(ThreadSignals::getPendingCount).sum();
         out.printf("Signals: %d handlers, %d pending (%d process-wide)%n", sig.getActionsCount(), pending,

@@ -53,6 +53,7 @@ public final class Files implements TaskPart {
             }
         }
         List<Integer> numbers = fdNumbers(pid);
+        java.util.Set<String> posixLocks = new java.util.HashSet<>();
         for (int i = 0; i < numbers.size(); i++) {
             int fd = numbers.get(i);
             FdSource src = FdSource.of(pid, fd);
@@ -69,6 +70,11 @@ public final class Files implements TaskPart {
             }
             if (!e.hasDupOf() && e.getSharedPid() == 0) {
                 FdHandlers.find(src).dump(src, e, ctx); // an open file of its own: its kind says how to save it
+                e.addAllLocks(FileLocks.parse(src.rawInfo(), posixLocks));
+            } else {
+                // the open file's own locks (OFD, flock) come with it; POSIX ones are this process's
+                e.addAllLocks(FileLocks.parse(src.rawInfo(), posixLocks).stream()
+                        .filter(l -> l.getKind() == dev.cryo.image.proto.FileLock.Kind.POSIX).toList());
             }
             image.addFds(e);
         }
@@ -173,6 +179,7 @@ public final class Files implements TaskPart {
             if (!e.hasDupOf() && e.getSharedPid() == 0) {
                 FdHandlers.of(e).afterAll(e, ctx);
             }
+            FileLocks.restore(e, ctx);
         }
         sys.call("chdir", Nr.CHDIR, sys.scratch().putString(image.getCwd()).value());
         sys.scratch().reset();
