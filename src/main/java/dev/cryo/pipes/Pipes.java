@@ -67,7 +67,7 @@ public final class Pipes implements FdHandler {
     }
 
     /** The unread bytes of the pipe whose read end {@code fd} is, read without taking them. */
-    private static PipeData peek(FdSource fd, long inode) {
+    static PipeData peek(FdSource fd, long inode) {
         int copy = fd.copy();
         int[] mine = null;
         try (Arena arena = Arena.ofConfined()) {
@@ -109,7 +109,7 @@ public final class Pipes implements FdHandler {
                         + " end outside the process tree; a pipe to a process that is not checkpointed cannot be restored");
             }
         }
-        if (!ends(shared).isEmpty()) {
+        if (!saved(shared).isEmpty()) {
             image.write(ImageKind.PIPES, 0, PipesImage.newBuilder().addAllPipes(saved(shared).values()).build());
         }
     }
@@ -150,7 +150,7 @@ public final class Pipes implements FdHandler {
     }
 
     /** Cryo writes the bytes through its own copy of the write end: no injected call per chunk. */
-    private static void refill(int pid, int taskWriteFd, ByteString data) {
+    static void refill(int pid, int taskWriteFd, ByteString data) {
         int copy = Sys.fdOf(pid, taskWriteFd);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buf = arena.allocate(data.size());
@@ -164,13 +164,13 @@ public final class Pipes implements FdHandler {
         }
     }
 
-    private static int maxFd(RestoreContext ctx) {
+    static int maxFd(RestoreContext ctx) {
         return ctx.image().read(ImageKind.FILES, ctx.pid(), dev.cryo.image.proto.FilesImage.parser()).getFdsList()
                 .stream().mapToInt(FdEntry::getFd).max().orElse(0);
     }
 
     @SuppressWarnings("unchecked")
-    private static Map<Long, PipeData> image(RestoreContext ctx) {
+    static Map<Long, PipeData> image(RestoreContext ctx) {
         return (Map<Long, PipeData>) ctx.shared().computeIfAbsent(IMAGE, k -> {
             Map<Long, PipeData> byInode = new HashMap<>();
             if (ctx.image().has(ImageKind.PIPES, 0)) {
@@ -182,7 +182,7 @@ public final class Pipes implements FdHandler {
     }
 
     @SuppressWarnings("unchecked")
-    private static Map<Long, PipeData> saved(Map<String, Object> shared) {
+    static Map<Long, PipeData> saved(Map<String, Object> shared) {
         return (Map<Long, PipeData>) shared.computeIfAbsent(SAVED, k -> new TreeMap<Long, PipeData>());
     }
 
