@@ -43,7 +43,9 @@ final class DeletedFiles implements FdHandler {
     public int open(FdEntry e, RestoreContext ctx) {
         Path original = Path.of(e.getPath());
         Path dir = original.getParent() != null && Files.isDirectory(original.getParent()) ? original.getParent() : Path.of("/tmp");
-        Path ghost = dir.resolve(".cryo-deleted-" + ctx.pid() + "-" + e.getFd());
+        // under its own name when that is free, so /proc/PID/fd shows the very same "path (deleted)"
+        Path ghost = !Files.exists(original, java.nio.file.LinkOption.NOFOLLOW_LINKS) && dir.equals(original.getParent())
+                ? original : dir.resolve(".cryo-deleted-" + ctx.pid() + "-" + e.getFd());
         try {
             Files.write(ghost, e.getContents().getData().toByteArray());
             Files.setPosixFilePermissions(ghost, dev.cryo.mem.FileModes.from(e.getContents().getMode()));
