@@ -37,7 +37,7 @@ final class CheckpointCommand implements Callable<Integer> {
     @Option(names = {"-R", "--leave-running"}, description = "Resume the process after saving it instead of killing it.")
     boolean leaveRunning;
 
-    @Option(names = {"-j", "--shell-job"}, description = "Accepted for criu compatibility; terminals are not saved yet.")
+    @Option(names = {"-j", "--shell-job"}, description = "The process uses the terminal it runs in; restore (with --shell-job) puts it on restore's terminal.")
     boolean shellJob;
 
     @Option(names = "--timeout", paramLabel = "SECONDS", description = "Accepted for criu compatibility (freezing a lone process is immediate).")
@@ -57,7 +57,7 @@ final class CheckpointCommand implements Callable<Integer> {
         int target = pid != null ? pid : tree;
         java.nio.file.Files.createDirectories(dir); // the log may live in it
         Logs.configure(common.logFile(dir), common.verbosity, spec.commandLine().getErr());
-        Checkpoint.Result r = Checkpoint.run(new Checkpoint.Options(target, dir, leaveRunning,
+        Checkpoint.Result r = Checkpoint.run(new Checkpoint.Options(target, dir, leaveRunning, shellJob,
                 new ProgressLine(spec.commandLine().getErr())));
         if (pidfile != null) {
             Files.writeString(pidfile, target + "\n");

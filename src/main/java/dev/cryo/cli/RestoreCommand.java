@@ -32,13 +32,13 @@ final class RestoreCommand implements Callable<Integer> {
     @Option(names = "--pidfile", paramLabel = "FILE", description = "Write the restored PID to FILE.")
     Path pidfile;
 
-    @Option(names = {"-j", "--shell-job"}, description = "Accepted for criu compatibility; terminals are not restored yet.")
+    @Option(names = {"-j", "--shell-job"}, description = "Put a process that used its terminal onto the terminal restore runs in, in its session and foreground group.")
     boolean shellJob;
 
     @Override
     public Integer call() throws IOException {
         Logs.configure(common.logFile(dir), common.verbosity, spec.commandLine().getErr());
-        Restore.Restored r = Restore.run(new Restore.Options(dir));
+        Restore.Restored r = Restore.run(new Restore.Options(dir, shellJob));
         if (pidfile != null) {
             Files.writeString(pidfile, r.pid() + "\n");
         }

@@ -33,11 +33,15 @@ public final class Checkpoint {
     private static final Logger LOG = Logger.getLogger("checkpoint");
     private static final long SCRATCH_SIZE = 64 * 1024;
 
-    public record Options(int pid, Path dir, boolean leaveRunning, Progress progress) {
+    /** @param shellJob the tree may use the terminal it runs in (criu's --shell-job): it will get restore's terminal */
+    public record Options(int pid, Path dir, boolean leaveRunning, boolean shellJob, Progress progress) {
         public Options(int pid, Path dir, boolean leaveRunning) {
-            this(pid, dir, leaveRunning, Progress.NONE);
+            this(pid, dir, leaveRunning, false, Progress.NONE);
         }
     }
+
+    /** Key in the tree-wide maps of dump and restore contexts: set when --shell-job was given. */
+    public static final String SHELL_JOB = "option:shell-job";
 
     public record Result(int pid, int processes, int threads, long areas, long pages, long bytes, long fds, long frozenNanos, long totalNanos) {
     }
@@ -64,6 +68,9 @@ public final class Checkpoint {
             PstreeImage.Builder pstree = PstreeImage.newBuilder();
             List<Integer> earlier = new ArrayList<>();
             java.util.Map<String, Object> shared = new java.util.HashMap<>();
+            if (o.shellJob()) {
+                shared.put(SHELL_JOB, Boolean.TRUE);
+            }
             for (FrozenTree.Proc p : tree.procs()) {
                 if (!p.zombie()) {
                     dump(o, p, List.copyOf(earlier), image, inventory, stats, shared);

@@ -38,7 +38,11 @@ public final class Restore {
     private static final long CLOSE_RANGE_ALL = 0xffffffffL;
     private static final int SIGCHLD = 17, RLIMIT_CORE = 4, RT_SIGTIMEDWAIT = 128;
 
-    public record Options(Path dir) {
+    /** @param shellJob the tree goes onto the terminal restore runs in, in restore's session and foreground group */
+    public record Options(Path dir, boolean shellJob) {
+        public Options(Path dir) {
+            this(dir, false);
+        }
     }
 
     /** A restored, running process tree. Its root is Cryo's child: {@link #waitForExit()} gives its exit code. */
@@ -72,7 +76,7 @@ public final class Restore {
         try (RestoreStub stub = RestoreStub.spawn()) {
             created.add(stub.cloneWithPid(root));
             stub.close();
-            build(created, image, tree);
+            build(created, image, tree, o.shellJob());
         } catch (RuntimeException e) {
             kill(created, e);
             Sys.raw(Nr.WAIT4, root, 0, 1 /* WNOHANG */, 0);
@@ -97,7 +101,7 @@ public final class Restore {
         }
     }
 
-    private static void build(List<Tracee> created, ImageReader image, PstreeImage tree) {
+    private static void build(List<Tracee> created, ImageReader image, PstreeImage tree, boolean shellJob) {
         Map<Integer, Building> procs = new LinkedHashMap<>();
         PstreeEntry rootEntry = tree.getProcesses(0);
         Tracee rootTask = created.getFirst();
@@ -115,11 +119,16 @@ public final class Restore {
         long[] cryoArea = {trampoline.base().value(), trampoline.base().value() + Trampoline.SIZE};
         procs.put(rootEntry.getPid(), new Building(rootEntry, new ArrayList<>(List.of(
                 new ThreadHandle(rootEntry.getPid(), rootTask, rootSys)))));
-        setIds(rootSys, rootEntry, null);
+        if (!shellJob) {
+            setIds(rootSys, rootEntry, null); // a shell job stays in restore's session and foreground group
+        }
 
         // Parents first: a process gets what a fork passes on (memory) before its children are
         // forked from it, so pages they still share copy-on-write are shared again.
         Map<String, Object> shared = new HashMap<>();
+        if (shellJob) {
+            shared.put(Checkpoint.SHELL_JOB, Boolean.TRUE);
+        }
         List<RestoreContext> contexts = new ArrayList<>();
         for (PstreeEntry entry : tree.getProcessesList()) {
             Building b = procs.get(entry.getPid());
