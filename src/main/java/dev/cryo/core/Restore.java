@@ -64,10 +64,11 @@ public final class Restore {
         ImageReader image = ImageReader.open(o.dir(), true);
         PstreeImage tree = image.read(ImageKind.PSTREE, 0, PstreeImage.parser());
         checkIdsFree(tree);
+        Map<String, Object> options = o.shellJob() ? Map.of(Checkpoint.SHELL_JOB, Boolean.TRUE) : Map.of();
         for (PstreeEntry p : tree.getProcessesList()) {
             if (!p.getZombie()) {
                 for (TaskPart part : TaskParts.ALL) {
-                    part.verify(image, p.getPid());
+                    part.verify(image, p.getPid(), options);
                 }
             }
         }

@@ -16,9 +16,10 @@ public interface TaskPart {
 
     /**
      * Checks, before any process is created, that the image's state can be rebuilt here (files
-     * still present, CPU features available, ...). Throws with the reason otherwise.
+     * still present, CPU features available, ...) with these restore options (keys as in
+     * {@link RestoreContext#shared()}). Throws with the reason otherwise.
      */
-    default void verify(ImageReader image, int pid) {
+    default void verify(ImageReader image, int pid, java.util.Map<String, Object> options) {
     }
 
     /** Rebuilds this state inside the restoring task. */

@@ -35,7 +35,7 @@ public interface FdHandler {
     default void afterTreeDump(ImageWriter image, Map<String, Object> shared) {
     }
 
-    /** Before anything is restored: can this be rebuilt here? */
-    default void verify(FdEntry entry, int pid) {
+    /** Before anything is restored: can this be rebuilt here, with these restore options? */
+    default void verify(FdEntry entry, int pid, Map<String, Object> options) {
     }
 }

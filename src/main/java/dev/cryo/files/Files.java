@@ -125,11 +125,11 @@ public final class Files implements TaskPart {
     }
 
     @Override
-    public void verify(ImageReader image, int pid) {
+    public void verify(ImageReader image, int pid, Map<String, Object> options) {
         FilesImage files = image.read(ImageKind.FILES, pid, FilesImage.parser());
         for (FdEntry fd : files.getFdsList()) {
             if (!fd.hasDupOf() && fd.getSharedPid() == 0) {
-                FdHandlers.of(fd).verify(fd, pid);
+                FdHandlers.of(fd).verify(fd, pid, options);
             }
         }
         if (!java.nio.file.Files.isDirectory(Path.of(files.getCwd()))) {

@@ -39,7 +39,7 @@ final class RegularFiles implements FdHandler {
     }
 
     @Override
-    public void verify(FdEntry e, int pid) {
+    public void verify(FdEntry e, int pid, java.util.Map<String, Object> options) {
         if (!java.nio.file.Files.exists(Path.of(e.getPath()))) {
             throw new ImageException("fd " + e.getFd() + " of process " + pid + " was " + e.getPath() + ", which no longer exists");
         }

@@ -43,6 +43,15 @@ final class Terminals implements FdHandler {
     }
 
     @Override
+    public void verify(FdEntry e, int pid, java.util.Map<String, Object> options) {
+        if (!options.containsKey(Checkpoint.SHELL_JOB)) {
+            throw new ImageException("fd " + e.getFd() + " of process " + pid + " was the terminal " + e.getPath()
+                    + "; restore with --shell-job to give it this terminal");
+        }
+        ownTerminal();
+    }
+
+    @Override
     public int open(FdEntry e, RestoreContext ctx) {
         if (!ctx.shared().containsKey(Checkpoint.SHELL_JOB)) {
             throw new ImageException("fd " + e.getFd() + " of process " + ctx.pid() + " was the terminal " + e.getPath()

@@ -110,7 +110,7 @@ public final class Memory implements TaskPart {
     // ------------------------------------------------------------------ verify
 
     @Override
-    public void verify(ImageReader image, int pid) {
+    public void verify(ImageReader image, int pid, Map<String, Object> options) {
         MmImage mm = image.read(ImageKind.MM, pid, MmImage.parser());
         for (VmaEntry vma : mm.getVmasList()) {
             if (Vmas.fileBacked(vma) && !recreatable(vma)) {

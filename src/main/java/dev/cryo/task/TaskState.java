@@ -169,7 +169,7 @@ public final class TaskState implements TaskPart {
     // ------------------------------------------------------------------ verify
 
     @Override
-    public void verify(ImageReader image, int pid) {
+    public void verify(ImageReader image, int pid, java.util.Map<String, Object> options) {
         TaskCore core = image.read(ImageKind.CORE, pid, TaskCore.parser());
         long here = image.inventory().getXfeatures();
         long cpu = HostCpu.xfeatures();
