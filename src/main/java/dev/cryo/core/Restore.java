@@ -191,6 +191,8 @@ public final class Restore {
         RemoteSyscalls sys = new RemoteSyscalls(child, trampoline.base());
         // the child has its own copy of the trampoline, scratch area included, at the same address
         sys.attachScratch(new RemoteScratch(child, parent.leader().scratch().base(), parent.leader().scratch().size()));
+        // and a copy of its parent's fd table, which holds only what restore keeps hidden there
+        sys.call("close_range", Nr.CLOSE_RANGE, 0, CLOSE_RANGE_ALL, 0);
         setIds(sys, entry, parent.entry());
         if (entry.getZombie()) {
             becomeZombie(parent, entry, sys, child);

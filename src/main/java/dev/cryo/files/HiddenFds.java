@@ -25,9 +25,11 @@ public final class HiddenFds {
     private HiddenFds() {
     }
 
-    /** Moves {@code fd} above {@code above} and registers it under {@code key}; returns its new number. */
-    public static int hide(RestoreContext ctx, String key, int fd, int above) {
+    /** Moves {@code fd} above every fd number the process will use and registers it under {@code key}; returns its new number. */
+    public static int hide(RestoreContext ctx, String key, int fd) {
         RemoteSyscalls sys = ctx.syscalls();
+        int above = ctx.image().read(dev.cryo.image.ImageKind.FILES, ctx.pid(), dev.cryo.image.proto.FilesImage.parser())
+                .getFdsList().stream().mapToInt(dev.cryo.image.proto.FdEntry::getFd).max().orElse(2);
         int hidden = (int) sys.call("fcntl(F_DUPFD_CLOEXEC)", Nr.FCNTL, fd, F_DUPFD_CLOEXEC, above + 1);
         sys.closeFd(fd);
         register(ctx, key, new Place(ctx.pid(), hidden));

@@ -49,10 +49,17 @@ final class Memfds implements FdHandler {
         var sys = ctx.syscalls();
         // Without MFD_ALLOW_SEALING a memfd starts with just F_SEAL_SEAL: that is what seals == 1 means.
         boolean allowSealing = c.getSeals() != F_SEAL_SEAL;
-        int fd = (int) sys.call("memfd_create", Nr.MEMFD_CREATE, sys.scratch().putString(c.getName()).value(),
-                allowSealing ? MFD_ALLOW_SEALING : 0);
-        sys.scratch().reset();
-        FileContentsIo.write(ctx.pid(), fd, c.getData());
+        HiddenFds.Place mapped = HiddenFds.find(ctx, "memfd:" + e.getInode());
+        int fd;
+        if (mapped != null) {
+            fd = HiddenFds.fetch(ctx, mapped); // made by mem for a mapping of it, bytes and all
+        } else {
+            fd = (int) sys.call("memfd_create", Nr.MEMFD_CREATE, sys.scratch().putString(c.getName()).value(),
+                    allowSealing ? MFD_ALLOW_SEALING : 0);
+            sys.scratch().reset();
+            FileContentsIo.write(ctx.pid(), fd, c.getData());
+            HiddenFds.register(ctx, "memfd:" + e.getInode(), new HiddenFds.Place(ctx.pid(), e.getFd()));
+        }
         if (allowSealing && c.getSeals() != 0) {
             sys.call("fcntl(F_ADD_SEALS)", Nr.FCNTL, fd, F_ADD_SEALS, c.getSeals());
         }

@@ -45,6 +45,8 @@ public final class Memory implements TaskPart {
     private static final int O_RDONLY = 0, O_RDWR = 2, O_CLOEXEC = 0x80000;
     private static final int ARCH_MAP_VDSO_64 = 0x2003;
     private static final int PR_SET_MM = 35, PR_SET_MM_MAP = 14, PRCTL_MM_MAP_SIZE = 104;
+    private static final long MAX_MEMFD = 256L << 20;
+    private static final int MFD_CLOEXEC = 1, MFD_ALLOW_SEALING = 2;
     private static final int MADV_DONTNEED = 4, MADV_DONTFORK = 10, MADV_DONTDUMP = 16, MADV_WIPEONFORK = 18, MADV_HUGEPAGE = 14,
             MADV_NOHUGEPAGE = 15;
 
@@ -72,6 +74,13 @@ public final class Memory implements TaskPart {
                 VmaEntry e = Vmas.entry(pid, vma);
                 vmas.add(Vmas.inheritable(e) && parentVmas.stream().anyMatch(p -> Vmas.sameArea(p, vma))
                         ? e.toBuilder().setInherited(true).build() : e);
+            }
+        }
+        java.util.Set<Long> memfdsSeen = new java.util.HashSet<>();
+        for (int i = 0; i < vmas.size(); i++) {
+            VmaEntry v = vmas.get(i);
+            if (v.getKind() == VmaKind.MEMFD_AREA && memfdsSeen.add(v.getFileInode())) {
+                vmas.set(i, v.toBuilder().setFileContents(memfdContents(pid, v)).build());
             }
         }
         PageSaver.Plan plan;
@@ -105,6 +114,21 @@ public final class Memory implements TaskPart {
         ctx.stats().bytes.addAndGet(pages * PAGE);
         LOG.info(() -> "process " + pid + ": " + vmas.size() + " memory areas, " + pages + " pages saved in "
                 + runs.size() + " runs");
+    }
+
+    /** The whole memfd behind a mapping, read through /proc/PID/map_files (the memfd need not be open as an fd). */
+    private static com.google.protobuf.ByteString memfdContents(int pid, VmaEntry vma) {
+        Path file = ProcFiles.dir(pid).resolve("map_files/" + Long.toHexString(vma.getStart()) + "-" + Long.toHexString(vma.getEnd()));
+        try {
+            long size = Files.size(file);
+            if (size > MAX_MEMFD) {
+                throw new dev.cryo.core.Refusal("process " + pid + " maps " + Vmas.describe(vma) + ", a memfd of " + size
+                        + " bytes; memfds over " + (MAX_MEMFD >> 20) + " MiB are not saved");
+            }
+            return com.google.protobuf.ByteString.copyFrom(Files.readAllBytes(file));
+        } catch (IOException e) {
+            throw new dev.cryo.core.Refusal("process " + pid + " maps " + Vmas.describe(vma) + ": cannot read the memfd: " + e.getMessage());
+        }
     }
 
     // ------------------------------------------------------------------ verify
@@ -185,6 +209,9 @@ public final class Memory implements TaskPart {
                 }
                 if (vma.getKind() == VmaKind.SHARED_ANON) {
                     sharedAnon(ctx, vma, files);
+                }
+                if (vma.getKind() == VmaKind.MEMFD_AREA) {
+                    memfd(ctx, vma, files);
                 }
                 if (map(sys, vma, files, hasPages(vma, pagemap))) {
                     needProtect.add(vma);
@@ -307,6 +334,34 @@ public final class Memory implements TaskPart {
                 ctx.syscalls().open(path, O_RDWR | O_CLOEXEC, 0));
     }
 
+    /**
+     * A memfd is one object for every area that maps it and every fd that holds it, in any
+     * process: the first to need it creates it (with its bytes) and leaves it hidden under
+     * "memfd:INODE" for the others, and for the files part of whoever also has it as an fd.
+     */
+    private static void memfd(RestoreContext ctx, VmaEntry vma, Map<String, Integer> files) {
+        String key = "memfd:" + vma.getFileInode();
+        dev.cryo.files.HiddenFds.Place place = dev.cryo.files.HiddenFds.find(ctx, key);
+        if (place == null) {
+            RemoteSyscalls sys = ctx.syscalls();
+            int fd = (int) sys.call("memfd_create", Nr.MEMFD_CREATE, sys.scratch().putString(Vmas.memfdName(vma.getPath())).value(),
+                    MFD_CLOEXEC | MFD_ALLOW_SEALING);
+            sys.scratch().reset();
+            sys.call("ftruncate", Nr.FTRUNCATE, fd, vma.getFileContents().size());
+            int copy = dev.cryo.sys.Sys.fdOf(ctx.task().pid(), fd);
+            try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+                java.lang.foreign.MemorySegment buf = arena.allocate(Math.max(1, vma.getFileContents().size()));
+                buf.asSlice(0, vma.getFileContents().size()).copyFrom(java.lang.foreign.MemorySegment.ofArray(vma.getFileContents().toByteArray()));
+                dev.cryo.sys.Sys.pwrite(copy, buf.asSlice(0, vma.getFileContents().size()), 0);
+            } finally {
+                dev.cryo.sys.Sys.close(copy);
+            }
+            dev.cryo.files.HiddenFds.hide(ctx, key, fd);
+            place = dev.cryo.files.HiddenFds.find(ctx, key);
+        }
+        files.put("memfd:" + vma.getFileInode(), dev.cryo.files.HiddenFds.fetch(ctx, place));
+    }
+
     /** Maps one area; returns true when it was mapped writable for loading and needs its final protection. */
     private static boolean map(RemoteSyscalls sys, VmaEntry vma, Map<String, Integer> files, boolean hasPages) {
         int prot = vma.getProt();
@@ -321,6 +376,10 @@ public final class Memory implements TaskPart {
         if (vma.getKind() == VmaKind.SHARED_ANON && sharedObject != null) {
             fd = sharedObject;
             flags &= ~RemoteSyscalls.MAP_ANONYMOUS;
+            offset = vma.getPgoff();
+        }
+        if (vma.getKind() == VmaKind.MEMFD_AREA) {
+            fd = files.get("memfd:" + vma.getFileInode());
             offset = vma.getPgoff();
         }
         if (recreatable(vma)) {

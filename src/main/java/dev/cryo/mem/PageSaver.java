@@ -51,6 +51,8 @@ final class PageSaver implements AutoCloseable {
             case PRIVATE_ANON, SHARED_ANON -> present || swapped;
             // a private file page that is no longer the file's own page was written by the task (copy-on-write)
             case PRIVATE_FILE -> swapped || (present && (entry & Pagemap.FILE_OR_SHARED) == 0);
+            // a memfd's bytes are saved whole with the area; a private mapping's own copies are anonymous
+            case MEMFD_AREA -> (present && (entry & Pagemap.FILE_OR_SHARED) == 0) || (swapped && (entry & Pagemap.FILE_OR_SHARED) == 0);
             default -> false;
         };
     }

@@ -26,15 +26,18 @@ final class Vmas {
             case "[vsyscall]": return VmaKind.VSYSCALL;
             default:
         }
-        if (vma.path().endsWith(" (deleted)") || vma.path().startsWith("/memfd:") || vma.path().startsWith("/SYSV")) {
+        if (vma.path().startsWith("/memfd:")) {
+            return VmaKind.MEMFD_AREA;
+        }
+        if (vma.path().endsWith(" (deleted)") || vma.path().startsWith("/SYSV")) {
             if (vma.shared() && !vma.fileBacked()) {
                 return VmaKind.SHARED_ANON;
             }
             if (vma.shared() && vma.path().startsWith("/dev/zero")) {
                 return VmaKind.SHARED_ANON; // MAP_SHARED of /dev/zero is shmem, like MAP_SHARED|MAP_ANONYMOUS
             }
-            throw new Refusal("process " + pid + " maps " + vma + ": deleted files, memfd and SysV shared memory "
-                    + "mappings are not supported yet");
+            throw new Refusal("process " + pid + " maps " + vma + ": mappings of deleted files and SysV shared memory"
+                    + " are not supported yet");
         }
         if (!vma.fileBacked()) {
             if (vma.pseudo() && !vma.path().equals("[heap]") && !vma.path().equals("[stack]")) {
@@ -72,7 +75,7 @@ final class Vmas {
         VmaEntry.Builder b = VmaEntry.newBuilder().setStart(vma.start()).setEnd(vma.end()).setProt(prot)
                 .setFlags(flags).setKind(kind).setPath(vma.path()).setPgoff(vma.offset())
                 .addAllVmFlags(vma.vmFlags().stream().sorted().toList());
-        if (kind == VmaKind.SHARED_ANON) {
+        if (kind == VmaKind.SHARED_ANON || kind == VmaKind.MEMFD_AREA) {
             b.setFileInode(vma.inode()); // the shmem object: the same inode in two processes is one object
         }
         if (kind == VmaKind.PRIVATE_FILE || kind == VmaKind.SHARED_FILE) {
@@ -105,6 +108,12 @@ final class Vmas {
         return parent.start() == child.start() && parent.end() == child.end() && parent.shared() == child.shared()
                 && parent.inode() == child.inode() && parent.dev().equals(child.dev()) && parent.path().equals(child.path())
                 && parent.offset() == child.offset();
+    }
+
+    /** The name a memfd was created with, from "/memfd:NAME (deleted)". */
+    static String memfdName(String path) {
+        String name = path.substring("/memfd:".length());
+        return name.endsWith(" (deleted)") ? name.substring(0, name.length() - " (deleted)".length()) : name;
     }
 
     static boolean fileBacked(VmaEntry e) {

@@ -79,7 +79,7 @@ public final class Fifos implements FdHandler {
             if (data != null && !data.getData().isEmpty()) {
                 Pipes.refill(ctx.pid(), holder, data.getData());
             }
-            HiddenFds.hide(ctx, key, holder, Pipes.maxFd(ctx));
+            HiddenFds.hide(ctx, key, holder);
         }
         int fd = sys.open(e.getPath(), (e.getFlags() & ~(0100 | 0200 | 01000)) | FdSource.O_NONBLOCK | FdSource.O_CLOEXEC, 0);
         sys.call("fcntl(F_SETFL)", Nr.FCNTL, fd, F_SETFL, e.getFlags() & FdSource.O_NONBLOCK);

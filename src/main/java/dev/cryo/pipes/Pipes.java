@@ -140,12 +140,11 @@ public final class Pipes implements FdHandler {
                 refill(ctx.pid(), writeFd, data.getData());
             }
         }
-        int above = maxFd(ctx);
         if (e.getPipe().getReadEnd()) {
-            HiddenFds.hide(ctx, "pipe:" + inode + ":w", writeFd, above);
+            HiddenFds.hide(ctx, "pipe:" + inode + ":w", writeFd);
             return readFd;
         }
-        HiddenFds.hide(ctx, "pipe:" + inode + ":r", readFd, above);
+        HiddenFds.hide(ctx, "pipe:" + inode + ":r", readFd);
         return writeFd;
     }
 
@@ -162,11 +161,6 @@ public final class Pipes implements FdHandler {
         } finally {
             Sys.close(copy);
         }
-    }
-
-    static int maxFd(RestoreContext ctx) {
-        return ctx.image().read(ImageKind.FILES, ctx.pid(), dev.cryo.image.proto.FilesImage.parser()).getFdsList()
-                .stream().mapToInt(FdEntry::getFd).max().orElse(0);
     }
 
     @SuppressWarnings("unchecked")
