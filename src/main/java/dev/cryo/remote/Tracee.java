@@ -141,6 +141,7 @@ public final class Tracee {
         WaitStatus st = new WaitStatus(Sys.wait4(pid, WALL)[1]);
         if (st.exited() || st.signaled()) {
             attached = false;
+            closeMem();
             throw new TaskGoneException(pid, st.toString());
         }
         return st;
@@ -221,9 +222,33 @@ public final class Tracee {
         write(addr, MemorySegment.ofArray(data));
     }
 
+    /** /proc/pid/mem, opened once for reading and writing and kept while the task is held. */
+    private FileChannel mem;
+
+    private FileChannel mem() throws java.io.IOException {
+        if (mem == null) {
+            mem = FileChannel.open(Path.of("/proc", Integer.toString(pid), "mem"), StandardOpenOption.READ, StandardOpenOption.WRITE);
+        }
+        return mem;
+    }
+
+    private void closeMem() {
+        if (mem != null) {
+            try {
+                mem.close();
+            } catch (java.io.IOException ignored) {
+                // a /proc file: nothing buffered to lose
+            }
+            mem = null;
+        }
+    }
+
     private void procMem(RemoteAddr addr, MemorySegment seg, boolean write) {
-        Path mem = Path.of("/proc", Integer.toString(pid), "mem");
-        try (FileChannel ch = FileChannel.open(mem, write ? StandardOpenOption.WRITE : StandardOpenOption.READ)) {
+        if (!write && !seg.isNative()) {
+            throw new IllegalArgumentException("reads need a native segment");
+        }
+        try {
+            FileChannel ch = mem();
             ByteBuffer buf = seg.isNative() ? seg.asByteBuffer() : ByteBuffer.wrap(seg.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE));
             long pos = addr.value();
             while (buf.hasRemaining()) {
@@ -233,9 +258,6 @@ public final class Tracee {
                             + " of task " + pid + ": short transfer");
                 }
                 pos += n;
-            }
-            if (!write && !seg.isNative()) {
-                throw new IllegalArgumentException("reads need a native segment");
             }
         } catch (java.io.IOException e) {
             throw new InjectionException((write ? "writing " : "reading ") + "memory at " + addr + " of task " + pid + ": " + e.getMessage(), e);
@@ -259,6 +281,7 @@ public final class Tracee {
     /** Resumes the task and lets go of it. */
     public void detach() {
         checkOwner();
+        closeMem();
         if (attached) {
             attached = false;
             Ptrace.detach(pid, 0);

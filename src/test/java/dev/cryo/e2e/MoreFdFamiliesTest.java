@@ -1,0 +1,277 @@
+package dev.cryo.e2e;
+
+import dev.cryo.sys.Nr;
+import dev.cryo.sys.Sys;
+import dev.cryo.testing.CryoCli;
+import dev.cryo.testing.Target;
+import dev.cryo.testing.TargetBuilder;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+
+import java.io.File;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.function.Supplier;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * More kinds of file descriptors: inotify watches (with a gap in their watch descriptors), and
+ * the terminal of a shell job (--shell-job), with the job and the restore each inside a
+ * pseudo-terminal of its own made by script(1).
+ */
+class MoreFdFamiliesTest extends TargetTest {
+    private static final int ROUNDS = 2;
+    private static final int SIGUSR2 = 12, SIGKILL = 9;
+    /** A restore in a JVM of its own, started cold and without Cryo's AOT cache, within this. */
+    private static final Duration RESTORE = Duration.ofSeconds(60);
+    /** script(1) copies what the terminal shows to its typescript as it comes (-f); within this. */
+    private static final Duration TYPESCRIPT = Duration.ofSeconds(10);
+
+    /** Processes this test started that are not the root of a {@link Target}, killed by pid first. */
+    private final List<Long> toKill = new ArrayList<>();
+
+    @AfterEach
+    void killByPid() {
+        for (long pid : toKill) { // the job first: then the Cryo waiting for it ends by itself
+            if (Files.exists(Path.of("/proc", Long.toString(pid)))) {
+                Sys.raw(Nr.KILL, pid, SIGKILL);
+            }
+            CryoCli.reap(pid); // only if a restore in this JVM made it our child
+        }
+        for (long pid : toKill) {
+            awaitPidFree(pid, Duration.ofSeconds(5), false);
+        }
+    }
+
+    @Test
+    void inotifyWatchesWithAGapInTheirDescriptors() throws IOException {
+        Target t = startReady("inotify");
+        assertThat(Files.readString(t.stateDir().resolve("wds")).strip()).as("watch descriptors").isEqualTo("2 3 4");
+        assertThat(t.check(CHECK)).as("before the first checkpoint: " + t.log()).isEqualTo("PASS");
+
+        for (int round = 1; round <= ROUNDS; round++) {
+            Path images = tmp.resolve("img" + round);
+            CryoCli.Result dump = CryoCli.run("checkpoint", pid(t), "-D", images.toString());
+            assertThat(dump.exitCode()).as("checkpoint " + round + ": " + dump + "\n" + t.log()).isZero();
+            assertThat(dump.out()).contains("Checkpointed process " + t.pid());
+            t.awaitPidFree(PID_FREE);
+
+            CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "-d");
+            assertThat(restore.exitCode()).as("restore " + round + ": " + restore).isZero();
+            assertThat(restore.out().strip()).isEqualTo(pid(t));
+            assertThat(t.isAlive()).as("restored process runs").isTrue();
+            assertThat(t.check(CHECK)).as("after restore " + round + ": " + t.log()).isEqualTo("PASS");
+        }
+    }
+
+    /**
+     * A job on its terminal: refused without --shell-job (and left running), saved with it;
+     * restoring that image without --shell-job is refused, and with it (inside a new
+     * pseudo-terminal) the job runs on the new terminal, in its foreground, and writes there.
+     */
+    @Test
+    void shellJobGetsTheRestoringTerminal() throws IOException {
+        String script = onPath("script");
+        Assumptions.assumeTrue(script != null, "script(1) (util-linux) is needed to give the job a terminal");
+
+        // ttyjob inside a pseudo-terminal: reaper -> script -> ttyjob (exec'd by script's shell)
+        Path state = tmp.resolve("ttyjob");
+        Files.createDirectories(state);
+        String job = "exec " + quote(TargetBuilder.build("ttyjob").toString()) + " " + quote(state.toString());
+        Target jobTerminal = start("ttyjob-script", List.of(script, "-qfc", job, "/dev/null"));
+        long pid = awaitReady(state, jobTerminal);
+        toKill.add(pid);
+        Supplier<String> jobLog = () -> "\n--- the job's terminal:\n" + jobTerminal.log();
+        assertThat(pid).as("the job is script's child, not script").isNotEqualTo(jobTerminal.pid());
+        assertThat(check(pid, state)).as("before the checkpoints" + jobLog.get()).isEqualTo("PASS");
+
+        // without --shell-job: refused, naming the option, and the job runs on
+        Path refused = tmp.resolve("img-refused");
+        CryoCli.Result noShellJob = CryoCli.run("checkpoint", Long.toString(pid), "-D", refused.toString());
+        assertThat(noShellJob.exitCode()).as("checkpoint without --shell-job: " + noShellJob).isNotZero();
+        assertThat(noShellJob.out() + noShellJob.err()).as("checkpoint without --shell-job").contains("--shell-job");
+        assertThat(check(pid, state)).as("after the refused checkpoint" + jobLog.get()).isEqualTo("PASS");
+        assertThat(jobTerminal.log()).as("what the job wrote to its terminal")
+                .contains("ttyjob " + pid + " check 1").contains("ttyjob " + pid + " check 2");
+
+        // with --shell-job: saved (and ended)
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", Long.toString(pid), "-D", images.toString(), "--shell-job");
+        assertThat(dump.exitCode()).as("checkpoint --shell-job: " + dump + jobLog.get()).isZero();
+        assertThat(dump.out()).contains("Checkpointed process " + pid);
+        awaitPidFree(pid, PID_FREE, true);
+
+        // restoring without --shell-job: refused, naming the option, leaving nothing behind
+        CryoCli.Result plainRestore = CryoCli.run("restore", "-D", images.toString(), "-d");
+        CryoCli.reap(pid); // should there be anything left, it is our child: no zombie for the next restore
+        assertThat(plainRestore.exitCode()).as("restore without --shell-job: " + plainRestore).isNotZero();
+        assertThat(plainRestore.out() + plainRestore.err()).as("restore without --shell-job").contains("--shell-job");
+        assertThat(Path.of("/proc", Long.toString(pid))).as("pid " + pid + " after the refused restore").doesNotExist();
+
+        // restoring with --shell-job, by a Cryo of its own inside a new pseudo-terminal
+        Path typescript = tmp.resolve("restore.typescript");
+        String restoreCommand = "exec " + String.join(" ", cryoCommand("restore", "-D", images.toString(), "--shell-job")
+                .stream().map(MoreFdFamiliesTest::quote).toList());
+        Target restoreTerminal = start("restore-script", List.of(script, "-qfc", restoreCommand, typescript.toString()));
+        Supplier<String> restoreLog = () -> "\n--- the restoring terminal:\n" + read(typescript)
+                + "\n--- script's launch log:\n" + read(restoreTerminal.stateDir().resolve("launch.log"));
+        awaitText(typescript, "Restored process " + pid, RESTORE, restoreTerminal, restoreLog);
+        childrenOf(restoreTerminal.pid()).forEach(toKill::add); // the restoring JVM, which waits for the job
+        assertThat(Path.of("/proc", Long.toString(pid))).as("restored job" + restoreLog.get()).exists();
+
+        assertThat(check(pid, state)).as("after the restore" + restoreLog.get()).isEqualTo("PASS");
+        // the third check of its life, written to the new terminal
+        awaitText(typescript, "ttyjob " + pid + " check 3", TYPESCRIPT, restoreTerminal, restoreLog);
+        assertThat(check(pid, state)).as("again after the restore" + restoreLog.get()).isEqualTo("PASS");
+        awaitText(typescript, "ttyjob " + pid + " check 4", TYPESCRIPT, restoreTerminal, restoreLog);
+
+        // ending the job ends the waiting Cryo, and with it the restoring script
+        Sys.raw(Nr.KILL, pid, SIGKILL);
+        restoreTerminal.awaitGone(Duration.ofSeconds(10));
+    }
+
+    /** Waits for STATE/ready of a target that is not the {@link Target}'s own process; returns its pid. */
+    private static long awaitReady(Path state, Target launcher) {
+        String ready = awaitFile(state.resolve("ready"), READY, launcher);
+        assertThat(ready).as("ready of the job").matches("\\d+");
+        return Long.parseLong(ready);
+    }
+
+    /** Like {@link Target#check}, for a process known by its pid only. */
+    private static String check(long pid, Path state) throws IOException {
+        Path result = state.resolve("result");
+        Files.deleteIfExists(result);
+        assertThat(Path.of("/proc", Long.toString(pid))).as("process " + pid + " before its check").exists();
+        assertThat(Sys.raw(Nr.KILL, pid, SIGUSR2)).as("kill -USR2 " + pid).isZero();
+        long deadline = System.nanoTime() + CHECK.toNanos();
+        while (true) {
+            try {
+                return Files.readString(result).strip();
+            } catch (NoSuchFileException e) {
+                // not answered yet
+            }
+            if (!Files.exists(Path.of("/proc", Long.toString(pid))) || System.nanoTime() > deadline) {
+                return "(no answer from " + pid + " within " + CHECK + ")";
+            }
+            pause();
+        }
+    }
+
+    /** Waits until the file exists and returns its content, trimmed; fails if the launcher ends first. */
+    private static String awaitFile(Path file, Duration timeout, Target launcher) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (true) {
+            try {
+                return Files.readString(file).strip();
+            } catch (NoSuchFileException e) {
+                // not yet
+            } catch (IOException e) {
+                throw new IllegalStateException(e);
+            }
+            if (!launcher.isAlive() || System.nanoTime() > deadline) {
+                throw new AssertionError("no " + file + " from " + launcher + " within " + timeout + " (it "
+                        + (launcher.isAlive() ? "runs" : "ended") + "); its output:\n" + launcher.log());
+            }
+            pause();
+        }
+    }
+
+    /** Waits until {@code text} shows in {@code file}; fails early if {@code launcher} ends without it. */
+    private static void awaitText(Path file, String text, Duration timeout, Target launcher, Supplier<String> log) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (!read(file).contains(text)) {
+            boolean alive = launcher.isAlive();
+            if (!alive && !read(file).contains(text) || System.nanoTime() > deadline) {
+                throw new AssertionError("\"" + text + "\" not in " + file + " within " + timeout + " ("
+                        + launcher + (alive ? " runs" : " ended") + ")" + log.get());
+            }
+            pause();
+        }
+    }
+
+    /** Waits until {@code /proc/PID} is gone; fails the test if asked to, after the timeout. */
+    private static void awaitPidFree(long pid, Duration timeout, boolean fail) {
+        Path proc = Path.of("/proc", Long.toString(pid));
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (Files.exists(proc)) {
+            if (System.nanoTime() > deadline) {
+                if (fail) {
+                    throw new AssertionError("pid " + pid + " still in use after " + timeout);
+                }
+                return;
+            }
+            pause();
+        }
+    }
+
+    /**
+     * Cryo's command line as a process of its own: the JDK and classpath of this JVM (which holds
+     * Cryo's classes and libraries whether or not target/cryo.jar was built yet).
+     */
+    private static List<String> cryoCommand(String... args) {
+        List<String> command = new ArrayList<>(List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED",
+                "-cp", System.getProperty("java.class.path"),
+                "dev.cryo.cli.Main"));
+        command.addAll(List.of(args));
+        return command;
+    }
+
+    /** The pids of the children of {@code pid} (of all its threads). */
+    private static List<Long> childrenOf(long pid) throws IOException {
+        List<Long> out = new ArrayList<>();
+        try (var tasks = Files.list(Path.of("/proc", Long.toString(pid), "task"))) {
+            for (Path task : tasks.toList()) {
+                for (String c : Files.readString(task.resolve("children")).strip().split(" ")) {
+                    if (!c.isEmpty()) {
+                        out.add(Long.parseLong(c));
+                    }
+                }
+            }
+        }
+        return out;
+    }
+
+    /** The executable {@code name} on PATH, or null. */
+    private static String onPath(String name) {
+        return Optional.ofNullable(System.getenv("PATH")).stream()
+                .flatMap(p -> List.of(p.split(File.pathSeparator)).stream())
+                .map(dir -> Path.of(dir, name))
+                .filter(Files::isExecutable)
+                .map(Path::toString)
+                .findFirst().orElse(null);
+    }
+
+    /** {@code s} as one word for sh -c. */
+    private static String quote(String s) {
+        return "'" + s.replace("'", "'\\''") + "'";
+    }
+
+    private static String read(Path file) {
+        try {
+            return Files.readString(file);
+        } catch (NoSuchFileException e) {
+            return "";
+        } catch (IOException e) {
+            return "(" + file + " unreadable: " + e + ")";
+        }
+    }
+
+    private static void pause() {
+        try {
+            Thread.sleep(10);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException(e);
+        }
+    }
+}
