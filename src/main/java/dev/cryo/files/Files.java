@@ -8,7 +8,6 @@ import dev.cryo.image.ImageException;
 import dev.cryo.image.ImageKind;
 import dev.cryo.image.ImageReader;
 import dev.cryo.image.proto.FdEntry;
-import dev.cryo.image.proto.FdKind;
 import dev.cryo.image.proto.FilesImage;
 import dev.cryo.proc.ProcFiles;
 import dev.cryo.remote.RemoteSyscalls;
@@ -18,7 +17,6 @@ import dev.cryo.sys.Sys;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFileAttributes;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -26,8 +24,11 @@ import java.util.logging.Logger;
 import java.util.stream.Stream;
 
 /**
- * The fd table (regular files, directories, harmless character devices, each at its exact
- * number with its flags and offset) and the file-system context: cwd, root and umask.
+ * The fd table and the file-system context (cwd, root, umask). Every fd comes back at its
+ * number with its FD_CLOEXEC; an fd that is a dup of a lower one, or the same open file as an fd
+ * of a process restored earlier (inherited through fork), is rebuilt as such (dup3, pidfd_getfd),
+ * so offsets and flags stay shared; every other fd is an open file of its own, saved and rebuilt
+ * by the {@link FdHandler} of its kind ({@link FdHandlers}). File locks ride along.
  */
 public final class Files implements TaskPart {
     private static final Logger LOG = Logger.getLogger("files");
@@ -53,7 +54,7 @@ public final class Files implements TaskPart {
             }
         }
         List<Integer> numbers = fdNumbers(pid);
-        java.util.Set<String> posixLocks = new java.util.HashSet<>();
+        Set<String> posixLocks = new java.util.HashSet<>();
         for (int i = 0; i < numbers.size(); i++) {
             int fd = numbers.get(i);
             FdSource src = FdSource.of(pid, fd);

@@ -43,10 +43,8 @@ public final class Memory implements TaskPart {
     private static final Logger LOG = Logger.getLogger("mem");
     private static final int PAGE = Pagemap.PAGE_SIZE;
     private static final int O_RDONLY = 0, O_RDWR = 2, O_CLOEXEC = 0x80000;
-    private static final int ARCH_MAP_VDSO_64 = 0x2003;
     private static final int PR_SET_MM = 35, PR_SET_MM_MAP = 14, PRCTL_MM_MAP_SIZE = 104;
     private static final long MAX_MEMFD = 256L << 20;
-    private static final int MFD_CLOEXEC = 1, MFD_ALLOW_SEALING = 2;
     private static final int MADV_DONTNEED = 4, MADV_DONTFORK = 10, MADV_DONTDUMP = 16, MADV_WIPEONFORK = 18, MADV_HUGEPAGE = 14,
             MADV_NOHUGEPAGE = 15;
 
@@ -190,9 +188,9 @@ public final class Memory implements TaskPart {
         MmImage mm = ctx.image().read(ImageKind.MM, pid, MmImage.parser());
         PagemapImage pagemap = ctx.image().read(ImageKind.PAGEMAP, pid, PagemapImage.parser());
 
-        boolean vdsoInPlace = clearSlate(ctx, mm);
+        boolean vdsoInPlace = AddressSpace.clearSlate(ctx, mm);
         if (!vdsoInPlace) {
-            placeVdso(ctx, mm);
+            AddressSpace.placeVdso(ctx, mm);
         }
         Map<String, Integer> files = new HashMap<>();
         List<VmaEntry> needProtect = new ArrayList<>();
@@ -208,10 +206,10 @@ public final class Memory implements TaskPart {
                     continue;
                 }
                 if (vma.getKind() == VmaKind.SHARED_ANON) {
-                    sharedAnon(ctx, vma, files);
+                    SharedObjects.sharedAnon(ctx, vma, files);
                 }
                 if (vma.getKind() == VmaKind.MEMFD_AREA) {
-                    memfd(ctx, vma, files);
+                    SharedObjects.memfd(ctx, vma, files);
                 }
                 if (map(sys, vma, files, hasPages(vma, pagemap))) {
                     needProtect.add(vma);
@@ -237,62 +235,6 @@ public final class Memory implements TaskPart {
                 + " pages loaded");
     }
 
-    /**
-     * Unmaps whatever the task has that is not to stay: everything but Cryo's own trampoline, the
-     * areas it inherited from its restored parent, [vsyscall], and the vDSO if it already sits
-     * where the image wants it (a forked child's does). Returns whether the vDSO is in place.
-     */
-    private static boolean clearSlate(RestoreContext ctx, MmImage mm) {
-        List<long[]> keep = new ArrayList<>();
-        keep.add(new long[] {ctx.cryoArea()[0], ctx.cryoArea()[1]});
-        mm.getVmasList().stream().filter(VmaEntry::getInherited).forEach(v -> keep.add(new long[] {v.getStart(), v.getEnd()}));
-        List<Vma> current = ProcMaps.read(ctx.task().pid());
-        boolean vdsoInPlace = vdsoMatches(mm, current);
-        for (Vma v : current) {
-            boolean vdso = v.path().equals("[vdso]") || v.path().equals("[vvar]") || v.path().equals("[vvar_vclock]");
-            if (v.path().equals("[vsyscall]") || (vdso && vdsoInPlace)) {
-                continue;
-            }
-            for (long[] hole : subtract(v.start(), v.end(), keep)) {
-                ctx.syscalls().munmap(hole[0], hole[1] - hole[0]);
-            }
-        }
-        return vdsoInPlace;
-    }
-
-    /** {@code [start, end)} minus the ranges in {@code keep}. */
-    static List<long[]> subtract(long start, long end, List<long[]> keep) {
-        List<long[]> out = new ArrayList<>();
-        long at = start;
-        List<long[]> sorted = new ArrayList<>(keep);
-        sorted.sort(java.util.Comparator.comparingLong(r -> r[0]));
-        for (long[] k : sorted) {
-            if (k[1] <= at || k[0] >= end) {
-                continue;
-            }
-            if (k[0] > at) {
-                out.add(new long[] {at, k[0]});
-            }
-            at = Math.max(at, k[1]);
-        }
-        if (at < end) {
-            out.add(new long[] {at, end});
-        }
-        return out;
-    }
-
-    private static boolean vdsoMatches(MmImage mm, List<Vma> current) {
-        List<VmaEntry> saved = mm.getVmasList().stream()
-                .filter(v -> v.getKind() == VmaKind.VDSO || v.getKind() == VmaKind.VVAR || v.getKind() == VmaKind.VVAR_VCLOCK)
-                .toList();
-        for (VmaEntry v : saved) {
-            if (current.stream().noneMatch(c -> c.path().equals(v.getPath()) && c.start() == v.getStart() && c.end() == v.getEnd())) {
-                return false;
-            }
-        }
-        return !saved.isEmpty();
-    }
-
     /** An area the task already has from its parent: only made writable for loading its own pages. */
     private static boolean keepInherited(RemoteSyscalls sys, VmaEntry vma, boolean hasPages) {
         if (!hasPages || (vma.getProt() & RemoteSyscalls.PROT_WRITE) != 0) {
@@ -310,56 +252,6 @@ public final class Memory implements TaskPart {
             }
         }
         return false;
-    }
-
-    /**
-     * Shared anonymous memory is one object however many processes map it. The first process to
-     * restore it creates it; the others open it through that process's /proc/PID/map_files and
-     * map the very same object (an fd registered under "file:" + path for {@link #map}).
-     */
-    private static void sharedAnon(RestoreContext ctx, VmaEntry vma, Map<String, Integer> files) {
-        String key = "shmem:" + vma.getFileInode();
-        String[] first = (String[]) ctx.shared().get(key);
-        if (first == null) {
-            if (vma.getPgoff() != 0) {
-                throw new ImageException("shared memory at " + Vmas.describe(vma) + " starts at offset " + vma.getPgoff()
-                        + " of its object; only whole objects can be recreated");
-            }
-            ctx.shared().put(key, new String[] {Integer.toString(ctx.pid()), Long.toHexString(vma.getStart()) + "-"
-                    + Long.toHexString(vma.getEnd())});
-            return;
-        }
-        String path = "/proc/" + first[0] + "/map_files/" + first[1];
-        files.put("rw:" + vma.getPath() + "#" + vma.getFileInode(),
-                ctx.syscalls().open(path, O_RDWR | O_CLOEXEC, 0));
-    }
-
-    /**
-     * A memfd is one object for every area that maps it and every fd that holds it, in any
-     * process: the first to need it creates it (with its bytes) and leaves it hidden under
-     * "memfd:INODE" for the others, and for the files part of whoever also has it as an fd.
-     */
-    private static void memfd(RestoreContext ctx, VmaEntry vma, Map<String, Integer> files) {
-        String key = "memfd:" + vma.getFileInode();
-        dev.cryo.files.HiddenFds.Place place = dev.cryo.files.HiddenFds.find(ctx, key);
-        if (place == null) {
-            RemoteSyscalls sys = ctx.syscalls();
-            int fd = (int) sys.call("memfd_create", Nr.MEMFD_CREATE, sys.scratch().putString(Vmas.memfdName(vma.getPath())).value(),
-                    MFD_CLOEXEC | MFD_ALLOW_SEALING);
-            sys.scratch().reset();
-            sys.call("ftruncate", Nr.FTRUNCATE, fd, vma.getFileContents().size());
-            int copy = dev.cryo.sys.Sys.fdOf(ctx.task().pid(), fd);
-            try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
-                java.lang.foreign.MemorySegment buf = arena.allocate(Math.max(1, vma.getFileContents().size()));
-                buf.asSlice(0, vma.getFileContents().size()).copyFrom(java.lang.foreign.MemorySegment.ofArray(vma.getFileContents().toByteArray()));
-                dev.cryo.sys.Sys.pwrite(copy, buf.asSlice(0, vma.getFileContents().size()), 0);
-            } finally {
-                dev.cryo.sys.Sys.close(copy);
-            }
-            dev.cryo.files.HiddenFds.hide(ctx, key, fd);
-            place = dev.cryo.files.HiddenFds.find(ctx, key);
-        }
-        files.put("memfd:" + vma.getFileInode(), dev.cryo.files.HiddenFds.fetch(ctx, place));
     }
 
     /** Maps one area; returns true when it was mapped writable for loading and needs its final protection. */
@@ -423,33 +315,6 @@ public final class Memory implements TaskPart {
             }
         } finally {
             sys.closeFd(fd);
-        }
-    }
-
-    /**
-     * vvar, vvar_vclock and vdso move together: arch_prctl(ARCH_MAP_VDSO_64) maps the set at the
-     * saved address once the stub's own copies are gone. glibc caches pointers into the vDSO, so
-     * the addresses must be exact.
-     */
-    private static void placeVdso(RestoreContext ctx, MmImage mm) {
-        List<VmaEntry> saved = mm.getVmasList().stream()
-                .filter(v -> v.getKind() == VmaKind.VDSO || v.getKind() == VmaKind.VVAR || v.getKind() == VmaKind.VVAR_VCLOCK)
-                .toList();
-        if (saved.isEmpty()) {
-            return;
-        }
-        long base = saved.getFirst().getStart();
-        ctx.syscalls().call("arch_prctl(ARCH_MAP_VDSO_64)", Nr.ARCH_PRCTL, ARCH_MAP_VDSO_64, base);
-        Map<String, Vma> now = new HashMap<>();
-        for (Vma vma : ProcMaps.read(ctx.task().pid())) {
-            now.put(vma.path(), vma);
-        }
-        for (VmaEntry v : saved) {
-            Vma actual = now.get(v.getPath());
-            if (actual == null || actual.start() != v.getStart() || actual.end() != v.getEnd()) {
-                throw new ImageException("the vDSO of this kernel is laid out differently from the checkpointed one ("
-                        + v.getPath() + " was " + Vmas.describe(v) + ", now " + actual + "); restore on the same kernel");
-            }
         }
     }
 

@@ -108,7 +108,8 @@ class RestoreFailureTest {
         }
         assertThat(r.out()).as("no PID printed: " + r).isEmpty();
         assertThat(Procs.exists(pid)).as("no process with the image's PID " + pid + " appeared").isFalse();
-        assertThat(Procs.childrenOfThisJvm()).as("no restore stub or half-built process left").isEqualTo(childrenBefore);
+        // a subset: a target reaper from before may have exited meanwhile; nothing new may remain
+        assertThat(Procs.childrenOfThisJvm()).as("no restore stub or half-built process left").isSubsetOf(childrenBefore);
 
         CryoCli.Result ok = CryoCli.run("restore", "-D", pristine.toString(), "-d");
         assertThat(ok.exitCode()).as("the undamaged image still restores: " + ok).isZero();
@@ -143,7 +144,7 @@ class RestoreFailureTest {
             assertThat(r.out()).isEmpty();
             assertThat(Procs.withCmdline(cmdline)).as("only the original runs " + cmdline)
                     .containsExactly(running.pid());
-            assertThat(Procs.childrenOfThisJvm()).as("no restore stub or new process").isEqualTo(children);
+            assertThat(Procs.childrenOfThisJvm()).as("no restore stub or new process").isSubsetOf(children);
             assertThat(Procs.status(running.pid()).get("TracerPid")).isEqualTo("0");
             assertThat(running.check(CHECK)).as("the original: " + running.log()).isEqualTo("PASS");
         } finally {
