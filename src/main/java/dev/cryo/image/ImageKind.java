@@ -14,7 +14,8 @@ public enum ImageKind {
     SIGNALS("signals-%d.img", 7, false),
     TIMERS("timers-%d.img", 8, false),
     PSTREE("pstree.img", 9, false),
-    PIPES("pipes.img", 10, false);
+    PIPES("pipes.img", 10, false),
+    UNIX("unix.img", 11, false);
 
     private final String pattern;
     private final int code;
