@@ -1,5 +1,6 @@
-import java.io.File;
-import java.io.FileWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -7,13 +8,13 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The JVM workload of the tests: a pool of four threads updating a ConcurrentHashMap, and a
- * progress line written (atomically) to args[0] every 50 ms: "total t0 t1 t2 t3". Plain java.io:
- * on JDK 17 the first use of NIO file channels opens a socketpair, and sockets are not saved yet.
+ * progress line written (atomically) to args[0] every 50 ms: "total t0 t1 t2 t3". Through NIO,
+ * which on JDK 17 keeps one end of a socketpair open: that has to survive too.
  */
 public class Counter {
     public static void main(String[] args) throws Exception {
-        File progress = new File(args[0]);
-        File tmp = new File(args[0] + ".tmp");
+        Path progress = Path.of(args[0]);
+        Path tmp = Path.of(args[0] + ".tmp");
         ConcurrentHashMap<Integer, Long> counts = new ConcurrentHashMap<>();
         AtomicLong total = new AtomicLong();
         ExecutorService pool = Executors.newFixedThreadPool(4);
@@ -32,12 +33,8 @@ public class Counter {
             for (int i = 0; i < 4; i++) {
                 line.append(' ').append(counts.getOrDefault(i, 0L));
             }
-            try (FileWriter out = new FileWriter(tmp)) {
-                out.write(line.append('\n').toString());
-            }
-            if (!tmp.renameTo(progress)) {
-                throw new IllegalStateException("cannot rename " + tmp);
-            }
+            Files.writeString(tmp, line.append('\n').toString());
+            Files.move(tmp, progress, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
             Thread.sleep(50);
         }
     }
