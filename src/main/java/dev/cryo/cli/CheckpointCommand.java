@@ -40,6 +40,10 @@ final class CheckpointCommand implements Callable<Integer> {
     @Option(names = {"-j", "--shell-job"}, description = "The process uses the terminal it runs in; restore (with --shell-job) puts it on restore's terminal.")
     boolean shellJob;
 
+    @Option(names = "--ipc-host", description = "The process uses SysV shared memory or POSIX message queues of the host:"
+            + " leave them there and attach to them again at restore (they must still exist).")
+    boolean ipcHost;
+
     @Option(names = "--timeout", paramLabel = "SECONDS", description = "Accepted for criu compatibility (freezing a lone process is immediate).")
     Integer timeout;
 
@@ -57,7 +61,7 @@ final class CheckpointCommand implements Callable<Integer> {
         int target = pid != null ? pid : tree;
         java.nio.file.Files.createDirectories(dir); // the log may live in it
         Logs.configure(common.logFile(dir), common.verbosity, spec.commandLine().getErr());
-        Checkpoint.Result r = Checkpoint.run(new Checkpoint.Options(target, dir, leaveRunning, shellJob,
+        Checkpoint.Result r = Checkpoint.run(new Checkpoint.Options(target, dir, leaveRunning, shellJob, ipcHost,
                 new ProgressLine(spec.commandLine().getErr())));
         if (pidfile != null) {
             Files.writeString(pidfile, target + "\n");

@@ -33,12 +33,18 @@ public final class Checkpoint {
     private static final Logger LOG = Logger.getLogger("checkpoint");
     private static final long SCRATCH_SIZE = 64 * 1024;
 
-    /** @param shellJob the tree may use the terminal it runs in (criu's --shell-job): it will get restore's terminal */
-    public record Options(int pid, Path dir, boolean leaveRunning, boolean shellJob, Progress progress) {
+    /**
+     * @param shellJob the tree may use the terminal it runs in (criu's --shell-job): it will get restore's terminal
+     * @param ipcHost  the tree uses IPC objects of the host's namespace, which stay there and are reconnected at restore
+     */
+    public record Options(int pid, Path dir, boolean leaveRunning, boolean shellJob, boolean ipcHost, Progress progress) {
         public Options(int pid, Path dir, boolean leaveRunning) {
-            this(pid, dir, leaveRunning, false, Progress.NONE);
+            this(pid, dir, leaveRunning, false, false, Progress.NONE);
         }
     }
+
+    /** Key in the tree-wide map of the dump context: set when --ipc-host was given. */
+    public static final String IPC_HOST = "option:ipc-host";
 
     /** Key in the tree-wide maps of dump and restore contexts: set when --shell-job was given. */
     public static final String SHELL_JOB = "option:shell-job";
@@ -70,6 +76,9 @@ public final class Checkpoint {
             java.util.Map<String, Object> shared = new java.util.HashMap<>();
             if (o.shellJob()) {
                 shared.put(SHELL_JOB, Boolean.TRUE);
+            }
+            if (o.ipcHost()) {
+                shared.put(IPC_HOST, Boolean.TRUE);
             }
             for (FrozenTree.Proc p : tree.procs()) {
                 if (!p.zombie()) {

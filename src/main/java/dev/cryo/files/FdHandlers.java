@@ -1,5 +1,6 @@
 package dev.cryo.files;
 
+import dev.cryo.ipc.MessageQueues;
 import dev.cryo.net.UnixSockets;
 import dev.cryo.pipes.Fifos;
 import dev.cryo.pipes.Pipes;
@@ -10,7 +11,7 @@ import java.util.List;
 
 /** Every kind of open file Cryo can save, asked in this order. Adding one is a handler and a line here. */
 public final class FdHandlers {
-    public static final List<FdHandler> ALL = List.of(new RegularFiles(), new DeletedFiles(), new Memfds(), new Pipes(), new Fifos(),
+    public static final List<FdHandler> ALL = List.of(new MessageQueues(), new RegularFiles(), new DeletedFiles(), new Memfds(), new Pipes(), new Fifos(),
             new EventFds(), new Epolls(), new Inotifies(), new Terminals(), new SignalFds(), new TimerFds(), new UnixSockets());
 
     private FdHandlers() {

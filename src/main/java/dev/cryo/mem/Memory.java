@@ -69,7 +69,7 @@ public final class Memory implements TaskPart {
         List<VmaEntry> vmas = new ArrayList<>();
         for (Vma vma : ProcMaps.read(pid)) {
             if (vma.start() != ctx.cryoArea()) {
-                VmaEntry e = Vmas.entry(pid, vma);
+                VmaEntry e = Vmas.entry(pid, vma, ctx.shared().containsKey(dev.cryo.core.Checkpoint.IPC_HOST));
                 vmas.add(Vmas.inheritable(e) && parentVmas.stream().anyMatch(p -> Vmas.sameArea(p, vma))
                         ? e.toBuilder().setInherited(true).build() : e);
             }
@@ -137,6 +137,10 @@ public final class Memory implements TaskPart {
         for (VmaEntry vma : mm.getVmasList()) {
             if (Vmas.fileBacked(vma) && !recreatable(vma)) {
                 checkUnchanged(vma);
+            }
+            if (vma.getKind() == VmaKind.SYSV_SHM && !SysvShm.exists(vma.getFileInode())) {
+                throw new ImageException("process " + pid + " had the host's SysV shm segment " + vma.getFileInode()
+                        + " attached at " + Vmas.describe(vma) + "; it no longer exists");
             }
         }
         if (!Files.isRegularFile(Path.of(mm.getExe()))) {
@@ -218,6 +222,11 @@ public final class Memory implements TaskPart {
         } finally {
             for (int fd : files.values()) {
                 sys.closeFd(fd);
+            }
+        }
+        for (VmaEntry vma : mm.getVmasList()) {
+            if (vma.getKind() == VmaKind.SYSV_SHM && !vma.getInherited()) {
+                SysvShm.attach(sys, vma);
             }
         }
         loadPages(ctx, pagemap);

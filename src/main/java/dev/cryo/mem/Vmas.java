@@ -18,7 +18,8 @@ final class Vmas {
     private Vmas() {
     }
 
-    static VmaKind kind(int pid, Vma vma) {
+    /** @param ipcHost --ipc-host: a SysV shm segment of the host may be attached again by id at restore */
+    static VmaKind kind(int pid, Vma vma, boolean ipcHost) {
         switch (vma.path()) {
             case "[vdso]": return VmaKind.VDSO;
             case "[vvar]": return VmaKind.VVAR;
@@ -29,7 +30,14 @@ final class Vmas {
         if (vma.path().startsWith("/memfd:")) {
             return VmaKind.MEMFD_AREA;
         }
-        if (vma.path().endsWith(" (deleted)") || vma.path().startsWith("/SYSV")) {
+        if (vma.path().startsWith("/SYSV")) {
+            if (!ipcHost) {
+                throw new Refusal("process " + pid + " has SysV shared memory attached (" + vma + ") from the host's IPC"
+                        + " namespace; checkpoint with --ipc-host to leave the segment on the host and attach it again at restore");
+            }
+            return VmaKind.SYSV_SHM;
+        }
+        if (vma.path().endsWith(" (deleted)")) {
             if (vma.shared() && !vma.fileBacked()) {
                 return VmaKind.SHARED_ANON;
             }
@@ -58,8 +66,8 @@ final class Vmas {
         return vma.shared() ? VmaKind.SHARED_FILE : VmaKind.PRIVATE_FILE;
     }
 
-    static VmaEntry entry(int pid, Vma vma) {
-        VmaKind kind = kind(pid, vma);
+    static VmaEntry entry(int pid, Vma vma, boolean ipcHost) {
+        VmaKind kind = kind(pid, vma, ipcHost);
         int prot = (vma.readable() ? RemoteSyscalls.PROT_READ : 0) | (vma.writable() ? RemoteSyscalls.PROT_WRITE : 0)
                 | (vma.executable() ? RemoteSyscalls.PROT_EXEC : 0);
         int flags = vma.shared() ? RemoteSyscalls.MAP_SHARED : RemoteSyscalls.MAP_PRIVATE;
@@ -75,8 +83,8 @@ final class Vmas {
         VmaEntry.Builder b = VmaEntry.newBuilder().setStart(vma.start()).setEnd(vma.end()).setProt(prot)
                 .setFlags(flags).setKind(kind).setPath(vma.path()).setPgoff(vma.offset())
                 .addAllVmFlags(vma.vmFlags().stream().sorted().toList());
-        if (kind == VmaKind.SHARED_ANON || kind == VmaKind.MEMFD_AREA) {
-            b.setFileInode(vma.inode()); // the shmem object: the same inode in two processes is one object
+        if (kind == VmaKind.SHARED_ANON || kind == VmaKind.MEMFD_AREA || kind == VmaKind.SYSV_SHM) {
+            b.setFileInode(vma.inode()); // the shmem object (for SysV shm, its id): the same inode in two processes is one object
         }
         if (kind == VmaKind.PRIVATE_FILE || kind == VmaKind.SHARED_FILE) {
             try {
@@ -122,7 +130,7 @@ final class Vmas {
 
     static boolean special(VmaEntry e) {
         return switch (e.getKind()) {
-            case VDSO, VVAR, VVAR_VCLOCK, VSYSCALL -> true;
+            case VDSO, VVAR, VVAR_VCLOCK, VSYSCALL, SYSV_SHM -> true;
             default -> false;
         };
     }
