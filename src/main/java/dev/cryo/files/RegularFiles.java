@@ -57,7 +57,8 @@ final class RegularFiles implements FdHandler {
     /** Why an fd nobody handles is refused, in words a user can act on. */
     static Refusal refuse(FdSource fd) {
         String link = fd.link();
-        String type = link.startsWith("anon_inode:") ? link.substring("anon_inode:".length()).replace("[", "").replace("]", "")
+        String type = link.equals("/dev/ptmx") ? "pty master (pty pairs)"
+                : link.startsWith("anon_inode:") ? link.substring("anon_inode:".length()).replace("[", "").replace("]", "")
                 : link.contains(":[") ? link.substring(0, link.indexOf(':'))
                 : link.startsWith("/dev/pts") || link.startsWith("/dev/tty") ? "terminal"
                 : fd.attrs() != null && fd.attrs().isOther() ? "special file" : "this kind of file";
