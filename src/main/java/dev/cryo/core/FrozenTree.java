@@ -47,6 +47,7 @@ final class FrozenTree {
 
     static FrozenTree freeze(int root, long options) {
         Map<Integer, Proc> seized = new LinkedHashMap<>();
+        Map<Integer, Integer> retries = new java.util.HashMap<>();
         Deque<Integer> todo = new ArrayDeque<>(List.of(root));
         try {
             while (!todo.isEmpty()) {
@@ -76,11 +77,16 @@ final class FrozenTree {
                 List<Tracee> threads;
                 try {
                     threads = Tracee.seizeThreadGroup(pid, options);
-                } catch (dev.cryo.sys.SysException e) {
-                    if (e.errno() != dev.cryo.sys.Errno.ESRCH || pid == root) {
+                } catch (dev.cryo.sys.SysException | dev.cryo.remote.TaskGoneException e) {
+                    // A child that is exiting (ptrace says EPERM, or ESRCH once gone) or died while
+                    // being stopped: look at it again, it is a zombie or no longer there.
+                    boolean exiting = !(e instanceof dev.cryo.sys.SysException se)
+                            || se.errno() == dev.cryo.sys.Errno.ESRCH || se.errno() == dev.cryo.sys.Errno.EPERM;
+                    if (!exiting || pid == root || retries.merge(pid, 1, Integer::sum) > 50) {
                         throw e;
                     }
-                    todo.addFirst(pid); // it exited between the listing and the seizing: look again (a zombie now)
+                    todo.addFirst(pid);
+                    Thread.onSpinWait();
                     continue;
                 }
                 seized.put(pid, new Proc(pid, ppid, pgid, sid, threads, false, 0));

@@ -3,10 +3,7 @@ package dev.cryo.e2e;
 import dev.cryo.testing.CryoCli;
 import dev.cryo.testing.Target;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -22,45 +19,33 @@ import static org.assertj.core.api.Assertions.assertThat;
  * nine private copies. Memory in use is measured as the sum of Pss (shared pages counted once
  * in all) before the checkpoint and after the restore.
  */
-class CopyOnWriteTest {
-    @TempDir
-    Path tmp;
-    private Target target;
+class CopyOnWriteTest extends TargetTest {
     private final List<Long> tree = new ArrayList<>();
 
-    @BeforeAll
-    static void needsRoot() {
-        Assumptions.assumeTrue("root".equals(System.getProperty("user.name")), "checkpoint/restore tests need root");
-    }
-
+    /** Runs before the base class kills the root process. */
     @AfterEach
-    void cleanUp() throws Exception {
+    void killTree() throws Exception {
         for (long pid : tree) {
             new ProcessBuilder("kill", "-KILL", Long.toString(pid)).start().waitFor();
-        }
-        if (target != null) {
-            target.close();
-            CryoCli.reap(target.pid());
         }
     }
 
     @Test
     void forkedChildrenStillShareTheirParentsMemoryAfterRestore() throws Exception {
-        Path state = Files.createDirectories(tmp.resolve("state"));
-        target = Target.startProgram("cow", state, "128", "8");
-        target.awaitReady(Duration.ofSeconds(20));
+        Target target = startProgram("cow", "128", "8");
+        target.awaitReady(Duration.ofSeconds(20)); // longer than READY: 128 MiB and 8 children to set up
         tree.addAll(TreeTest.describe(target.pid()).keySet());
         assertThat(tree).hasSize(9);
         long before = pssKib(tree);
 
         Path images = tmp.resolve("img");
-        CryoCli.Result dump = CryoCli.run("checkpoint", Long.toString(target.pid()), "-D", images.toString());
+        CryoCli.Result dump = CryoCli.run("checkpoint", pid(target), "-D", images.toString());
         assertThat(dump.exitCode()).as(dump.toString()).isZero();
         long imageBytes;
         try (var files = Files.list(images)) {
             imageBytes = files.mapToLong(p -> p.toFile().length()).sum();
         }
-        target.awaitPidFree(Duration.ofSeconds(5));
+        target.awaitPidFree(PID_FREE);
         CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "-d");
         assertThat(restore.exitCode()).as(restore.toString()).isZero();
         long after = pssKib(tree);

@@ -15,18 +15,14 @@ import dev.cryo.image.proto.TimersImage;
 import dev.cryo.proc.ProcFiles;
 import dev.cryo.testing.CryoCli;
 import dev.cryo.testing.Target;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.time.Duration;
 import java.util.function.UnaryOperator;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -35,33 +31,14 @@ import static org.assertj.core.api.Assertions.assertThat;
  * Images that are well-formed but describe what this machine cannot give back: a CPU feature it
  * lacks. Such an image is refused before any process is created, naming the reason.
  */
-class ForeignImageTest {
-    @TempDir
-    Path tmp;
-    private Target target;
-
-    @BeforeAll
-    static void needsRoot() {
-        Assumptions.assumeTrue("root".equals(System.getProperty("user.name")), "checkpoint/restore tests need root");
-    }
-
-    @AfterEach
-    void cleanUp() {
-        if (target != null) {
-            target.close();
-            CryoCli.reap(target.pid());
-        }
-    }
-
+class ForeignImageTest extends TargetTest {
     @Test
     void restoreOnACpuLackingASavedXsaveFeatureIsRefused() throws Exception {
-        Path state = Files.createDirectories(tmp.resolve("state"));
-        target = Target.startProgram("counter", state);
-        target.awaitReady(Duration.ofSeconds(10));
+        Target target = startReady("counter");
         Path original = tmp.resolve("original");
-        CryoCli.Result dump = CryoCli.run("checkpoint", Long.toString(target.pid()), "-D", original.toString());
+        CryoCli.Result dump = CryoCli.run("checkpoint", pid(target), "-D", original.toString());
         assertThat(dump.exitCode()).as(dump.toString()).isZero();
-        target.awaitPidFree(Duration.ofSeconds(5));
+        target.awaitPidFree(PID_FREE);
 
         // The same image, as if taken on a CPU with AMX (XCR0 bits 17 and 18), which this one lacks.
         long amx = (1L << 17) | (1L << 18);
@@ -77,7 +54,7 @@ class ForeignImageTest {
         // and the untouched image still restores
         CryoCli.Result good = CryoCli.run("restore", "-D", original.toString(), "-d");
         assertThat(good.exitCode()).as(good.toString()).isZero();
-        assertThat(target.check(Duration.ofSeconds(5))).isEqualTo("PASS");
+        assertThat(target.check(CHECK)).isEqualTo("PASS");
     }
 
     /** Copies an image through the image API, changing the task's core on the way; checksums stay valid. */

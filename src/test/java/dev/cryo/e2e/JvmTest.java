@@ -2,12 +2,9 @@ package dev.cryo.e2e;
 
 import dev.cryo.testing.CryoCli;
 import dev.cryo.testing.Target;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
-import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -23,23 +20,8 @@ import static org.assertj.core.api.Assertions.assertThat;
  * ConcurrentHashMap: checkpointed after it has run a while, restored, and then counting on from
  * where it was, with its heap and JIT-compiled code intact. Prints the times and image size.
  */
-class JvmTest {
-    @TempDir
-    Path tmp;
+class JvmTest extends TargetTest {
     private Target target;
-
-    @BeforeAll
-    static void needsRoot() {
-        Assumptions.assumeTrue("root".equals(System.getProperty("user.name")), "checkpoint/restore tests need root");
-    }
-
-    @AfterEach
-    void cleanUp() {
-        if (target != null) {
-            target.close();
-            CryoCli.reap(target.pid());
-        }
-    }
 
     @ParameterizedTest
     @ValueSource(strings = {"/usr/lib/jvm/java-17-openjdk-amd64", "/usr/lib/jvm/temurin-25-jdk-amd64"})
@@ -52,17 +34,16 @@ class JvmTest {
         assertThat(javac.waitFor()).as(new String(javac.getInputStream().readAllBytes())).isZero();
 
         Path progress = tmp.resolve("progress");
-        Path state = Files.createDirectories(tmp.resolve("state"));
-        target = Target.start(state, List.of(javaHome + "/bin/java", "-Xmx64m", "-cp", classes.toString(), "Counter",
+        target = start("java", List.of(javaHome + "/bin/java", "-Xmx64m", "-cp", classes.toString(), "Counter",
                 progress.toString()));
         awaitTotal(progress, 2000); // a couple of seconds in: classes loaded, hot code compiled
 
         Path images = tmp.resolve("img");
         long t0 = System.nanoTime();
-        CryoCli.Result dump = CryoCli.run("checkpoint", Long.toString(target.pid()), "-D", images.toString());
+        CryoCli.Result dump = CryoCli.run("checkpoint", pid(target), "-D", images.toString());
         long dumpMs = (System.nanoTime() - t0) / 1_000_000;
         assertThat(dump.exitCode()).as(dump + target.log()).isZero();
-        target.awaitPidFree(Duration.ofSeconds(5));
+        target.awaitPidFree(PID_FREE);
         long atCheckpoint = total(progress);
 
         t0 = System.nanoTime();

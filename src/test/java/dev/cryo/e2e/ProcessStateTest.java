@@ -1,12 +1,7 @@
 package dev.cryo.e2e;
 
-import dev.cryo.testing.CryoCli;
 import dev.cryo.testing.Target;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -14,13 +9,10 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
-import static dev.cryo.e2e.CheckpointRestoreTest.CHECK;
-import static dev.cryo.e2e.CheckpointRestoreTest.READY;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**
@@ -28,46 +20,18 @@ import static org.assertj.core.api.Assertions.assertThat;
  * files ({@code mapped_file.c}), and scheduling, robust list, tid address, rseq and credentials
  * ({@code taskstate.c}). Each target checks itself before the checkpoint and after the restore.
  */
-class ProcessStateTest {
+class ProcessStateTest extends TargetTest {
     /** Lines of /proc/PID/status that describe credentials, compared before and after. */
     private static final List<String> CREDENTIAL_LINES = List.of(
             "Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs");
 
-    @TempDir
-    Path tmp;
-    private final List<Target> started = new ArrayList<>();
-
-    @BeforeAll
-    static void needsRoot() {
-        Assumptions.assumeTrue("root".equals(System.getProperty("user.name")), "checkpoint/restore tests need root");
-    }
-
-    @AfterEach
-    void cleanUp() {
-        for (Target t : started) {
-            t.close();
-            CryoCli.reap(t.pid());
-        }
-    }
-
-    private Target start(String program, Path state) {
-        Target t = Target.startProgram(program, state);
-        started.add(t);
-        return t;
-    }
-
-    private Path stateDir(String program) throws IOException {
-        return Files.createDirectories(tmp.resolve(program + "-state"));
-    }
-
     @Test
     void fileMappingsStayConnectedToTheirFiles() throws Exception {
-        Target t = start("mapped_file", stateDir("mapped_file"));
-        t.awaitReady(READY);
+        Target t = startReady("mapped_file");
         assertThat(t.check(CHECK)).as("before checkpoint: " + t.log()).isEqualTo("PASS");
         assertSharedValue(t, 1);
 
-        CheckpointRestoreTest.checkpointAndRestore(t, tmp.resolve("img"));
+        checkpointAndRestore(t, tmp.resolve("img"));
 
         assertThat(t.check(CHECK)).as("first check after restore: " + t.log()).isEqualTo("PASS");
         assertSharedValue(t, 2);
@@ -97,17 +61,17 @@ class ProcessStateTest {
 
     @Test
     void schedulingRobustListTidAddressRseqAndCredentials() throws Exception {
-        Path state = stateDir("taskstate");
+        Path state = Files.createDirectories(tmp.resolve("taskstate-state"));
         // The target drops root during setup and still writes STATE/ready and STATE/result.
         Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rwx--x--x"));
         Files.setPosixFilePermissions(state, PosixFilePermissions.fromString("rwxrwxrwx"));
-        Target t = start("taskstate", state);
+        Target t = track(Target.startProgram("taskstate", state));
         t.awaitReady(READY);
         assertThat(t.check(CHECK)).as("before checkpoint: " + t.log()).isEqualTo("PASS");
         Map<String, String> before = credentials(t.pid());
         assertThat(before.get("Uid")).isEqualTo("2001\t2002\t2003\t2002");
 
-        CheckpointRestoreTest.checkpointAndRestore(t, tmp.resolve("img"));
+        checkpointAndRestore(t, tmp.resolve("img"));
 
         assertThat(t.check(CHECK)).as("after restore: " + t.log()).isEqualTo("PASS");
         assertThat(credentials(t.pid())).as("credentials in /proc/PID/status").isEqualTo(before);

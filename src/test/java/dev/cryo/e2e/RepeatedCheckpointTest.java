@@ -45,6 +45,9 @@ class RepeatedCheckpointTest extends TargetTest {
         assertThat(t.check(CHECK)).as("before the first checkpoint: " + t.log()).isEqualTo("PASS");
         Path images = tmp.resolve("img");
         int jvmFds = -1;
+        // the target's launcher may still be a child of this JVM for a while (it exits once the
+        // target is gone, and is reaped when the JDK gets to it): it is not Cryo's leftover
+        java.util.List<Long> before = Procs.childrenOfThisJvm();
         for (int round = 1; round <= ROUNDS; round++) {
             CryoCli.Result dump = CryoCli.run("checkpoint", pid(t), "-D", images.toString());
             assertThat(dump.exitCode()).as("round " + round + ": " + dump + "\n" + t.log()).isZero();
@@ -58,8 +61,10 @@ class RepeatedCheckpointTest extends TargetTest {
             assertThat(t.check(CHECK)).as("after restore " + round + ": " + t.log()).isEqualTo("PASS");
 
             // Cryo itself, run ten times in this JVM, leaks neither fds nor processes.
+            java.util.List<Long> allowed = new java.util.ArrayList<>(before);
+            allowed.add(t.pid());
             assertThat(Procs.childrenOfThisJvm()).as("round " + round + ": no restore stub left, only the target")
-                    .containsExactly(t.pid());
+                    .contains(t.pid()).isSubsetOf(allowed);
             int fds = Procs.fdCount(ProcessHandle.current().pid());
             if (round == 1) {
                 jvmFds = fds;

@@ -3,15 +3,11 @@ package dev.cryo.e2e;
 import dev.cryo.testing.CryoCli;
 import dev.cryo.testing.Target;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.TreeMap;
@@ -22,54 +18,40 @@ import static org.assertj.core.api.Assertions.assertThat;
  * Process trees: every process comes back with its PID, parent, group and session, zombies as
  * zombies, and memory the processes share stays one object.
  */
-class TreeTest {
-    @TempDir
-    Path tmp;
-    private Target target;
+class TreeTest extends TargetTest {
     private final List<Long> tree = new ArrayList<>();
 
-    @BeforeAll
-    static void needsRoot() {
-        Assumptions.assumeTrue("root".equals(System.getProperty("user.name")), "checkpoint/restore tests need root");
-    }
-
+    /** Runs before the base class kills the root process. */
     @AfterEach
-    void cleanUp() {
+    void killTree() {
         // the tree spans several groups and sessions: kill each process by pid
         for (long pid : tree) {
-            new ProcessBuilder("kill", "-KILL", Long.toString(pid)).redirectErrorStream(true);
             try {
                 new ProcessBuilder("kill", "-KILL", Long.toString(pid)).start().waitFor();
             } catch (IOException | InterruptedException ignored) {
                 // gone already
             }
         }
-        if (target != null) {
-            target.close();
-            CryoCli.reap(target.pid());
-        }
     }
 
     @Test
     void treeWithSessionsGroupsZombieAndSharedMemory() throws Exception {
-        Path state = Files.createDirectories(tmp.resolve("state"));
-        target = Target.startProgram("tree", state);
-        target.awaitReady(Duration.ofSeconds(10));
-        assertThat(target.check(Duration.ofSeconds(5))).as(target.log()).isEqualTo("PASS");
+        Target target = startReady("tree");
+        assertThat(target.check(CHECK)).as(target.log()).isEqualTo("PASS");
         TreeMap<Long, String> before = describe(target.pid());
         tree.addAll(before.keySet());
         assertThat(before).hasSize(7);
 
         for (int cycle = 0; cycle < 2; cycle++) {
             Path images = tmp.resolve("img" + cycle);
-            CryoCli.Result dump = CryoCli.run("checkpoint", Long.toString(target.pid()), "-D", images.toString());
+            CryoCli.Result dump = CryoCli.run("checkpoint", pid(target), "-D", images.toString());
             assertThat(dump.exitCode()).as(dump + target.log()).isZero();
             assertThat(dump.out()).contains("7 processes");
-            target.awaitPidFree(Duration.ofSeconds(5));
+            target.awaitPidFree(PID_FREE);
             CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "-d");
             assertThat(restore.exitCode()).as(restore.toString()).isZero();
             assertThat(describe(target.pid())).as("pid, ppid, pgid, sid and state of every process").isEqualTo(before);
-            assertThat(target.check(Duration.ofSeconds(5))).as(target.log()).isEqualTo("PASS");
+            assertThat(target.check(CHECK)).as(target.log()).isEqualTo("PASS");
         }
     }
 

@@ -2,11 +2,8 @@ package dev.cryo.e2e;
 
 import dev.cryo.testing.CryoCli;
 import dev.cryo.testing.Target;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -22,23 +19,8 @@ import static org.assertj.core.api.Assertions.assertThat;
  * count goes on from where it was instead of starting over, which only the restored
  * interpreter's own memory can explain.
  */
-class UnawareProgramsTest {
-    @TempDir
-    Path tmp;
+class UnawareProgramsTest extends TargetTest {
     private Target target;
-
-    @BeforeAll
-    static void needsRoot() {
-        Assumptions.assumeTrue("root".equals(System.getProperty("user.name")), "checkpoint/restore tests need root");
-    }
-
-    @AfterEach
-    void cleanUp() {
-        if (target != null) {
-            target.close();
-            CryoCli.reap(target.pid());
-        }
-    }
 
     @Test
     void bashLoopKeepsCounting() throws Exception {
@@ -81,9 +63,9 @@ class UnawareProgramsTest {
             } else {
                 long before = readCount(count);
                 Path images = tmp.resolve("img2");
-                CryoCli.Result dump = CryoCli.run("checkpoint", Long.toString(target.pid()), "-D", images.toString());
+                CryoCli.Result dump = CryoCli.run("checkpoint", pid(target), "-D", images.toString());
                 assertThat(dump.exitCode()).as(dump.toString()).isZero();
-                target.awaitPidFree(Duration.ofSeconds(5));
+                target.awaitPidFree(PID_FREE);
                 assertThat(CryoCli.run("restore", "-D", images.toString(), "-d").exitCode()).isZero();
                 assertThat(awaitCount(count, before + 1000)).isGreaterThan(before);
             }
@@ -108,13 +90,12 @@ class UnawareProgramsTest {
     }
 
     private void countsOnAfterRestore(List<String> command, Path count) throws Exception {
-        Path state = Files.createDirectories(tmp.resolve("state"));
-        target = Target.start(state, command);
+        target = start(command.getFirst(), command);
         long before = awaitCount(count, 1);
         Path images = tmp.resolve("img");
-        CryoCli.Result dump = CryoCli.run("checkpoint", Long.toString(target.pid()), "-D", images.toString());
+        CryoCli.Result dump = CryoCli.run("checkpoint", pid(target), "-D", images.toString());
         assertThat(dump.exitCode()).as(dump + target.log()).isZero();
-        target.awaitPidFree(Duration.ofSeconds(5));
+        target.awaitPidFree(PID_FREE);
         long atCheckpoint = readCount(count);
         assertThat(atCheckpoint).isGreaterThanOrEqualTo(before);
         CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "-d");
