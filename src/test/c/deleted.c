@@ -48,12 +48,9 @@ static unsigned char pattern(size_t i)
 
 static int check_link(int fd, const char *expected)
 {
-    char proc[64], link[PATH_MAX + 32];
-    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(proc, link, sizeof link - 1);
-    if (n < 0)
+    char link[PATH_MAX + 32];
+    if (target_fd_link(fd, link, sizeof link) < 0)
         return target_fail("fd %d is not open: %s", fd, strerror(errno));
-    link[n] = '\0';
     if (strcmp(link, expected) != 0)
         return target_fail("fd %d is \"%s\", expected \"%s\"", fd, link, expected);
     return 0;
@@ -61,15 +58,13 @@ static int check_link(int fd, const char *expected)
 
 static void check_deleted(void)
 {
-    char proc[64], link[PATH_MAX + 32];
+    char link[PATH_MAX + 32];
     static const char suffix[] = " (deleted)";
-    snprintf(proc, sizeof proc, "/proc/self/fd/%d", GONE_FD);
-    ssize_t len = readlink(proc, link, sizeof link - 1);
+    ssize_t len = target_fd_link(GONE_FD, link, sizeof link);
     if (len < 0) {
         target_fail("fd %d is not open: %s", GONE_FD, strerror(errno));
         return;
     }
-    link[len] = '\0';
     if ((size_t)len < sizeof suffix || strcmp(link + len - (sizeof suffix - 1), suffix) != 0)
         target_fail("fd %d is \"%s\", which does not end with \"%s\"", GONE_FD, link, suffix);
     struct stat st;
@@ -89,21 +84,7 @@ static void check_deleted(void)
     if ((fl & O_ACCMODE) != O_RDWR)
         target_fail("fd %d access mode %d, expected O_RDWR", GONE_FD, fl & O_ACCMODE);
 
-    off_t pos = lseek(GONE_FD, 0, SEEK_CUR);
-    if (pos != OFFSET) {
-        target_fail("fd %d offset is %lld, expected %d", GONE_FD, (long long)pos, OFFSET);
-    } else {
-        unsigned char here[64];
-        if (read(GONE_FD, here, sizeof here) != (ssize_t)sizeof here)
-            target_fail("read at the offset: %s", strerror(errno));
-        else
-            for (size_t i = 0; i < sizeof here; i++)
-                if (here[i] != pattern(OFFSET + i)) {
-                    target_fail("read at offset %d gave a wrong byte at +%zu", OFFSET, i);
-                    break;
-                }
-    }
-    lseek(GONE_FD, OFFSET, SEEK_SET);
+    target_check_read_at(GONE_FD, "the deleted file", OFFSET, pattern);
 
     static unsigned char buf[SIZE + 16];
     ssize_t n = pread(GONE_FD, buf, sizeof buf, 0);

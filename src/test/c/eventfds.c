@@ -83,12 +83,9 @@ static void add_watch(int epfd, int fd, uint32_t events, uint64_t data)
 
 static int check_kind(int fd, const char *link, int nonblock)
 {
-    char path[64], got[256];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(path, got, sizeof got - 1);
-    if (n < 0)
+    char got[256];
+    if (target_fd_link(fd, got, sizeof got) < 0)
         return target_fail("fd %d is not open: %s", fd, strerror(errno));
-    got[n] = '\0';
     if (strncmp(got, link, strlen(link)) != 0)
         return target_fail("fd %d is %s, expected %s", fd, got, link);
     int fl = fcntl(fd, F_GETFL);

@@ -10,7 +10,6 @@
  */
 #include "target.h"
 
-#include <dirent.h>
 #include <sys/stat.h>
 
 #define DATA_SIZE 8192
@@ -70,30 +69,7 @@ static void record(int which, const char *what, int fd, const char *path)
 }
 
 /* fds open at start (bitmap over small numbers, enough for this target). */
-static unsigned char open_at_start[1024];
-
-static int list_fds(unsigned char *open_fds, size_t n)
-{
-    memset(open_fds, 0, n);
-    DIR *d = opendir("/proc/self/fd");
-    if (d == NULL)
-        return target_fail("opendir /proc/self/fd: %s", strerror(errno));
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        int fd = atoi(e->d_name);
-        if (fd == dirfd(d))
-            continue;
-        if (fd < 0 || (size_t)fd >= n) {
-            closedir(d);
-            return target_fail("unexpected fd %d open", fd);
-        }
-        open_fds[fd] = 1;
-    }
-    closedir(d);
-    return 0;
-}
+static unsigned char open_at_start[TARGET_FDS];
 
 static void check_fd(const struct fd_spec *s)
 {
@@ -144,13 +120,7 @@ static void check_data_at_offset(int fd)
 
 static void check(void)
 {
-    unsigned char now_open[sizeof open_at_start];
-    if (list_fds(now_open, sizeof now_open) == 0)
-        for (size_t fd = 0; fd < sizeof now_open; fd++)
-            if (now_open[fd] != open_at_start[fd])
-                target_fail("fd %zu is %s now but was %s at start", fd,
-                            now_open[fd] ? "open" : "closed",
-                            open_at_start[fd] ? "open" : "closed");
+    target_check_open_fds(open_at_start);
 
     for (int i = 0; i < SPECS; i++)
         check_fd(&specs[i]);
@@ -245,7 +215,7 @@ int main(int argc, char **argv)
     umask(027);
     if (chdir(target_state) != 0)
         target_die("chdir %s: %s", target_state, strerror(errno));
-    if (list_fds(open_at_start, sizeof open_at_start) != 0)
+    if (target_list_fds(open_at_start, sizeof open_at_start) != 0)
         target_die("%s", target_fail_reason);
 
     target_ready();

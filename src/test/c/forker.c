@@ -12,7 +12,6 @@
  */
 #include "target.h"
 
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -42,13 +41,7 @@ static void run_child(pid_t parent)
 
 static void check(uint64_t stack_counter)
 {
-    uint64_t now = counter;
-    if (stack_counter != now)
-        target_fail("counter in .bss is %llu but on the stack %llu", (unsigned long long)now,
-                    (unsigned long long)stack_counter);
-    if (now <= counter_at_last_check)
-        target_fail("counter %llu did not move since last check", (unsigned long long)now);
-    counter_at_last_check = now;
+    target_check_counter(counter, stack_counter, &counter_at_last_check);
 
     int status;
     pid_t r = waitpid(child, &status, WNOHANG);
@@ -74,10 +67,8 @@ static void check(uint64_t stack_counter)
         target_fail("child heartbeat %llu did not move since last check", (unsigned long long)beat);
     heartbeat_at_last_check = beat;
 
-    int queued = -1;
-    if (with_pipe && (ioctl(READ_FD, FIONREAD, &queued) != 0 || queued != (int)sizeof message - 1))
-        target_fail("pipe fd %d holds %d bytes, expected %zu (%s)", READ_FD, queued, sizeof message - 1,
-                    strerror(errno));
+    if (with_pipe)
+        target_check_pipe_holds(READ_FD, sizeof message - 1);
 }
 
 int main(int argc, char **argv)
@@ -85,11 +76,7 @@ int main(int argc, char **argv)
     target_init(argc, argv);
     with_pipe = argc > 2 && strcmp(argv[2], "pipe") == 0;
     if (with_pipe) {
-        int p[2];
-        if (pipe(p) != 0 || dup2(p[0], READ_FD) != READ_FD || dup2(p[1], WRITE_FD) != WRITE_FD)
-            target_die("pipe: %s", strerror(errno));
-        close(p[0]);
-        close(p[1]);
+        target_pipe_at(READ_FD, WRITE_FD);
         target_hold_unsupported_fd(12);
         if (write(WRITE_FD, message, sizeof message - 1) != (ssize_t)sizeof message - 1)
             target_die("write to pipe: %s", strerror(errno));
@@ -110,18 +97,5 @@ int main(int argc, char **argv)
     if (target_write_file("child", text) != 0)
         target_die("writing child: %s", strerror(errno));
 
-    uint64_t stack_counter = 0;
-    counter++;
-    stack_counter++;
-    target_ready();
-    for (;;) {
-        if (target_check_requested()) {
-            check(stack_counter);
-            target_report();
-        }
-        struct timespec ts = { 0, 10 * 1000000L };
-        nanosleep(&ts, NULL);
-        counter++;
-        stack_counter++;
-    }
+    target_count_forever(&counter, check);
 }

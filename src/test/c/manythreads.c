@@ -122,14 +122,6 @@ static void build_mask(int n, sigset_t *m)
         sigaddset(m, wait_sig());
 }
 
-static int same_mask(const sigset_t *a, const sigset_t *b)
-{
-    for (int s = 1; s <= SIGRTMAX; s++)
-        if (sigismember(a, s) != sigismember(b, s))
-            return 0;
-    return 1;
-}
-
 static void describe_mask(const sigset_t *m, char *buf, size_t size)
 {
     size_t len = 0;
@@ -179,7 +171,7 @@ static void verify_self(int n)
         snprintf(msg, size, "pthread_sigmask: %s", strerror(rc));
         return;
     }
-    if (!same_mask(&now, &masks[n])) {
+    if (!target_same_sigmask(&now, &masks[n])) {
         char got[128], want[128];
         describe_mask(&now, got, sizeof got);
         describe_mask(&masks[n], want, sizeof want);
@@ -308,7 +300,7 @@ static void *worker(void *arg)
         target_die("pthread_sigmask(w-%d): %s", n, strerror(rc));
     sigset_t back;
     pthread_sigmask(0, NULL, &back);
-    if (!same_mask(&back, &masks[n]))
+    if (!target_same_sigmask(&back, &masks[n]))
         target_die("w-%d: signal mask did not read back as set", n);
     tids[n] = tls_tid;
     counter_ptr[n] = &tls_counter;

@@ -30,12 +30,11 @@ static unsigned char pattern(size_t i)
 static void check(void)
 {
     char link[256];
-    ssize_t n = readlink("/proc/self/fd/40", link, sizeof link - 1);
+    ssize_t n = target_fd_link(MEMFD, link, sizeof link);
     if (n < 0) {
         target_fail("fd %d is not open: %s", MEMFD, strerror(errno));
         return;
     }
-    link[n] = '\0';
     if (strcmp(link, "/memfd:" NAME " (deleted)") != 0)
         target_fail("fd %d is %s, expected /memfd:" NAME " (deleted)", MEMFD, link);
 
@@ -66,21 +65,7 @@ static void check(void)
                 break;
             }
 
-    off_t pos = lseek(MEMFD, 0, SEEK_CUR);
-    if (pos != OFFSET) {
-        target_fail("memfd offset is %lld, expected %d", (long long)pos, OFFSET);
-    } else {
-        unsigned char here[64];
-        if (read(MEMFD, here, sizeof here) != (ssize_t)sizeof here)
-            target_fail("read at the offset: %s", strerror(errno));
-        else
-            for (size_t i = 0; i < sizeof here; i++)
-                if (here[i] != pattern(OFFSET + i)) {
-                    target_fail("read at offset %d gave a wrong byte at +%zu", OFFSET, i);
-                    break;
-                }
-    }
-    lseek(MEMFD, OFFSET, SEEK_SET);
+    target_check_read_at(MEMFD, "the memfd", OFFSET, pattern);
 
     int seals = fcntl(MEMFD, F_GET_SEALS);
     if (seals != SEALS)

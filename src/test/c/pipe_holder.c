@@ -12,7 +12,6 @@
  */
 #include "target.h"
 
-#include <dirent.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
@@ -28,34 +27,11 @@ static uint64_t counter_at_last_check;
 static struct stat pipe_stat;       /* identity of the pipe at start */
 static int read_flags, write_flags; /* F_GETFL of each end at start */
 static unsigned char buffer[BUF_SIZE];
-static unsigned char open_at_start[1024];
+static unsigned char open_at_start[TARGET_FDS];
 
 static unsigned char pattern(size_t i)
 {
     return (unsigned char)(i * 13 + 5 + (i >> 10));
-}
-
-static int list_fds(unsigned char *open_fds, size_t n)
-{
-    memset(open_fds, 0, n);
-    DIR *d = opendir("/proc/self/fd");
-    if (d == NULL)
-        return target_fail("opendir /proc/self/fd: %s", strerror(errno));
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        int fd = atoi(e->d_name);
-        if (fd == dirfd(d))
-            continue;
-        if (fd < 0 || (size_t)fd >= n) {
-            closedir(d);
-            return target_fail("unexpected fd %d open", fd);
-        }
-        open_fds[fd] = 1;
-    }
-    closedir(d);
-    return 0;
 }
 
 static void check_end(int fd, const char *what, int flags)
@@ -111,12 +87,7 @@ static void check(uint64_t stack_counter)
                     (unsigned long long)now, (unsigned long long)counter_at_last_check);
     counter_at_last_check = now;
 
-    unsigned char now_open[sizeof open_at_start];
-    if (list_fds(now_open, sizeof now_open) == 0)
-        for (size_t fd = 0; fd < sizeof now_open; fd++)
-            if (now_open[fd] != open_at_start[fd])
-                target_fail("fd %zu is %s now but was %s at start", fd,
-                            now_open[fd] ? "open" : "closed", open_at_start[fd] ? "open" : "closed");
+    target_check_open_fds(open_at_start);
 
     check_end(READ_FD, "read", read_flags);
     check_end(WRITE_FD, "write", write_flags);
@@ -132,13 +103,7 @@ static void check(uint64_t stack_counter)
 int main(int argc, char **argv)
 {
     target_init(argc, argv);
-    int p[2];
-    if (pipe(p) != 0)
-        target_die("pipe: %s", strerror(errno));
-    if (dup2(p[0], READ_FD) != READ_FD || dup2(p[1], WRITE_FD) != WRITE_FD)
-        target_die("dup2: %s", strerror(errno));
-    close(p[0]);
-    close(p[1]);
+    target_pipe_at(READ_FD, WRITE_FD);
     target_hold_unsupported_fd(12);
     if (fstat(READ_FD, &pipe_stat) != 0)
         target_die("fstat pipe: %s", strerror(errno));
@@ -148,21 +113,8 @@ int main(int argc, char **argv)
         target_die("write to pipe: %s", strerror(errno));
     for (size_t i = 0; i < BUF_SIZE; i++)
         buffer[i] = pattern(i);
-    if (list_fds(open_at_start, sizeof open_at_start) != 0)
+    if (target_list_fds(open_at_start, sizeof open_at_start) != 0)
         target_die("%s", target_fail_reason);
 
-    uint64_t stack_counter = 0;
-    counter++;
-    stack_counter++;
-    target_ready();
-    for (;;) {
-        if (target_check_requested()) {
-            check(stack_counter);
-            target_report();
-        }
-        struct timespec ts = { 0, 10 * 1000000L };
-        nanosleep(&ts, NULL);
-        counter++;
-        stack_counter++;
-    }
+    target_count_forever(&counter, check);
 }

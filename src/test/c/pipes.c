@@ -83,21 +83,6 @@ static unsigned char pattern(unsigned seed, size_t i)
     return (unsigned char)(i * 31 + seed + (i >> 7));
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const unsigned char *p = buf;
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = write(fd, p + done, len - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        done += (size_t)n;
-    }
-    return 0;
-}
-
 static int read_exact(int fd, void *buf, size_t len)
 {
     unsigned char *p = buf;
@@ -184,13 +169,13 @@ static void child_run(int command)
             child_fail("child: pipe b holds %d bytes after the write-back, expected %d", n, B_LEN);
         break;
     case CMD_PROBE_C:
-        if (write_all(C_FD, "q", 1) != 0)
+        if (target_write_all(C_FD, "q", 1) != 0)
             child_fail("child: writing the probe byte into pipe c: %s", strerror(errno));
         break;
     case CMD_FILL_C:
         for (size_t i = 0; i < C_LEN; i++)
             buf[i] = pattern(3, i);
-        if (write_all(C_FD, buf, C_LEN) != 0)
+        if (target_write_all(C_FD, buf, C_LEN) != 0)
             child_fail("child: writing pipe c: %s", strerror(errno));
         break;
     default:
@@ -318,14 +303,14 @@ static void check_pipe_a(void)
             }
     /* The write end still works: a probe byte goes through, and nothing else follows. */
     unsigned char probe = 0;
-    if (write_all(A_WRITE, "P", 1) != 0)
+    if (target_write_all(A_WRITE, "P", 1) != 0)
         target_fail("writing the probe byte into pipe a: %s", strerror(errno));
     else if (read(A_READ, &probe, 1) != 1 || probe != 'P')
         target_fail("the probe byte did not come out of pipe a (%s)", strerror(errno));
     else if (read(A_READ, &probe, 1) != -1 || errno != EAGAIN)
         target_fail("pipe a not empty after the probe, or its read end blocks");
     /* Put the state back for the next check. */
-    if (write_all(A_WRITE, a_expected, A_LEN) != 0)
+    if (target_write_all(A_WRITE, a_expected, A_LEN) != 0)
         target_fail("writing pipe a back: %s", strerror(errno));
 }
 
@@ -335,14 +320,14 @@ static void check_pipe_b(void)
         return;
     if (ask_child(CMD_DRAIN_B, "read pipe b") != 0)
         return;
-    if (write_all(B_FD, "p", 1) != 0)
+    if (target_write_all(B_FD, "p", 1) != 0)
         target_fail("writing the probe byte into pipe b: %s", strerror(errno));
     else
         ask_child(CMD_PROBE_B, "read the probe byte of pipe b");
     unsigned char buf[B_LEN];
     for (size_t i = 0; i < B_LEN; i++)
         buf[i] = pattern(2, i);
-    if (write_all(B_FD, buf, B_LEN) != 0)
+    if (target_write_all(B_FD, buf, B_LEN) != 0)
         target_fail("writing pipe b back: %s", strerror(errno));
     else
         ask_child(CMD_COUNT_B, "count pipe b");
@@ -442,7 +427,7 @@ int main(int argc, char **argv)
         unsigned char buf[C_LEN];
         for (size_t i = 0; i < C_LEN; i++)
             buf[i] = pattern(3, i);
-        if (write_all(C_FD, buf, C_LEN) != 0)
+        if (target_write_all(C_FD, buf, C_LEN) != 0)
             target_die("child writing pipe c: %s", strerror(errno));
         sh->child = getpid();
         child_main();
@@ -456,17 +441,11 @@ int main(int argc, char **argv)
     unsigned char buf[B_LEN];
     for (size_t i = 0; i < B_LEN; i++)
         buf[i] = pattern(2, i);
-    if (write_all(B_FD, buf, B_LEN) != 0)
+    if (target_write_all(B_FD, buf, B_LEN) != 0)
         target_die("writing pipe b: %s", strerror(errno));
 
     /* Pipe a, made after the fork so the child holds none of it. */
-    int pa[2];
-    if (pipe(pa) != 0)
-        target_die("pipe: %s", strerror(errno));
-    if (dup2(pa[0], A_READ) != A_READ || dup2(pa[1], A_WRITE) != A_WRITE)
-        target_die("dup2: %s", strerror(errno));
-    close(pa[0]);
-    close(pa[1]);
+    target_pipe_at(A_READ, A_WRITE);
     if (fcntl(A_WRITE, F_SETPIPE_SZ, A_PIPE_SIZE) != A_PIPE_SIZE)
         target_die("F_SETPIPE_SZ: %s", strerror(errno));
     if (fcntl(A_READ, F_SETFL, fcntl(A_READ, F_GETFL) | O_NONBLOCK) != 0)
@@ -479,8 +458,9 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < A_PATTERN_LEN; i++)
         a_expected[off + i] = pattern(1, i);
     /* Three writes, three messages. */
-    if (write_all(A_WRITE, msg1, sizeof msg1 - 1) != 0 || write_all(A_WRITE, msg2, sizeof msg2 - 1) != 0 ||
-        write_all(A_WRITE, a_expected + off, A_PATTERN_LEN) != 0)
+    if (target_write_all(A_WRITE, msg1, sizeof msg1 - 1) != 0 ||
+        target_write_all(A_WRITE, msg2, sizeof msg2 - 1) != 0 ||
+        target_write_all(A_WRITE, a_expected + off, A_PATTERN_LEN) != 0)
         target_die("writing pipe a: %s", strerror(errno));
 
     /* Ready once the child is up and its bytes are in pipe c. */

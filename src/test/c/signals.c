@@ -134,14 +134,6 @@ static void setup(void)
         target_die("timer_settime: %s", strerror(errno));
 }
 
-static int same_mask(const sigset_t *a, const sigset_t *b)
-{
-    for (int s = 1; s <= SIGRTMAX; s++)
-        if (sigismember(a, s) != sigismember(b, s))
-            return 0;
-    return 1;
-}
-
 static void check_disposition(const char *name, int sig, const struct sigaction *expected)
 {
     struct sigaction now;
@@ -158,7 +150,7 @@ static void check_disposition(const char *name, int sig, const struct sigaction 
     if (now.sa_restorer != expected->sa_restorer)
         target_fail("%s restorer is %p, expected %p", name, (void *)now.sa_restorer,
                     (void *)expected->sa_restorer);
-    if (!same_mask(&now.sa_mask, &expected->sa_mask))
+    if (!target_same_sigmask(&now.sa_mask, &expected->sa_mask))
         target_fail("%s sa_mask changed", name);
 }
 
@@ -230,7 +222,7 @@ static void check(void)
 
     sigset_t blocked;
     sigprocmask(SIG_BLOCK, NULL, &blocked);
-    if (!same_mask(&blocked, &blocked_at_start))
+    if (!target_same_sigmask(&blocked, &blocked_at_start))
         target_fail("blocked signal mask changed");
 
     sigset_t pending;

@@ -9,7 +9,8 @@
  *      writes STATE/result atomically: "PASS" or "FAIL: <first reason>". It then keeps
  *      running, so it can be checkpointed and checked again.
  * Everything here uses raw open/read/write rather than stdio, so that no target grows its
- * heap or opens extra files behind its own back after it said ready.
+ * heap or opens extra files behind its own back after it said ready (except
+ * target_list_fds(), which needs opendir() and is for the targets that already listed fds so).
  */
 #ifndef CRYO_TARGET_H
 #define CRYO_TARGET_H
@@ -18,6 +19,7 @@
 #define _GNU_SOURCE
 #endif
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -29,6 +31,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 
 /* Helpers are static so each target is one translation unit; unused ones must not warn. */
 #include <sys/syscall.h>
@@ -85,6 +88,23 @@ TARGET_FN void target_path(char *buf, const char *name)
         target_die("path too long: %s/%s", target_state, name);
 }
 
+/* Writes all len bytes of buf to fd, going on after EINTR. Returns 0, or -1 (errno set unless
+ * write() returned 0). */
+TARGET_FN int target_write_all(int fd, const void *buf, size_t len)
+{
+    const unsigned char *p = buf;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = write(fd, p + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
 /* Writes STATE/name through a temporary name and rename(), so readers never see half. */
 TARGET_FN int target_write_file(const char *name, const char *text)
 {
@@ -95,17 +115,10 @@ TARGET_FN int target_write_file(const char *name, const char *text)
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -1;
-    size_t len = strlen(text), done = 0;
-    while (done < len) {
-        ssize_t n = write(fd, text + done, len - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            close(fd);
-            unlink(tmp);
-            return -1;
-        }
-        done += (size_t)n;
+    if (target_write_all(fd, text, strlen(text)) != 0) {
+        close(fd);
+        unlink(tmp);
+        return -1;
     }
     close(fd);
     return rename(tmp, final);
@@ -135,6 +148,17 @@ TARGET_FN ssize_t target_read_file(const char *path, char *buf, size_t size)
     close(fd);
     buf[done] = '\0';
     return (ssize_t)done;
+}
+
+/* What /proc/self/fd/FD links to, NUL-terminated in buf. Returns its length, or -1 with errno. */
+TARGET_FN ssize_t target_fd_link(int fd, char *buf, size_t size)
+{
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(proc, buf, size - 1);
+    if (n >= 0)
+        buf[n] = '\0';
+    return n;
 }
 
 /* Says "ready" with the pid, once the state under test is set up. */
@@ -180,6 +204,113 @@ TARGET_FN int target_fail(const char *fmt, ...)
     return -1;
 }
 
+/* How many fds target_list_fds() and target_check_open_fds() look at. */
+#define TARGET_FDS 1024
+
+/*
+ * Marks in open_fds (n entries) the fds the process has open (/proc/self/fd, less the fd of the
+ * listing itself). An fd of n or more is a failure. Uses opendir(), so it allocates.
+ */
+TARGET_FN int target_list_fds(unsigned char *open_fds, size_t n)
+{
+    memset(open_fds, 0, n);
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return target_fail("opendir /proc/self/fd: %s", strerror(errno));
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        int fd = atoi(e->d_name);
+        if (fd == dirfd(d))
+            continue;
+        if (fd < 0 || (size_t)fd >= n) {
+            closedir(d);
+            return target_fail("unexpected fd %d open", fd);
+        }
+        open_fds[fd] = 1;
+    }
+    closedir(d);
+    return 0;
+}
+
+/* The set of open fds is exactly at_start (TARGET_FDS entries, from target_list_fds()). */
+TARGET_FN void target_check_open_fds(const unsigned char *at_start)
+{
+    unsigned char now_open[TARGET_FDS];
+    if (target_list_fds(now_open, sizeof now_open) == 0)
+        for (size_t fd = 0; fd < sizeof now_open; fd++)
+            if (now_open[fd] != at_start[fd])
+                target_fail("fd %zu is %s now but was %s at start", fd,
+                            now_open[fd] ? "open" : "closed", at_start[fd] ? "open" : "closed");
+}
+
+/* Makes a pipe whose ends are read_fd and write_fd (and no other fd). */
+TARGET_FN void target_pipe_at(int read_fd, int write_fd)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        target_die("pipe: %s", strerror(errno));
+    if (dup2(p[0], read_fd) != read_fd || dup2(p[1], write_fd) != write_fd)
+        target_die("dup2: %s", strerror(errno));
+    close(p[0]);
+    close(p[1]);
+}
+
+/* The pipe read end fd holds exactly `expected` unread bytes (FIONREAD). */
+TARGET_FN void target_check_pipe_holds(int fd, size_t expected)
+{
+    int queued = -1;
+    if (ioctl(fd, FIONREAD, &queued) != 0 || queued != (int)expected)
+        target_fail("pipe fd %d holds %d bytes, expected %zu (%s)", fd, queued, expected,
+                    strerror(errno));
+}
+
+/*
+ * The fd's offset is `offset` and reading there gives pattern(offset + i); the offset is put
+ * back afterwards. what names the file in failures.
+ */
+TARGET_FN void target_check_read_at(int fd, const char *what, off_t offset,
+                                    unsigned char (*pattern)(size_t))
+{
+    off_t pos = lseek(fd, 0, SEEK_CUR);
+    if (pos != offset) {
+        target_fail("%s (fd %d) offset is %lld, expected %lld", what, fd, (long long)pos,
+                    (long long)offset);
+    } else {
+        unsigned char here[64];
+        if (read(fd, here, sizeof here) != (ssize_t)sizeof here)
+            target_fail("read at the offset: %s", strerror(errno));
+        else
+            for (size_t i = 0; i < sizeof here; i++)
+                if (here[i] != pattern((size_t)offset + i)) {
+                    target_fail("read at offset %lld gave a wrong byte at +%zu", (long long)offset, i);
+                    break;
+                }
+    }
+    lseek(fd, offset, SEEK_SET);
+}
+
+/* True if a and b hold the same signals. */
+TARGET_FN int target_same_sigmask(const sigset_t *a, const sigset_t *b)
+{
+    for (int s = 1; s <= SIGRTMAX; s++)
+        if (sigismember(a, s) != sigismember(b, s))
+            return 0;
+    return 1;
+}
+
+/* A counter kept both in .bss (now) and on the stack agrees with itself and moved since *last. */
+TARGET_FN void target_check_counter(uint64_t now, uint64_t stack_counter, uint64_t *last)
+{
+    if (stack_counter != now)
+        target_fail("counter in .bss is %llu but on the stack %llu", (unsigned long long)now,
+                    (unsigned long long)stack_counter);
+    if (now <= *last)
+        target_fail("counter %llu did not move since last check", (unsigned long long)now);
+    *last = now;
+}
+
 /* Writes STATE/result for the check just done and starts the next check clean. */
 TARGET_FN void target_report(void)
 {
@@ -207,6 +338,28 @@ TARGET_FN void target_sleep_ms(long ms)
     struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
+}
+
+/*
+ * Says ready, then counts forever: *counter (in .bss) and a copy on this stack, both bumped
+ * after every 10 ms sleep. Each check request runs check(the stack copy), then target_report().
+ */
+TARGET_FN void target_count_forever(volatile uint64_t *counter, void (*check)(uint64_t stack_counter))
+{
+    uint64_t stack_counter = 0;
+    (*counter)++;
+    stack_counter++;
+    target_ready();
+    for (;;) {
+        if (target_check_requested()) {
+            check(stack_counter);
+            target_report();
+        }
+        struct timespec ts = { 0, 10 * 1000000L };
+        nanosleep(&ts, NULL);
+        (*counter)++;
+        stack_counter++;
+    }
 }
 
 /*

@@ -28,20 +28,6 @@ static uint64_t shadow_of(uint64_t c)
     return c * 3 + 1;
 }
 
-static int write_all(int fd, const char *text)
-{
-    size_t len = strlen(text), done = 0;
-    while (done < len) {
-        ssize_t n = write(fd, text + done, len - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        done += (size_t)n;
-    }
-    return 0;
-}
-
 static void check(void)
 {
     struct stat st[3];
@@ -75,7 +61,7 @@ static void check(void)
     checks++;
     char line[96];
     snprintf(line, sizeof line, "ttyjob %d check %u\n", (int)getpid(), checks);
-    if (write_all(1, line) != 0) {
+    if (target_write_all(1, line, strlen(line)) != 0) {
         target_fail("writing to stdout (the terminal): %s", strerror(errno));
         return;
     }
@@ -99,7 +85,7 @@ int main(int argc, char **argv)
             target_die("fd %d is not a terminal: %s", fd, strerror(errno));
     char line[64];
     snprintf(line, sizeof line, "ttyjob %d started\n", (int)getpid());
-    if (write_all(1, line) != 0)
+    if (target_write_all(1, line, strlen(line)) != 0)
         target_die("writing to the terminal: %s", strerror(errno));
     target_ready();
     for (;;) {
