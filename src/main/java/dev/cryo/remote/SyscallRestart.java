@@ -16,6 +16,13 @@ public final class SyscallRestart {
     private SyscallRestart() {
     }
 
+    private static final long EINTR = -4;
+
+    /**
+     * For the task itself, resumed in place (a checkpoint that leaves it running): a call with a
+     * restart block (nanosleep, poll or futex with a timeout) resumes through restart_syscall,
+     * which finds the task's own restart block.
+     */
     public static Regs fixup(Regs regs) {
         Regs out = regs.copy();
         if (regs.origRax() < 0) {
@@ -30,5 +37,21 @@ public final class SyscallRestart {
             out.rip(regs.rip() - 2);
         }
         return out;
+    }
+
+    /**
+     * For the image: a restored task has no restart block of its own (what it has was copied
+     * from whatever it was forked from, possibly a stale one of a JVM thread, whose function
+     * would run with someone else's arguments: seen making a restored poll return 0). So a call
+     * interrupted with a restart block returns -EINTR, as after any signal whose handler does
+     * not restart it; the others are run again as in {@link #fixup}.
+     */
+    public static Regs forImage(Regs regs) {
+        if (regs.origRax() >= 0 && regs.rax() == ERESTART_RESTARTBLOCK) {
+            Regs out = regs.copy();
+            out.rax(EINTR);
+            return out;
+        }
+        return fixup(regs);
     }
 }

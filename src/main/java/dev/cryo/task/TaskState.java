@@ -89,7 +89,7 @@ public final class TaskState implements TaskPart {
         RemoteSyscalls sys = t.syscalls();
         ThreadCore.Builder th = ThreadCore.newBuilder().setTid(tid)
                 .setComm(ProcFiles.readString(pid, "task/" + tid + "/comm").strip())
-                .setRegs(Cpu.toImage(SyscallRestart.fixup(sys.savedRegs())))
+                .setRegs(Cpu.toImage(SyscallRestart.forImage(sys.savedRegs())))
                 .setXstate(com.google.protobuf.ByteString.copyFrom(t.task().getXstate()))
                 .setSched(sched(tid));
         RemoteAddr out = sys.scratch().alloc(8);
