@@ -27,8 +27,19 @@ final class PageSaver implements AutoCloseable {
 
     private final Tracee task;
     private final PageFileWriter out;
-    private final Arena arena = Arena.ofConfined();
-    private final MemorySegment buffer = arena.allocate(BUFFER_SIZE, PAGE);
+    /** Shared: the writer thread reads what the reading thread filled. */
+    private final Arena arena = Arena.ofShared();
+    /** Two buffers: one is written to the image while the next is read from the task. */
+    private final MemorySegment[] buffers = {arena.allocate(BUFFER_SIZE, PAGE), arena.allocate(BUFFER_SIZE, PAGE)};
+    @SuppressWarnings("unchecked")
+    private final java.util.concurrent.Future<?>[] writing = new java.util.concurrent.Future<?>[2];
+    private final java.util.concurrent.ExecutorService writer = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
+        Thread t = new Thread(r, "cryo-page-writer");
+        t.setDaemon(true);
+        return t;
+    });
+    private int current;
+    private MemorySegment buffer = buffers[0];
     private final long[] addrs = new long[MAX_IOV];
     private final long[] lens = new long[MAX_IOV];
     private int iovs;
@@ -174,6 +185,7 @@ final class PageSaver implements AutoCloseable {
             }
         }
         flush();
+        drain();
     }
 
     private static long runEnd(PageRun r) {
@@ -203,12 +215,15 @@ final class PageSaver implements AutoCloseable {
         }
     }
 
-    long readNanos, writeNanos;
+    long readNanos;
+    volatile long writeNanos;
 
     private void flush() {
         if (iovs == 0) {
             return;
         }
+        awaitWrite(current); // this buffer's previous contents must be in the file before it is reused
+        buffer = buffers[current];
         long t0 = System.nanoTime();
         long got = batchViaMem ? 0 : Sys.processVmReadv(task.pid(), buffer.address(), filled, addrs, lens, iovs);
         if (got < filled) {
@@ -225,8 +240,14 @@ final class PageSaver implements AutoCloseable {
             }
         }
         long t1 = System.nanoTime();
-        out.write(buffer.asSlice(0, filled).asByteBuffer());
-        writeNanos += System.nanoTime() - t1;
+        java.nio.ByteBuffer data = buffer.asSlice(0, filled).asByteBuffer();
+        // one writer thread, so the file gets the buffers in the order they were filled
+        writing[current] = writer.submit(() -> {
+            long w = System.nanoTime();
+            out.write(data);
+            writeNanos += System.nanoTime() - w;
+        });
+        current ^= 1;
         readNanos += t1 - t0;
         done += filled;
         progress.update("memory", done, total);
@@ -234,8 +255,35 @@ final class PageSaver implements AutoCloseable {
         filled = 0;
     }
 
+    private void awaitWrite(int slot) {
+        java.util.concurrent.Future<?> f = writing[slot];
+        if (f == null) {
+            return;
+        }
+        writing[slot] = null;
+        try {
+            f.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while writing page data", e);
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw e.getCause() instanceof RuntimeException r ? r : new IllegalStateException("writing page data", e.getCause());
+        }
+    }
+
+    /** Waits until every page read so far is in the file. */
+    private void drain() {
+        awaitWrite(current ^ 1);
+        awaitWrite(current);
+    }
+
     @Override
     public void close() {
-        arena.close();
+        try {
+            drain();
+        } finally {
+            writer.shutdownNow();
+            arena.close();
+        }
     }
 }
