@@ -90,7 +90,13 @@ public final class UnixSockets implements FdHandler {
             }
             boolean stream = info.type() == SOCK_STREAM;
             MemorySegment off = arena.allocate(JAVA_INT);
+            int before = -1;
             if (!stream) {
+                // the socket is the application's too: its own peek offset is put back afterwards
+                MemorySegment len = arena.allocate(JAVA_INT);
+                len.set(JAVA_INT, 0, 4);
+                Sys.call("getsockopt(SO_PEEK_OFF)", Nr.GETSOCKOPT, copy, SOL_SOCKET, SO_PEEK_OFF, off.address(), len.address());
+                before = off.get(JAVA_INT, 0);
                 setPeekOffset(copy, off, 0);
             }
             try {
@@ -122,7 +128,7 @@ public final class UnixSockets implements FdHandler {
                 }
             } finally {
                 if (!stream) {
-                    setPeekOffset(copy, off, -1);
+                    setPeekOffset(copy, off, before);
                 }
             }
             return out;
