@@ -99,6 +99,8 @@ class MoreFdFamiliesTest extends TargetTest {
         assertThat(noShellJob.exitCode()).as("checkpoint without --shell-job: " + noShellJob).isNotZero();
         assertThat(noShellJob.out() + noShellJob.err()).as("checkpoint without --shell-job").contains("--shell-job");
         assertThat(check(pid, state)).as("after the refused checkpoint" + jobLog.get()).isEqualTo("PASS");
+        // script relays the terminal to its output as it comes: the line may trail the result file
+        awaitText(jobTerminal.stateDir().resolve("out.log"), "ttyjob " + pid + " check 2", TYPESCRIPT, jobTerminal, jobLog);
         assertThat(jobTerminal.log()).as("what the job wrote to its terminal")
                 .contains("ttyjob " + pid + " check 1").contains("ttyjob " + pid + " check 2");
 
