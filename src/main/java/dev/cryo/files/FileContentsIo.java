@@ -13,7 +13,7 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
  * Whole-file contents moved between a task's fd and the image through Cryo's own copy of the
  * fd (pidfd_getfd): no syscall injection per chunk, the task is not involved at all.
  */
-final class FileContentsIo {
+public final class FileContentsIo {
     /** Files kept in the image are meant to be small; a bigger one is refused rather than bloating it. */
     static final long MAX_BYTES = 256L << 20;
 
@@ -36,7 +36,7 @@ final class FileContentsIo {
     }
 
     /** Writes {@code data} at offset 0 of the task's fd {@code taskFd}. */
-    static void write(int pid, int taskFd, ByteString data) {
+    public static void write(int pid, int taskFd, ByteString data) {
         if (data.isEmpty()) {
             return;
         }

@@ -8,8 +8,6 @@ import dev.cryo.remote.RemoteSyscalls;
 import dev.cryo.sys.Nr;
 import dev.cryo.sys.Sys;
 
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.util.Map;
 
 /**
@@ -59,14 +57,7 @@ final class SharedObjects {
                     MFD_CLOEXEC | MFD_ALLOW_SEALING);
             sys.scratch().reset();
             sys.call("ftruncate", Nr.FTRUNCATE, fd, vma.getFileContents().size());
-            int copy = Sys.fdOf(ctx.task().pid(), fd);
-            try (Arena arena = Arena.ofConfined()) {
-                MemorySegment buf = arena.allocate(Math.max(1, vma.getFileContents().size()));
-                buf.asSlice(0, vma.getFileContents().size()).copyFrom(MemorySegment.ofArray(vma.getFileContents().toByteArray()));
-                Sys.pwrite(copy, buf.asSlice(0, vma.getFileContents().size()), 0);
-            } finally {
-                Sys.close(copy);
-            }
+            dev.cryo.files.FileContentsIo.write(ctx.task().pid(), fd, vma.getFileContents());
             HiddenFds.hide(ctx, key, fd);
             place = HiddenFds.find(ctx, key);
         }

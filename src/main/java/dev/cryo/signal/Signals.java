@@ -17,7 +17,8 @@ import dev.cryo.sys.Nr;
 import dev.cryo.sys.Ptrace;
 
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
+
+import static dev.cryo.sys.Structs.le;
 import java.util.logging.Logger;
 
 /**
@@ -144,7 +145,4 @@ public final class Signals implements TaskPart {
         sys.scratch().reset();
     }
 
-    private static ByteBuffer le(byte[] b) {
-        return ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN);
-    }
 }

@@ -26,7 +26,8 @@ import dev.cryo.sys.Sys;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
+
+import static dev.cryo.sys.Structs.le;
 import java.util.List;
 import java.util.Map;
 import java.util.logging.Logger;
@@ -110,9 +111,6 @@ public final class TaskState implements TaskPart {
         return th.build();
     }
 
-    private static ByteBuffer le(byte[] bytes) {
-        return ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
-    }
 
     /** The process's credentials; threads that differ (a raw setuid in one thread) are refused. */
     private static Creds creds(DumpContext ctx) {

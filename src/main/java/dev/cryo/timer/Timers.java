@@ -14,7 +14,8 @@ import dev.cryo.remote.RemoteSyscalls;
 import dev.cryo.sys.Nr;
 
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
+
+import static dev.cryo.sys.Structs.le;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.logging.Logger;
@@ -154,7 +155,4 @@ public final class Timers implements TaskPart {
         }
     }
 
-    private static ByteBuffer le(byte[] b) {
-        return ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN);
-    }
 }
