@@ -146,7 +146,8 @@ final class InspectCommand implements Callable<Integer> {
         for (FdEntry f : files.getFdsList()) {
             String kind = f.hasDupOf() ? "dup of " + f.getDupOf()
                     : f.getSharedPid() != 0 ? "shared " + f.getSharedPid() + ":" + f.getSharedFd() : f.getKind().toString();
-            out.printf("  %4d %-11s %s flags 0%o pos %d%s%s%n", f.getFd(), kind, f.getPath(), f.getFlags(), f.getPos(),
+            String what = f.hasInet() ? dev.cryo.net.InetSockets.describe(f.getInet()) : f.getPath();
+            out.printf("  %4d %-11s %s flags 0%o pos %d%s%s%n", f.getFd(), kind, what, f.getFlags(), f.getPos(),
                     f.getCloexec() ? " cloexec" : "", f.getLocksCount() > 0 ? " locks " + f.getLocksCount() : "");
         }
         int pending = sig.getSharedPendingCount() + sig.getThreadsList().stream().mapToInt(ThreadSignals::getPendingCount).sum();

@@ -37,14 +37,21 @@ public final class Checkpoint {
      * @param shellJob the tree may use the terminal it runs in (criu's --shell-job): it will get restore's terminal
      * @param ipcHost  the tree uses IPC objects of the host's namespace, which stay there and are reconnected at restore
      */
-    public record Options(int pid, Path dir, boolean leaveRunning, boolean shellJob, boolean ipcHost, Progress progress) {
+    public record Options(int pid, Path dir, boolean leaveRunning, boolean shellJob, boolean ipcHost, boolean tcpEstablished,
+                          Progress progress) {
         public Options(int pid, Path dir, boolean leaveRunning) {
-            this(pid, dir, leaveRunning, false, false, Progress.NONE);
+            this(pid, dir, leaveRunning, false, false, false, Progress.NONE);
         }
     }
 
     /** Key in the tree-wide map of the dump context: set when --ipc-host was given. */
     public static final String IPC_HOST = "option:ipc-host";
+
+    /** Key in the tree-wide map of the dump context: set when --tcp-established was given. */
+    public static final String TCP_ESTABLISHED = "option:tcp-established";
+
+    /** Key in the tree-wide map of the dump context: the PID of the tree's root. */
+    public static final String ROOT_PID = "tree:root-pid";
 
     /** Key in the tree-wide maps of dump and restore contexts: set when --shell-job was given. */
     public static final String SHELL_JOB = "option:shell-job";
@@ -66,6 +73,8 @@ public final class Checkpoint {
         }
         long frozen = System.nanoTime();
         DumpContext.Stats stats = new DumpContext.Stats();
+        java.util.Map<String, Object> shared = new java.util.HashMap<>();
+        shared.put(ROOT_PID, o.pid());
         try {
             tree.checkNothingSharedBetweenProcesses();
             Inventory.Builder inventory = Inventory.newBuilder().setRootPid(o.pid())
@@ -73,7 +82,9 @@ public final class Checkpoint {
                     .setHostname(hostname()).setPageSize(4096);
             PstreeImage.Builder pstree = PstreeImage.newBuilder();
             List<Integer> earlier = new ArrayList<>();
-            java.util.Map<String, Object> shared = new java.util.HashMap<>();
+            if (o.tcpEstablished()) {
+                shared.put(TCP_ESTABLISHED, Boolean.TRUE);
+            }
             if (o.shellJob()) {
                 shared.put(SHELL_JOB, Boolean.TRUE);
             }
@@ -96,6 +107,7 @@ public final class Checkpoint {
             image.write(ImageKind.PSTREE, 0, pstree.build());
             image.finish(inventory.setCreatedUnixMs(System.currentTimeMillis()));
         } catch (RuntimeException e) {
+            ended(shared, false, e);
             tree.release(e);
             abortQuietly(image, e);
             LOG.severe("Error: checkpoint of " + o.pid() + " failed, the processes were left running: " + e.getMessage());
@@ -103,13 +115,29 @@ public final class Checkpoint {
         }
         long frozenFor = System.nanoTime() - frozen;
         if (o.leaveRunning()) {
+            ended(shared, false, null);
             tree.release();
         } else {
             tree.kill();
+            ended(shared, true, null);
         }
         LOG.info(() -> "checkpoint of " + o.pid() + " done" + (o.leaveRunning() ? ", left running" : ", killed"));
         return new Result(o.pid(), tree.procs().size(), tree.threadCount(), stats.areas.get(), stats.pages.get(),
                 stats.bytes.get(), stats.fds.get(), frozenFor, System.nanoTime() - t0);
+    }
+
+    /** Tells every part the checkpoint is over; a failure rides along with {@code primary}, or is thrown. */
+    private static void ended(java.util.Map<String, Object> shared, boolean killed, RuntimeException primary) {
+        for (TaskPart part : TaskParts.ALL) {
+            try {
+                part.afterCheckpoint(shared, killed);
+            } catch (RuntimeException e) {
+                if (primary == null) {
+                    throw e;
+                }
+                primary.addSuppressed(e);
+            }
+        }
     }
 
     /** Opens a syscall session in every thread of one process, lets every part save its state, and closes them all again. */

@@ -146,8 +146,26 @@ public final class Files implements TaskPart {
     }
 
     @Override
+    public void afterCheckpoint(Map<String, Object> shared, boolean killed) {
+        RuntimeException failure = null;
+        for (FdHandler h : FdHandlers.ALL) {
+            try {
+                h.afterCheckpoint(shared, killed);
+            } catch (RuntimeException e) {
+                failure = failure == null ? e : failure;
+            }
+        }
+        if (failure != null) {
+            throw failure;
+        }
+    }
+
+    @Override
     public void afterTreeRestore(RestoreContext ctx) {
         HiddenFds.closeAll(ctx);
+        for (FdHandler h : FdHandlers.ALL) {
+            h.afterTreeRestore(ctx);
+        }
     }
 
     @Override

@@ -16,12 +16,10 @@ import dev.cryo.image.proto.UnixQueuesImage;
 import dev.cryo.image.proto.UnixSocketEnd;
 import dev.cryo.remote.RemoteAddr;
 import dev.cryo.remote.RemoteSyscalls;
-import dev.cryo.sys.Errno;
 import dev.cryo.sys.Nr;
+import dev.cryo.sys.Sockets;
 import dev.cryo.sys.Sys;
 
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
@@ -31,9 +29,6 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 
-import static java.lang.foreign.ValueLayout.JAVA_BYTE;
-import static java.lang.foreign.ValueLayout.JAVA_INT;
-import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
  * Connected, unnamed unix sockets: the ends of a socketpair, both in the tree (or one of them
@@ -45,8 +40,8 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * named or listening sockets are refused for now.
  */
 public final class UnixSockets implements FdHandler {
-    private static final int AF_UNIX = 1, SOCK_STREAM = 1, SOCK_CLOEXEC = 02000000, SOL_SOCKET = 1, SO_PEEK_OFF = 42;
-    private static final int MSG_PEEK = 2, MSG_DONTWAIT = 0x40, FIONREAD = 0x541B, F_SETFL = 4, TCP_ESTABLISHED = 1;
+    private static final int AF_UNIX = 1, SOCK_STREAM = 1, SOCK_CLOEXEC = 02000000;
+    private static final int FIONREAD = 0x541B, F_SETFL = 4, TCP_ESTABLISHED = 1;
     private static final String QUEUES = "unix:queues", ENDS = "unix:ends", IMAGE = "unix:image";
 
     @Override
@@ -79,67 +74,26 @@ public final class UnixSockets implements FdHandler {
 
     /** What waits to be read at this end, in order, read without taking it. */
     private static List<ByteString> peek(FdSource fd, UnixDiag.Info info) {
-        List<ByteString> out = new ArrayList<>();
         int copy = fd.copy();
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment count = arena.allocate(JAVA_INT);
-            Sys.call("ioctl(FIONREAD)", Nr.IOCTL, copy, FIONREAD, count.address());
-            int pending = count.get(JAVA_INT, 0);
+        try {
+            int pending = Sockets.ioctlInt(copy, FIONREAD, "FIONREAD");
             if (pending <= 0) {
-                return out;
+                return List.of();
             }
-            boolean stream = info.type() == SOCK_STREAM;
-            MemorySegment off = arena.allocate(JAVA_INT);
-            int before = -1;
-            if (!stream) {
-                // the socket is the application's too: its own peek offset is put back afterwards
-                MemorySegment len = arena.allocate(JAVA_INT);
-                len.set(JAVA_INT, 0, 4);
-                Sys.call("getsockopt(SO_PEEK_OFF)", Nr.GETSOCKOPT, copy, SOL_SOCKET, SO_PEEK_OFF, off.address(), len.address());
-                before = off.get(JAVA_INT, 0);
-                setPeekOffset(copy, off, 0);
-            }
-            try {
-                int size = Math.max(pending, 64 * 1024) + 1;
-                MemorySegment buf = arena.allocate(size);
-                MemorySegment control = arena.allocate(256, 8);
-                MemorySegment iov = dev.cryo.sys.Iovec.of(arena, buf.address(), size);
-                MemorySegment msg = arena.allocate(56, 8); // struct msghdr
-                long total = 0;
-                while (stream ? total == 0 : true) {
-                    msg.fill((byte) 0);
-                    msg.set(JAVA_LONG, 16, iov.address());  // msg_iov
-                    msg.set(JAVA_LONG, 24, 1);              // msg_iovlen
-                    msg.set(JAVA_LONG, 32, control.address()); // msg_control
-                    msg.set(JAVA_LONG, 40, 256);            // msg_controllen
-                    long n = Sys.raw(Nr.RECVMSG, copy, msg.address(), MSG_PEEK | MSG_DONTWAIT);
-                    if (n == -Errno.EAGAIN || n == 0 && stream) {
-                        break;
-                    }
-                    if (n < 0) {
-                        throw new Refusal(fd.where() + ": cannot peek at its queue: " + Errno.name((int) -n));
-                    }
-                    if (msg.get(JAVA_LONG, 40) != 0) {
-                        throw new Refusal(fd.where() + ": descriptors or credentials wait in its queue (SCM_RIGHTS);"
-                                + " that is not supported yet");
-                    }
-                    out.add(ByteString.copyFrom(buf.asSlice(0, n).toArray(JAVA_BYTE)));
-                    total += n;
+            List<ByteString> out = new ArrayList<>();
+            for (Sockets.Message m : Sockets.peekMessages(copy, Math.max(pending, 64 * 1024) + 1, info.type() == SOCK_STREAM)) {
+                if (m.control()) {
+                    throw new Refusal(fd.where() + ": descriptors or credentials wait in its queue (SCM_RIGHTS);"
+                            + " that is not supported yet");
                 }
-            } finally {
-                if (!stream) {
-                    setPeekOffset(copy, off, before);
-                }
+                out.add(ByteString.copyFrom(m.data()));
             }
             return out;
+        } catch (dev.cryo.sys.SysException e) {
+            throw new Refusal(fd.where() + ": cannot peek at its queue: " + e.getMessage());
         } finally {
             Sys.close(copy);
         }
-    }
-
-    private static void setPeekOffset(int fd, MemorySegment value, int offset) {
-        value.set(JAVA_INT, 0, offset);
-        Sys.call("setsockopt(SO_PEEK_OFF)", Nr.SETSOCKOPT, fd, SOL_SOCKET, SO_PEEK_OFF, value.address(), 4);
     }
 
     /** Both ends of every pair must be in the tree: the other end would otherwise talk to nobody. */
@@ -204,14 +158,9 @@ public final class UnixSockets implements FdHandler {
             return;
         }
         int copy = Sys.fdOf(pid, taskFd);
-        try (Arena arena = Arena.ofConfined()) {
+        try {
             for (ByteString m : messages) {
-                MemorySegment buf = arena.allocate(Math.max(1, m.size()));
-                buf.asSlice(0, m.size()).copyFrom(MemorySegment.ofArray(m.toByteArray()));
-                long done = 0;
-                do {
-                    done += Sys.call("sendto", Nr.SENDTO, copy, buf.address() + done, m.size() - done, 0, 0, 0);
-                } while (done < m.size());
+                Sockets.send(copy, m.toByteArray(), new byte[0]);
             }
         } finally {
             Sys.close(copy);
