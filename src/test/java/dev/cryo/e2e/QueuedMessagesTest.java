@@ -12,14 +12,29 @@ import java.util.List;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**
- * Messages waiting in unix datagram and seqpacket socketpairs come back after restore exactly
- * once, in order, each with its own boundaries; the restored program reads them itself.
+ * Messages waiting in unix datagram and seqpacket socketpairs, and in UDP sockets, come back
+ * after restore exactly once, in order, each with its own boundaries (and a UDP datagram from
+ * its own sender); the restored program reads them itself.
  */
-class UnixSocketsTest extends TargetTest {
+class QueuedMessagesTest extends TargetTest {
     @Test
     void waitingDatagramsAndSeqpacketsComeBackInOrder() throws Exception {
+        assertThat(restoreAndAsk("unix_datagrams.py")).isEqualTo("one two three seq-a seq-b | extra:");
+    }
+
+    @Test
+    void udpDatagramsComeBackFromTheirSendersAndConnectedSocketsKeepTheirPeer() throws Exception {
+        assertThat(restoreAndAsk("udp_queues.py")).isEqualTo(
+                "first@ok second@ok third@ok connected-ping@ok first@ok second@ok third@ok connected-ping@ok");
+    }
+
+    /**
+     * Starts python program {@code name}, which sets up its sockets and says ready; checkpoints
+     * and restores it, then lets it read everything and returns what it wrote.
+     */
+    private String restoreAndAsk(String name) throws Exception {
         Path state = Files.createDirectories(tmp.resolve("state"));
-        Path program = Path.of("src/test/resources/python/unix_datagrams.py").toAbsolutePath();
+        Path program = Path.of("src/test/resources/python/" + name).toAbsolutePath();
         Target t = track(Target.start(state, List.of("python3", program.toString(), state.toString())));
         t.awaitReady(READY);
         Path images = tmp.resolve("img");
@@ -34,7 +49,6 @@ class UnixSocketsTest extends TargetTest {
         while (!Files.exists(out) && System.nanoTime() < deadline) {
             Thread.sleep(20);
         }
-        assertThat(Files.exists(out) ? Files.readString(out).strip() : "no answer; log: " + t.log())
-                .isEqualTo("one two three seq-a seq-b | extra:");
+        return Files.exists(out) ? Files.readString(out).strip() : "no answer; log: " + t.log();
     }
 }
