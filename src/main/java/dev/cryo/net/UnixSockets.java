@@ -31,18 +31,27 @@ import java.util.TreeMap;
 
 
 /**
- * Connected, unnamed unix sockets: the ends of a socketpair, both in the tree (or one of them
- * closed), of any type, with what waits to be read at each end. sock_diag names each end's
- * peer; the queues are peeked through Cryo's own copy of each end (MSG_PEEK, stepping with
- * SO_PEEK_OFF for datagrams), never consumed, and saved once per end in unix.img. Restore makes
- * the pair where its first end is restored, refills both queues through Cryo's copies, and
- * keeps the other end hidden until its owner takes it. Queued descriptors (SCM_RIGHTS) and
- * named or listening sockets are refused for now.
+ * Unix sockets of every type: pairs connected inside the tree (socketpair, or connect + accept
+ * on a listener), listening sockets, sockets bound by path or abstract name, and datagram
+ * sockets connected to a named one of the tree. sock_diag names each socket's peer and name;
+ * queues are peeked through Cryo's own copy of each socket (MSG_PEEK, stepping with SO_PEEK_OFF
+ * for datagrams), never consumed, and saved once per socket in unix.img.
+ * <p>
+ * Restore makes a pair where its first end is restored and keeps the other end hidden until
+ * its owner takes it. An accepted end has its listener's name, which only accept(2) can give: the
+ * pair is made by connecting to the restored listener (or a temporary one bound to that name)
+ * and accepting. Sockets bound by path first clear the stale socket file of the killed tree.
+ * Refused for now: queued descriptors (SCM_RIGHTS), connections not yet accepted, and peers
+ * outside the tree.
  */
 public final class UnixSockets implements FdHandler {
-    private static final int AF_UNIX = 1, SOCK_STREAM = 1, SOCK_CLOEXEC = 02000000;
-    private static final int FIONREAD = 0x541B, F_SETFL = 4, TCP_ESTABLISHED = 1;
-    private static final String QUEUES = "unix:queues", ENDS = "unix:ends", IMAGE = "unix:image";
+    private static final int AF_UNIX = 1, SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_CLOEXEC = 02000000;
+    private static final int FIONREAD = 0x541B, F_SETFL = 4, TCP_ESTABLISHED = 1, TCP_LISTEN = 10;
+    private static final String QUEUES = "unix:queues", ENDS = "unix:ends", IMAGE = "unix:image", CONNECTS = "unix:connects";
+
+    /** A datagram socket to connect once every socket of the tree exists. */
+    private record Connect(int pid, int fd, String name) {
+    }
 
     @Override
     public Set<FdKind> kinds() {
@@ -60,20 +69,48 @@ public final class UnixSockets implements FdHandler {
         if (info == null) {
             throw new Refusal(fd.where() + ": socket fds are not supported yet");
         }
-        if (!info.name().isEmpty()) {
-            throw new Refusal(fd.where() + ": a unix socket bound to " + info.name() + "; named unix sockets are not supported yet");
+        String name = info.name();
+        if (!name.isEmpty() && !name.startsWith("@") && !name.startsWith("/")) {
+            throw new Refusal(fd.where() + ": a unix socket bound to the relative path " + name + "; only absolute paths"
+                    + " and abstract names are supported");
         }
-        if (info.state() != TCP_ESTABLISHED) {
-            throw new Refusal(fd.where() + ": an unconnected unix socket (state " + info.state() + ") is not supported yet");
+        UnixSocketEnd.Builder end = UnixSocketEnd.newBuilder().setInode(info.inode()).setType(info.type())
+                .setShutdown(info.shutdown()).setName(name);
+        UnixNames.saveFile(name, end);
+        e.setKind(FdKind.UNIX_SOCKET).setPath(fd.link());
+        if (info.state() == TCP_LISTEN) {
+            if (info.pending() > 0) {
+                throw new Refusal(fd.where() + ": listening on " + name + " with " + info.pending() + " connection(s) not yet"
+                        + " accepted; those cannot be saved yet (try again when the server has accepted them)");
+            }
+            e.setUnix(end.setListening(true).setBacklog(info.wqueue()));
+            ends(ctx.shared()).put(info.inode(), 0L);
+            return;
         }
-        e.setKind(FdKind.UNIX_SOCKET).setPath(fd.link()).setUnix(UnixSocketEnd.newBuilder().setInode(info.inode())
-                .setPeer(info.peer()).setType(info.type()).setShutdown(info.shutdown()));
+        UnixDiag.Info peer = info.peer() == 0 ? null : UnixDiag.query(info.peer());
+        // a stream end whose peer was closed still counts as connected; a datagram socket with no
+        // peer (sock_diag may call a bound one ESTABLISHED too) is on its own
+        boolean pair = info.state() == TCP_ESTABLISHED && (peer == null ? info.type() != SOCK_DGRAM : peer.peer() == info.inode());
+        if (pair) {
+            String peerName = peer == null ? "" : peer.name();
+            if (!name.isEmpty() && !peerName.isEmpty()) {
+                throw new Refusal(fd.where() + ": both ends of the connection have names (" + name + ", " + peerName
+                        + "); that is not supported yet");
+            }
+            end.setPaired(true).setPeer(info.peer()).setPeerName(peerName);
+        } else if (peer != null) {
+            if (peer.name().isEmpty()) {
+                throw new Refusal(fd.where() + ": connected to an unnamed socket that is not connected back; not supported");
+            }
+            end.setConnectedTo(peer.name()).setPeer(info.peer());
+        }
+        e.setUnix(end);
         ends(ctx.shared()).put(info.inode(), info.peer());
-        queues(ctx.shared()).put(info.inode(), peek(fd, info));
+        queues(ctx.shared()).put(info.inode(), peek(fd, info, pair));
     }
 
     /** What waits to be read at this end, in order, read without taking it. */
-    private static List<ByteString> peek(FdSource fd, UnixDiag.Info info) {
+    private static List<ByteString> peek(FdSource fd, UnixDiag.Info info, boolean pair) {
         int copy = fd.copy();
         try {
             int pending = Sockets.ioctlInt(copy, FIONREAD, "FIONREAD");
@@ -85,6 +122,10 @@ public final class UnixSockets implements FdHandler {
                 if (m.control()) {
                     throw new Refusal(fd.where() + ": descriptors or credentials wait in its queue (SCM_RIGHTS);"
                             + " that is not supported yet");
+                }
+                if (!pair && m.source().length > 2) {
+                    throw new Refusal(fd.where() + ": datagrams from a named socket wait in its queue; their sender"
+                            + " cannot be restored yet");
                 }
                 out.add(ByteString.copyFrom(m.data()));
             }
@@ -116,8 +157,13 @@ public final class UnixSockets implements FdHandler {
     @Override
     public int open(FdEntry e, RestoreContext ctx) {
         UnixSocketEnd end = e.getUnix();
-        HiddenFds.Place waiting = HiddenFds.find(ctx, "unix:" + end.getInode());
-        int fd = waiting != null ? HiddenFds.fetch(ctx, waiting) : create(ctx, end);
+        int fd;
+        if (end.getPaired()) {
+            HiddenFds.Place waiting = HiddenFds.find(ctx, "unix:" + end.getInode());
+            fd = waiting != null ? HiddenFds.fetch(ctx, waiting) : createPair(ctx, end);
+        } else {
+            fd = createAlone(ctx, e.getFd(), end);
+        }
         RemoteSyscalls sys = ctx.syscalls();
         int how = switch (end.getShutdown() & 3) {
             case 1 -> 0;  // receive side shut: SHUT_RD
@@ -132,15 +178,46 @@ public final class UnixSockets implements FdHandler {
         return fd;
     }
 
+    /**
+     * A socket that is not one end of a pair: bound, listening (registered so that accepted ends
+     * can be made from it), or a datagram socket to connect once its peer exists.
+     */
+    private static int createAlone(RestoreContext ctx, int finalFd, UnixSocketEnd end) {
+        int fd = (int) ctx.syscalls().call("socket(AF_UNIX)", Nr.SOCKET, AF_UNIX, end.getType() | SOCK_CLOEXEC, 0);
+        int copy = Sys.fdOf(ctx.pid(), fd);
+        try {
+            if (!end.getName().isEmpty()) {
+                UnixNames.bind(copy, end.getName(), end.getType(), end);
+            }
+            if (end.getListening()) {
+                Sockets.listen(copy, end.getBacklog());
+                HiddenFds.register(ctx, "unix-listener:" + end.getName(), new HiddenFds.Place(ctx.pid(), finalFd));
+            } else if (!end.getConnectedTo().isEmpty()) {
+                connects(ctx.shared()).add(new Connect(ctx.pid(), finalFd, end.getConnectedTo()));
+            }
+        } finally {
+            Sys.close(copy);
+        }
+        List<ByteString> queued = image(ctx).getOrDefault(end.getInode(), List.of());
+        if (!queued.isEmpty()) {
+            // unnamed senders at checkpoint: a socket of Cryo's is as unnamed as they were
+            int sender = (int) Sys.call("socket(AF_UNIX)", Nr.SOCKET, AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+            try {
+                for (ByteString m : queued) {
+                    Sockets.send(sender, m.toByteArray(), UnixDiag.sockaddr(end.getName()));
+                }
+            } finally {
+                Sys.close(sender);
+            }
+        }
+        return fd;
+    }
+
     /** Makes the pair, puts back what each end had to read, and hides (or closes) the other end. */
-    private static int create(RestoreContext ctx, UnixSocketEnd end) {
+    private static int createPair(RestoreContext ctx, UnixSocketEnd end) {
         RemoteSyscalls sys = ctx.syscalls();
-        RemoteAddr sv = sys.scratch().alloc(8);
-        sys.call("socketpair", Nr.SOCKETPAIR, AF_UNIX, end.getType() | SOCK_CLOEXEC, 0, sv.value());
-        ByteBuffer pair = ByteBuffer.wrap(sys.scratch().read(sv, 8)).order(ByteOrder.LITTLE_ENDIAN);
-        int mine = pair.getInt();
-        int other = pair.getInt();
-        sys.scratch().reset();
+        int[] ends = end.getName().isEmpty() && end.getPeerName().isEmpty() ? socketpair(sys, end.getType()) : acceptedPair(ctx, end);
+        int mine = ends[0], other = ends[1];
         Map<Long, List<ByteString>> queues = image(ctx);
         refill(ctx.pid(), other, queues.getOrDefault(end.getInode(), List.of()));  // sent by the peer, read here
         refill(ctx.pid(), mine, queues.getOrDefault(end.getPeer(), List.of()));    // sent from here, read by the peer
@@ -150,6 +227,75 @@ public final class UnixSockets implements FdHandler {
             sys.closeFd(other); // the peer was closed before the checkpoint
         }
         return mine;
+    }
+
+    private static int[] socketpair(RemoteSyscalls sys, int type) {
+        RemoteAddr sv = sys.scratch().alloc(8);
+        sys.call("socketpair", Nr.SOCKETPAIR, AF_UNIX, type | SOCK_CLOEXEC, 0, sv.value());
+        ByteBuffer pair = ByteBuffer.wrap(sys.scratch().read(sv, 8)).order(ByteOrder.LITTLE_ENDIAN);
+        sys.scratch().reset();
+        return new int[] {pair.getInt(), pair.getInt()};
+    }
+
+    /**
+     * A pair one of whose ends was accepted from a listener, and so has the listener's name:
+     * connect a new socket to that name and accept, from the restored listener if it is back
+     * already, else from a temporary one bound to the name for the moment. Returns {this end, other end}.
+     */
+    private static int[] acceptedPair(RestoreContext ctx, UnixSocketEnd end) {
+        RemoteSyscalls sys = ctx.syscalls();
+        boolean acceptedHere = !end.getName().isEmpty();
+        String name = acceptedHere ? end.getName() : end.getPeerName();
+        HiddenFds.Place restored = HiddenFds.find(ctx, "unix-listener:" + name);
+        int temporary = -1, listener;
+        if (restored != null) {
+            listener = Sys.fdOf(restored.pid(), restored.fd());
+        } else {
+            temporary = (int) sys.call("socket(AF_UNIX)", Nr.SOCKET, AF_UNIX, end.getType() | SOCK_CLOEXEC, 0);
+            listener = Sys.fdOf(ctx.pid(), temporary);
+            UnixNames.bind(listener, name, end.getType(), null);
+            Sockets.listen(listener, 1);
+        }
+        try {
+            int client = (int) sys.call("socket(AF_UNIX)", Nr.SOCKET, AF_UNIX, end.getType() | SOCK_CLOEXEC, 0);
+            int clientCopy = Sys.fdOf(ctx.pid(), client);
+            try {
+                Sockets.connect(clientCopy, UnixDiag.sockaddr(name));
+            } finally {
+                Sys.close(clientCopy);
+            }
+            int acceptedInCryo = UnixNames.accept(listener);
+            int accepted;
+            try {
+                accepted = HiddenFds.fetch(ctx, new HiddenFds.Place(Sys.getpid(), acceptedInCryo));
+            } finally {
+                Sys.close(acceptedInCryo);
+            }
+            return acceptedHere ? new int[] {accepted, client} : new int[] {client, accepted};
+        } finally {
+            Sys.close(listener);
+            if (temporary >= 0) {
+                sys.closeFd(temporary);
+                UnixNames.unlink(name);
+            }
+        }
+    }
+
+    /** Datagram sockets connect to their named peers once every socket of the tree exists. */
+    @Override
+    public void afterTreeRestore(RestoreContext ctx) {
+        List<Connect> all = connects(ctx.shared());
+        for (Connect c : all) {
+            if (c.pid() == ctx.pid()) {
+                int copy = Sys.fdOf(c.pid(), c.fd());
+                try {
+                    Sockets.connect(copy, UnixDiag.sockaddr(c.name()));
+                } finally {
+                    Sys.close(copy);
+                }
+            }
+        }
+        all.removeIf(c -> c.pid() == ctx.pid());
     }
 
     /** Sends {@code messages} through Cryo's own copy of the task's socket {@code taskFd}. */
@@ -182,6 +328,11 @@ public final class UnixSockets implements FdHandler {
     @SuppressWarnings("unchecked")
     private static Map<Long, List<ByteString>> queues(Map<String, Object> shared) {
         return (Map<Long, List<ByteString>>) shared.computeIfAbsent(QUEUES, k -> new TreeMap<Long, List<ByteString>>());
+    }
+
+    @SuppressWarnings("unchecked")
+    private static List<Connect> connects(Map<String, Object> shared) {
+        return (List<Connect>) shared.computeIfAbsent(CONNECTS, k -> new ArrayList<Connect>());
     }
 
     @SuppressWarnings("unchecked")

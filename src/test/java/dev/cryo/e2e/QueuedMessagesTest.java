@@ -28,6 +28,12 @@ class QueuedMessagesTest extends TargetTest {
                 "first@ok second@ok third@ok connected-ping@ok first@ok second@ok third@ok connected-ping@ok");
     }
 
+    @Test
+    void namedUnixSocketsKeepTheirNamesConnectionsAndQueues() throws Exception {
+        assertThat(restoreAndAsk("unix_named.py")).isEqualTo("to-server,to-client names-ok new-connection-new"
+                + " to-server,to-client names-ok new-connection-new d1,d2 d3 mode-640");
+    }
+
     /**
      * Starts python program {@code name}, which sets up its sockets and says ready; checkpoints
      * and restores it, then lets it read everything and returns what it wrote.
