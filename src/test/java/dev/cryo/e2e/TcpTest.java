@@ -85,6 +85,29 @@ class TcpTest extends TargetTest {
         assertThat(client.check(CHECK)).as(client.log()).isEqualTo("PASS");
     }
 
+    @Test
+    void connectionWithBothEndsInTheTreeGoesOn() throws Exception {
+        Path serverState = Files.createDirectories(tmp.resolve("server")), clientState = Files.createDirectories(tmp.resolve("client"));
+        String program = dev.cryo.testing.TargetBuilder.build("tcp_stream").toString();
+        Target shell = start("pair", java.util.List.of("bash", "-c", program + " " + serverState + " server 127.0.0.1 & "
+                + "while [ ! -s " + serverState + "/port ]; do sleep 0.01; done; "
+                + program + " " + clientState + " client 127.0.0.1 $(cat " + serverState + "/port) & wait"));
+        Target server = Target.attach(serverState), client = Target.attach(clientState);
+        awaitProgress(server, 300_000);
+        awaitProgress(client, 300_000);
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", pid(shell), "-D", images.toString(), "--tcp-established");
+        assertThat(dump.exitCode()).as(dump + shell.log()).isZero();
+        assertThat(dump.out()).contains("3 processes");
+        shell.awaitPidFree(PID_FREE);
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        awaitProgress(server, progress(server)[0] + 300_000);
+        awaitProgress(client, progress(client)[0] + 300_000);
+        assertThat(server.check(CHECK)).as(server.log()).isEqualTo("PASS");
+        assertThat(client.check(CHECK)).as(client.log()).isEqualTo("PASS");
+    }
+
     private static String awaitFile(Path file) throws Exception {
         long deadline = System.nanoTime() + READY.toNanos();
         while (System.nanoTime() < deadline) {
