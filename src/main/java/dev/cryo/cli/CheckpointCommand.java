@@ -48,6 +48,11 @@ final class CheckpointCommand implements Callable<Integer> {
             + " are dropped from the checkpoint until restore (an nftables table), so a peer sees a pause, not a reset.")
     boolean tcpEstablished;
 
+    @Option(names = "--ext-unix-sk", description = "Allow unix datagram sockets connected to a named socket outside the tree"
+            + " (such as /dev/log): restore connects them to that name again. Stream connections to outside processes are"
+            + " still refused.")
+    boolean extUnixSk;
+
     @Option(names = "--timeout", paramLabel = "SECONDS", description = "Accepted for criu compatibility (freezing a lone process is immediate).")
     Integer timeout;
 
@@ -65,7 +70,7 @@ final class CheckpointCommand implements Callable<Integer> {
         int target = pid != null ? pid : tree;
         java.nio.file.Files.createDirectories(dir); // the log may live in it
         Logs.configure(common.logFile(dir), common.verbosity, spec.commandLine().getErr());
-        Checkpoint.Result r = Checkpoint.run(new Checkpoint.Options(target, dir, leaveRunning, shellJob, ipcHost, tcpEstablished,
+        Checkpoint.Result r = Checkpoint.run(new Checkpoint.Options(target, dir, leaveRunning, shellJob, ipcHost, tcpEstablished, extUnixSk,
                 new ProgressLine(spec.commandLine().getErr())));
         if (pidfile != null) {
             Files.writeString(pidfile, target + "\n");

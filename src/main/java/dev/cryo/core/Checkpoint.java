@@ -38,9 +38,9 @@ public final class Checkpoint {
      * @param ipcHost  the tree uses IPC objects of the host's namespace, which stay there and are reconnected at restore
      */
     public record Options(int pid, Path dir, boolean leaveRunning, boolean shellJob, boolean ipcHost, boolean tcpEstablished,
-                          Progress progress) {
+                          boolean extUnixSk, Progress progress) {
         public Options(int pid, Path dir, boolean leaveRunning) {
-            this(pid, dir, leaveRunning, false, false, false, Progress.NONE);
+            this(pid, dir, leaveRunning, false, false, false, false, Progress.NONE);
         }
     }
 
@@ -49,6 +49,9 @@ public final class Checkpoint {
 
     /** Key in the tree-wide map of the dump context: set when --tcp-established was given. */
     public static final String TCP_ESTABLISHED = "option:tcp-established";
+
+    /** Key in the tree-wide map of the dump context: set when --ext-unix-sk was given. */
+    public static final String EXT_UNIX_SK = "option:ext-unix-sk";
 
     /** Key in the tree-wide map of the dump context: the PID of the tree's root. */
     public static final String ROOT_PID = "tree:root-pid";
@@ -84,6 +87,9 @@ public final class Checkpoint {
             List<Integer> earlier = new ArrayList<>();
             if (o.tcpEstablished()) {
                 shared.put(TCP_ESTABLISHED, Boolean.TRUE);
+            }
+            if (o.extUnixSk()) {
+                shared.put(EXT_UNIX_SK, Boolean.TRUE);
             }
             if (o.shellJob()) {
                 shared.put(SHELL_JOB, Boolean.TRUE);

@@ -1,6 +1,7 @@
 package dev.cryo.net;
 
 import com.google.protobuf.ByteString;
+import dev.cryo.core.Checkpoint;
 import dev.cryo.core.DumpContext;
 import dev.cryo.core.Refusal;
 import dev.cryo.core.RestoreContext;
@@ -103,6 +104,7 @@ public final class UnixSockets implements FdHandler {
                 throw new Refusal(fd.where() + ": connected to an unnamed socket that is not connected back; not supported");
             }
             end.setConnectedTo(peer.name()).setPeer(info.peer());
+            connectedTo(ctx.shared()).put(info.inode(), peer.name());
         }
         e.setUnix(end);
         ends(ctx.shared()).put(info.inode(), info.peer());
@@ -142,9 +144,18 @@ public final class UnixSockets implements FdHandler {
     public void afterTreeDump(ImageWriter image, Map<String, Object> shared) {
         Map<Long, Long> ends = ends(shared);
         for (Map.Entry<Long, Long> end : ends.entrySet()) {
+            String name = connectedTo(shared).get(end.getKey());
+            if (name != null && !ends.containsKey(end.getValue())) {
+                if (!shared.containsKey(Checkpoint.EXT_UNIX_SK)) {
+                    throw new Refusal("unix datagram socket socket:[" + end.getKey() + "] is connected to " + name
+                            + ", a socket outside the process tree; give --ext-unix-sk to connect it to that name again at restore");
+                }
+                continue;  // connected by name again at restore: the socket there must exist then
+            }
             if (end.getValue() != 0 && !ends.containsKey(end.getValue())) {
                 throw new Refusal("unix socket socket:[" + end.getKey() + "] is connected to socket:[" + end.getValue()
-                        + "], which is outside the process tree; sockets to processes not checkpointed are not supported yet");
+                        + "], which is outside the process tree; a connection to a process that is not checkpointed cannot be"
+                        + " restored (its peer would not take part)");
             }
         }
         if (!ends.isEmpty()) {
@@ -290,6 +301,9 @@ public final class UnixSockets implements FdHandler {
                 int copy = Sys.fdOf(c.pid(), c.fd());
                 try {
                     Sockets.connect(copy, UnixDiag.sockaddr(c.name()));
+                } catch (dev.cryo.sys.SysException e) {
+                    throw new dev.cryo.CryoException("fd " + c.fd() + " of process " + c.pid() + " was connected to " + c.name()
+                            + ", and nothing answers there now: " + e.getMessage(), e);
                 } finally {
                     Sys.close(copy);
                 }
@@ -328,6 +342,11 @@ public final class UnixSockets implements FdHandler {
     @SuppressWarnings("unchecked")
     private static Map<Long, List<ByteString>> queues(Map<String, Object> shared) {
         return (Map<Long, List<ByteString>>) shared.computeIfAbsent(QUEUES, k -> new TreeMap<Long, List<ByteString>>());
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Map<Long, String> connectedTo(Map<String, Object> shared) {
+        return (Map<Long, String>) shared.computeIfAbsent("unix:connected-to", k -> new HashMap<Long, String>());
     }
 
     @SuppressWarnings("unchecked")

@@ -34,6 +34,35 @@ class QueuedMessagesTest extends TargetTest {
                 + " to-server,to-client names-ok new-connection-new d1,d2 d3 mode-640");
     }
 
+    @Test
+    void aDatagramSocketConnectedOutsideTheTreeNeedsExtUnixSkAndIsConnectedAgain() throws Exception {
+        Path log = tmp.resolve("log.sock"), lines = tmp.resolve("log.txt");
+        start("log-server", List.of("python3", Path.of("src/test/resources/python/unix_log_server.py").toAbsolutePath().toString(),
+                log.toString(), lines.toString()));
+        long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        while (!Files.exists(log) && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+        }
+        Path state = Files.createDirectories(tmp.resolve("state"));
+        Target t = track(Target.start(state, List.of("python3", Path.of("src/test/resources/python/unix_log_client.py")
+                .toAbsolutePath().toString(), state.toString(), log.toString())));
+        t.awaitReady(READY);
+        Path images = tmp.resolve("img");
+        CryoCli.Result refused = CryoCli.run("checkpoint", pid(t), "-D", images.toString());
+        assertThat(refused.exitCode()).isNotZero();
+        assertThat(refused.err()).contains(log.toString()).contains("--ext-unix-sk");
+        CryoCli.Result dump = CryoCli.run("checkpoint", pid(t), "-D", images.toString(), "--ext-unix-sk");
+        assertThat(dump.exitCode()).as(dump + t.log()).isZero();
+        t.awaitPidFree(PID_FREE);
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        Files.writeString(state.resolve("go"), "go");
+        while (!(Files.exists(lines) && Files.readString(lines).contains("after")) && System.nanoTime() < deadline + 10_000_000_000L) {
+            Thread.sleep(20);
+        }
+        assertThat(Files.readString(lines)).isEqualTo("before\nafter\n");
+    }
+
     /**
      * Starts python program {@code name}, which sets up its sockets and says ready; checkpoints
      * and restores it, then lets it read everything and returns what it wrote.
