@@ -3,7 +3,7 @@ an accepted connection that has bytes waiting both ways, and a datagram socket b
 with two datagrams waiting and an unnamed socket connected to it. Once STATE/go exists it reads
 what waited, checks the names, makes new connections to both listeners and sends a datagram,
 and writes what it saw to STATE/out; until then it only waits."""
-import os, socket, sys, time
+import os, socket, struct, sys, time
 state = sys.argv[1]
 path = os.path.join(state, "stream.sock")
 abstract = "\0cryo-test-%d" % os.getpid()
@@ -37,6 +37,8 @@ for name, server, client, accepted in pairs:
     want = name.encode() if name[0] == "\0" else name  # python gives abstract names as bytes
     report.append("names-ok" if accepted.getsockname() == want and client.getpeername() == want else
                   "names-wrong:%r/%r" % (accepted.getsockname(), client.getpeername()))
+    creds = [struct.unpack("3i", x.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0] for x in (accepted, client)]
+    report.append("peercred-ok" if creds == [os.getpid(), os.getpid()] else "peercred-wrong:%s" % creds)
     fresh = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     fresh.connect(name)
     again, _ = server.accept()

@@ -201,7 +201,7 @@ public final class UnixSockets implements FdHandler {
                 UnixNames.bind(copy, end.getName(), end.getType(), end);
             }
             if (end.getListening()) {
-                Sockets.listen(copy, end.getBacklog());
+                listenInTask(ctx.syscalls(), fd, end.getBacklog());
                 HiddenFds.register(ctx, "unix-listener:" + end.getName(), new HiddenFds.Place(ctx.pid(), finalFd));
             } else if (!end.getConnectedTo().isEmpty()) {
                 connects(ctx.shared()).add(new Connect(ctx.pid(), finalFd, end.getConnectedTo()));
@@ -265,16 +265,13 @@ public final class UnixSockets implements FdHandler {
             temporary = (int) sys.call("socket(AF_UNIX)", Nr.SOCKET, AF_UNIX, end.getType() | SOCK_CLOEXEC, 0);
             listener = Sys.fdOf(ctx.pid(), temporary);
             UnixNames.bind(listener, name, end.getType(), null);
-            Sockets.listen(listener, 1);
+            listenInTask(sys, temporary, 1);
         }
         try {
             int client = (int) sys.call("socket(AF_UNIX)", Nr.SOCKET, AF_UNIX, end.getType() | SOCK_CLOEXEC, 0);
-            int clientCopy = Sys.fdOf(ctx.pid(), client);
-            try {
-                Sockets.connect(clientCopy, UnixDiag.sockaddr(name));
-            } finally {
-                Sys.close(clientCopy);
-            }
+            sys.call("connect(" + name + ")", Nr.CONNECT, client, sys.scratch().put(UnixDiag.sockaddr(name)).value(),
+                    UnixDiag.sockaddr(name).length);
+            sys.scratch().reset();
             int acceptedInCryo = UnixNames.accept(listener);
             int accepted;
             try {
@@ -290,6 +287,14 @@ public final class UnixSockets implements FdHandler {
                 UnixNames.unlink(name);
             }
         }
+    }
+
+    /**
+     * listen(2) and connect(2) run in the task itself, not on Cryo's copy: the kernel records the
+     * caller as the credentials (SO_PEERCRED) the other end of each connection sees.
+     */
+    private static void listenInTask(RemoteSyscalls sys, int fd, int backlog) {
+        sys.call("listen", Nr.LISTEN, fd, backlog);
     }
 
     /** Datagram sockets connect to their named peers once every socket of the tree exists. */

@@ -30,8 +30,8 @@ class QueuedMessagesTest extends TargetTest {
 
     @Test
     void namedUnixSocketsKeepTheirNamesConnectionsAndQueues() throws Exception {
-        assertThat(restoreAndAsk("unix_named.py")).isEqualTo("to-server,to-client names-ok new-connection-new"
-                + " to-server,to-client names-ok new-connection-new d1,d2 d3 mode-640");
+        assertThat(restoreAndAsk("unix_named.py")).isEqualTo("to-server,to-client names-ok peercred-ok new-connection-new"
+                + " to-server,to-client names-ok peercred-ok new-connection-new d1,d2 d3 mode-640");
     }
 
     @Test
