@@ -8,10 +8,12 @@ import dev.cryo.core.RestoreContext;
 import dev.cryo.files.FdHandler;
 import dev.cryo.files.FdSource;
 import dev.cryo.files.HiddenFds;
+import dev.cryo.files.InFlightFiles;
 import dev.cryo.image.ImageKind;
 import dev.cryo.image.ImageWriter;
 import dev.cryo.image.proto.FdEntry;
 import dev.cryo.image.proto.FdKind;
+import dev.cryo.image.proto.PassedFiles;
 import dev.cryo.image.proto.UnixQueue;
 import dev.cryo.image.proto.UnixQueuesImage;
 import dev.cryo.image.proto.UnixSocketEnd;
@@ -108,30 +110,51 @@ public final class UnixSockets implements FdHandler {
         }
         e.setUnix(end);
         ends(ctx.shared()).put(info.inode(), info.peer());
-        queues(ctx.shared()).put(info.inode(), peek(fd, info, pair));
+        queues(ctx.shared()).put(info.inode(), peek(fd, info, pair, ctx));
     }
 
-    /** What waits to be read at this end, in order, read without taking it. */
-    private static List<ByteString> peek(FdSource fd, UnixDiag.Info info, boolean pair) {
+    /**
+     * What waits to be read at this end, in order, read without taking it, with the descriptors
+     * in flight among it (each saved as the open file it is).
+     */
+    private static UnixQueue peek(FdSource fd, UnixDiag.Info info, boolean pair, DumpContext ctx) {
+        UnixQueue.Builder queue = UnixQueue.newBuilder().setInode(info.inode());
         int copy = fd.copy();
         try {
             int pending = Sockets.ioctlInt(copy, FIONREAD, "FIONREAD");
             if (pending <= 0) {
-                return List.of();
+                return queue.build();
             }
-            List<ByteString> out = new ArrayList<>();
             for (Sockets.Message m : Sockets.peekMessages(copy, Math.max(pending, 64 * 1024) + 1, info.type() == SOCK_STREAM)) {
-                if (m.control()) {
-                    throw new Refusal(fd.where() + ": descriptors or credentials wait in its queue (SCM_RIGHTS);"
-                            + " that is not supported yet");
+                List<String> others = new ArrayList<>();
+                List<Integer> passed = m.passedFds(others);
+                try {
+                    if (!others.isEmpty()) {
+                        throw new Refusal(fd.where() + ": " + others.getFirst() + " waits in its queue; only descriptors"
+                                + " (SCM_RIGHTS) can be saved with the messages");
+                    }
+                    if (!pair && m.source().length > 2) {
+                        throw new Refusal(fd.where() + ": datagrams from a named socket wait in its queue; their sender"
+                                + " cannot be restored yet");
+                    }
+                    if (!passed.isEmpty() && info.type() == SOCK_STREAM) {
+                        // a peek returns them with all the bytes before them, but not where their own bytes start
+                        throw new Refusal(fd.where() + ": descriptors in flight in a stream socket (SCM_RIGHTS); only"
+                                + " datagram and seqpacket sockets keep the message boundaries needed to send them again");
+                    }
+                    if (!passed.isEmpty()) {
+                        PassedFiles.Builder files = PassedFiles.newBuilder().setMessage(queue.getMessagesCount());
+                        for (int inFlight : passed) {
+                            files.addFiles(InFlightFiles.dump(inFlight, fd.where(), ctx));
+                        }
+                        queue.addPassed(files);
+                    }
+                    queue.addMessages(ByteString.copyFrom(m.data()));
+                } finally {
+                    passed.forEach(Sys::close);  // Cryo's copies, made by the peek
                 }
-                if (!pair && m.source().length > 2) {
-                    throw new Refusal(fd.where() + ": datagrams from a named socket wait in its queue; their sender"
-                            + " cannot be restored yet");
-                }
-                out.add(ByteString.copyFrom(m.data()));
             }
-            return out;
+            return queue.build();
         } catch (dev.cryo.sys.SysException e) {
             throw new Refusal(fd.where() + ": cannot peek at its queue: " + e.getMessage());
         } finally {
@@ -160,7 +183,7 @@ public final class UnixSockets implements FdHandler {
         }
         if (!ends.isEmpty()) {
             UnixQueuesImage.Builder b = UnixQueuesImage.newBuilder();
-            queues(shared).forEach((ino, msgs) -> b.addQueues(UnixQueue.newBuilder().setInode(ino).addAllMessages(msgs)));
+            queues(shared).values().forEach(b::addQueues);
             image.write(ImageKind.UNIX, 0, b.build());
         }
     }
@@ -209,14 +232,12 @@ public final class UnixSockets implements FdHandler {
         } finally {
             Sys.close(copy);
         }
-        List<ByteString> queued = image(ctx).getOrDefault(end.getInode(), List.of());
-        if (!queued.isEmpty()) {
+        UnixQueue queued = image(ctx).get(end.getInode());
+        if (queued != null && queued.getMessagesCount() > 0) {
             // unnamed senders at checkpoint: a socket of Cryo's is as unnamed as they were
             int sender = (int) Sys.call("socket(AF_UNIX)", Nr.SOCKET, AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
             try {
-                for (ByteString m : queued) {
-                    Sockets.send(sender, m.toByteArray(), UnixDiag.sockaddr(end.getName()));
-                }
+                refill(ctx, sender, queued, UnixDiag.sockaddr(end.getName()));
             } finally {
                 Sys.close(sender);
             }
@@ -229,9 +250,9 @@ public final class UnixSockets implements FdHandler {
         RemoteSyscalls sys = ctx.syscalls();
         int[] ends = end.getName().isEmpty() && end.getPeerName().isEmpty() ? socketpair(sys, end.getType()) : acceptedPair(ctx, end);
         int mine = ends[0], other = ends[1];
-        Map<Long, List<ByteString>> queues = image(ctx);
-        refill(ctx.pid(), other, queues.getOrDefault(end.getInode(), List.of()));  // sent by the peer, read here
-        refill(ctx.pid(), mine, queues.getOrDefault(end.getPeer(), List.of()));    // sent from here, read by the peer
+        Map<Long, UnixQueue> queues = image(ctx);
+        refillThrough(ctx, other, queues.get(end.getInode()));  // sent by the peer, read here
+        refillThrough(ctx, mine, queues.get(end.getPeer()));    // sent from here, read by the peer
         if (end.getPeer() != 0) {
             HiddenFds.hide(ctx, "unix:" + end.getPeer(), other);
         } else {
@@ -317,36 +338,68 @@ public final class UnixSockets implements FdHandler {
         all.removeIf(c -> c.pid() == ctx.pid());
     }
 
-    /** Sends {@code messages} through Cryo's own copy of the task's socket {@code taskFd}. */
-    private static void refill(int pid, int taskFd, List<ByteString> messages) {
-        if (messages.isEmpty()) {
+    /** Sends the messages of {@code queue} through Cryo's own copy of the task's socket {@code taskFd}. */
+    private static void refillThrough(RestoreContext ctx, int taskFd, UnixQueue queue) {
+        if (queue == null || queue.getMessagesCount() == 0) {
             return;
         }
-        int copy = Sys.fdOf(pid, taskFd);
+        int copy = Sys.fdOf(ctx.pid(), taskFd);
         try {
-            for (ByteString m : messages) {
-                Sockets.send(copy, m.toByteArray(), new byte[0]);
-            }
+            refill(ctx, copy, queue, new byte[0]);
         } finally {
             Sys.close(copy);
         }
     }
 
+    /**
+     * Sends every message of {@code queue} from Cryo's socket {@code sender} (to {@code to}, or
+     * its peer if empty); descriptors in flight are made again inside the restoring task, passed
+     * along with their message, and closed there.
+     */
+    private static void refill(RestoreContext ctx, int sender, UnixQueue queue, byte[] to) {
+        Map<Integer, PassedFiles> passed = new HashMap<>();
+        queue.getPassedList().forEach(p -> passed.put(p.getMessage(), p));
+        for (int i = 0; i < queue.getMessagesCount(); i++) {
+            byte[] data = queue.getMessages(i).toByteArray();
+            PassedFiles files = passed.get(i);
+            if (files == null) {
+                Sockets.send(sender, data, to);
+                continue;
+            }
+            int[] inTask = new int[files.getFilesCount()], inCryo = new int[files.getFilesCount()];
+            try {
+                for (int f = 0; f < inTask.length; f++) {
+                    inTask[f] = InFlightFiles.open(files.getFiles(f), ctx);
+                    inCryo[f] = Sys.fdOf(ctx.pid(), inTask[f]);
+                }
+                Sockets.sendWithFds(sender, data, inCryo, to);
+            } finally {
+                for (int f = 0; f < inTask.length; f++) {
+                    if (inCryo[f] > 0) {
+                        Sys.close(inCryo[f]);
+                    }
+                    if (inTask[f] > 0) {
+                        ctx.syscalls().closeFd(inTask[f]);
+                    }
+                }
+            }
+        }
+    }
+
     @SuppressWarnings("unchecked")
-    private static Map<Long, List<ByteString>> image(RestoreContext ctx) {
-        return (Map<Long, List<ByteString>>) ctx.shared().computeIfAbsent(IMAGE, k -> {
-            Map<Long, List<ByteString>> byInode = new HashMap<>();
+    private static Map<Long, UnixQueue> image(RestoreContext ctx) {
+        return (Map<Long, UnixQueue>) ctx.shared().computeIfAbsent(IMAGE, k -> {
+            Map<Long, UnixQueue> byInode = new HashMap<>();
             if (ctx.image().has(ImageKind.UNIX, 0)) {
-                ctx.image().read(ImageKind.UNIX, 0, UnixQueuesImage.parser()).getQueuesList()
-                        .forEach(q -> byInode.put(q.getInode(), q.getMessagesList()));
+                ctx.image().read(ImageKind.UNIX, 0, UnixQueuesImage.parser()).getQueuesList().forEach(q -> byInode.put(q.getInode(), q));
             }
             return byInode;
         });
     }
 
     @SuppressWarnings("unchecked")
-    private static Map<Long, List<ByteString>> queues(Map<String, Object> shared) {
-        return (Map<Long, List<ByteString>>) shared.computeIfAbsent(QUEUES, k -> new TreeMap<Long, List<ByteString>>());
+    private static Map<Long, UnixQueue> queues(Map<String, Object> shared) {
+        return (Map<Long, UnixQueue>) shared.computeIfAbsent(QUEUES, k -> new TreeMap<Long, UnixQueue>());
     }
 
     @SuppressWarnings("unchecked")

@@ -39,6 +39,7 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
  * end hidden in that process until whoever owns it (this process or another) takes it.
  */
 public final class Pipes implements FdHandler {
+    private static final int POLLHUP = 0x10;
     private static final Logger LOG = Logger.getLogger("pipes");
     private static final int F_SETFL = 4, F_SETPIPE_SZ = 1031, F_GETPIPE_SZ = 1032, FIONREAD = 0x541B,
             SPLICE_F_NONBLOCK = 2, O_CLOEXEC = 02000000;
@@ -62,7 +63,11 @@ public final class Pipes implements FdHandler {
         ends(ctx.shared()).merge(inode, readEnd ? 1 : 2, (a, b) -> a | b);
         Map<Long, PipeData> saved = saved(ctx.shared());
         if (readEnd && !saved.containsKey(inode)) {
-            saved.put(inode, peek(fd, inode));
+            PipeData data = peek(fd, inode);
+            saved.put(inode, data);
+            if (data.getWritersGone()) {
+                ends(ctx.shared()).merge(inode, 2, (a, b) -> a | b);  // closed by all, not held outside the tree
+            }
         }
     }
 
@@ -90,13 +95,25 @@ public final class Pipes implements FdHandler {
                 data = buf.asSlice(0, got).toArray(JAVA_BYTE);
             }
             LOG.fine(() -> fd.where() + ": " + pending + " bytes in flight, pipe size " + size);
-            return PipeData.newBuilder().setInode(inode).setSize(size).setData(ByteString.copyFrom(data)).build();
+            return PipeData.newBuilder().setInode(inode).setSize(size).setData(ByteString.copyFrom(data))
+                    .setWritersGone(hungUp(copy)).build();
         } finally {
             Sys.close(copy);
             if (mine != null) {
                 Sys.close(mine[0]);
                 Sys.close(mine[1]);
             }
+        }
+    }
+
+    /** poll(2) says POLLHUP on a read end once no write end is open anywhere. */
+    private static boolean hungUp(int readEnd) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment pfd = arena.allocate(8, 4);
+            pfd.set(JAVA_INT, 0, readEnd);
+            pfd.set(java.lang.foreign.ValueLayout.JAVA_SHORT, 4, (short) 1); // POLLIN
+            Sys.call("poll", Nr.POLL, pfd.address(), 1, 0);
+            return (pfd.get(java.lang.foreign.ValueLayout.JAVA_SHORT, 6) & POLLHUP) != 0;
         }
     }
 
@@ -141,7 +158,11 @@ public final class Pipes implements FdHandler {
             }
         }
         if (e.getPipe().getReadEnd()) {
-            HiddenFds.hide(ctx, "pipe:" + inode + ":w", writeFd);
+            if (data != null && data.getWritersGone()) {
+                sys.closeFd(writeFd);
+            } else {
+                HiddenFds.hide(ctx, "pipe:" + inode + ":w", writeFd);
+            }
             return readFd;
         }
         HiddenFds.hide(ctx, "pipe:" + inode + ":r", readFd);

@@ -35,6 +35,12 @@ class QueuedMessagesTest extends TargetTest {
     }
 
     @Test
+    void descriptorsInFlightArriveLiveAfterRestore() throws Exception {
+        String each = "plain-first,with-fds,plain-last,3,56789,in-pipe,7";
+        assertThat(restoreAndAsk("scm_rights.py")).isEqualTo(each + " " + each);
+    }
+
+    @Test
     void aDatagramSocketConnectedOutsideTheTreeNeedsExtUnixSkAndIsConnectedAgain() throws Exception {
         Path log = tmp.resolve("log.sock"), lines = tmp.resolve("log.txt");
         start("log-server", List.of("python3", Path.of("src/test/resources/python/unix_log_server.py").toAbsolutePath().toString(),
