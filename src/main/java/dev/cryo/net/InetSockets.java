@@ -36,7 +36,7 @@ import static dev.cryo.sys.Sockets.SOL_TCP;
  */
 public final class InetSockets implements FdHandler {
     private static final Logger LOG = Logger.getLogger("net");
-    private static final int SO_TYPE = 3, SO_PROTOCOL = 38, SO_DOMAIN = 39, SO_GET_FILTER = 26;
+    private static final int SO_TYPE = 3, SO_PROTOCOL = 38, SO_DOMAIN = 39;
     private static final int SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_CLOEXEC = 02000000, IPPROTO_TCP = 6, IPPROTO_UDP = 17;
     private static final int F_SETFL = 4;
     static final int TCP_ESTABLISHED = 1, TCP_CLOSE = 7, TCP_LISTEN = 10;
@@ -74,11 +74,7 @@ public final class InetSockets implements FdHandler {
             int family = Sockets.getInt(copy, SOL_SOCKET, SO_DOMAIN);
             int type = Sockets.getInt(copy, SOL_SOCKET, SO_TYPE);
             int protocol = Sockets.getInt(copy, SOL_SOCKET, SO_PROTOCOL);
-            byte[] filter = Sockets.tryGet(copy, SOL_SOCKET, SO_GET_FILTER);
-            if (filter == null || filter.length > 0) {
-                throw new Refusal(fd.where() + ": a socket filter (SO_ATTACH_FILTER) is attached; that is not supported yet");
-            }
-            InetSocket.Builder s = InetSocket.newBuilder().setFamily(family).setType(type).setProtocol(protocol)
+            InetSocket.Builder s = InetSocket.newBuilder().setFilter(SocketFilter.read(copy, fd.where())).setFamily(family).setType(type).setProtocol(protocol)
                     .setLocal(com.google.protobuf.ByteString.copyFrom(Sockets.name(copy)))
                     .setPeer(com.google.protobuf.ByteString.copyFrom(Sockets.peer(copy)));
             if (type == SOCK_STREAM && protocol == IPPROTO_TCP) {
@@ -198,6 +194,7 @@ public final class InetSockets implements FdHandler {
                 SocketOptions.applyAfterBind(copy, s.getOptionsList(), false);
                 UdpQueue.refill(local, s.getDatagramsList());
             }
+            SocketFilter.attach(copy, s.getFilter());
             Sys.call("fcntl(F_SETFL)", Nr.FCNTL, copy, F_SETFL, e.getFlags() & FdSource.O_NONBLOCK);
         } finally {
             Sys.close(copy);

@@ -77,6 +77,14 @@ public final class UnixSockets implements FdHandler {
             throw new Refusal(fd.where() + ": a unix socket bound to the relative path " + name + "; only absolute paths"
                     + " and abstract names are supported");
         }
+        int copy = fd.copy();
+        try {
+            if (!SocketFilter.read(copy, fd.where()).isEmpty()) {
+                throw new Refusal(fd.where() + ": a socket filter is attached to a unix socket; that is not supported yet");
+            }
+        } finally {
+            Sys.close(copy);
+        }
         UnixSocketEnd.Builder end = UnixSocketEnd.newBuilder().setInode(info.inode()).setType(info.type())
                 .setShutdown(info.shutdown()).setName(name);
         UnixNames.saveFile(name, end);
