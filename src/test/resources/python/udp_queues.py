@@ -25,6 +25,9 @@ code = ctypes.create_string_buffer(program)
 filtered = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 filtered.bind(("127.0.0.1", 0))
 filtered.setsockopt(socket.SOL_SOCKET, 26, struct.pack("HxxxxxxL", 4, ctypes.addressof(code)))
+import fcntl
+fcntl.fcntl(filtered.fileno(), fcntl.F_SETOWN, os.getpid())
+fcntl.fcntl(filtered.fileno(), 10, 40)  # F_SETSIG: SIGRTMIN+6 instead of SIGIO
 open(os.path.join(state, "ready"), "w").write(str(os.getpid()))
 while not os.path.exists(os.path.join(state, "go")):
     time.sleep(0.02)
@@ -45,6 +48,8 @@ probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 probe.sendto(b"drop-me", filtered.getsockname())
 probe.sendto(b"keep-me", filtered.getsockname())
 report.append("filtered-" + filtered.recv(100).decode())
+owner_ok = fcntl.fcntl(filtered.fileno(), fcntl.F_GETOWN) == os.getpid() and fcntl.fcntl(filtered.fileno(), 11) == 40
+report.append("owner-ok" if owner_ok else "owner-wrong")
 with open(os.path.join(state, "out.tmp"), "w") as f:
     f.write(" ".join(report) + "\n")
 os.replace(os.path.join(state, "out.tmp"), os.path.join(state, "out"))

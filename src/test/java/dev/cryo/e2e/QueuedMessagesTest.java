@@ -25,7 +25,7 @@ class QueuedMessagesTest extends TargetTest {
     @Test
     void udpDatagramsComeBackFromTheirSendersAndConnectedSocketsKeepTheirPeer() throws Exception {
         assertThat(restoreAndAsk("udp_queues.py")).isEqualTo(
-                "first@ok second@ok third@ok connected-ping@ok first@ok second@ok third@ok connected-ping@ok filtered-keep-me");
+                "first@ok second@ok third@ok connected-ping@ok first@ok second@ok third@ok connected-ping@ok filtered-keep-me owner-ok");
     }
 
     @Test
