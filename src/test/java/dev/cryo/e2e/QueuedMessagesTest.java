@@ -14,7 +14,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 /**
  * Messages waiting in unix datagram and seqpacket socketpairs, and in UDP sockets, come back
  * after restore exactly once, in order, each with its own boundaries (and a UDP datagram from
- * its own sender); the restored program reads them itself.
+ * its own sender); the restored program reads them itself. Sockets Cryo cannot save are refused
+ * with the reason, and the program goes on using them as if nothing happened.
  */
 class QueuedMessagesTest extends TargetTest {
     @Test
@@ -67,6 +68,29 @@ class QueuedMessagesTest extends TargetTest {
             Thread.sleep(20);
         }
         assertThat(Files.readString(lines)).isEqualTo("before\nafter\n");
+    }
+
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.CsvSource(delimiter = '|', value = {
+            "stream-fds | descriptors in flight in a stream socket | x,through-the-pipe",
+            "pending    | not yet accepted                          | accepted-later",
+            "close-wait | state CLOSE_WAIT                          | eof"})
+    void socketsCryoCannotSaveAreRefusedAndKeepWorking(String mode, String reason, String afterwards) throws Exception {
+        Path state = Files.createDirectories(tmp.resolve("state"));
+        Target t = track(Target.start(state, List.of("python3", Path.of("src/test/resources/python/refused_sockets.py")
+                .toAbsolutePath().toString(), state.toString(), mode)));
+        t.awaitReady(READY);
+        CryoCli.Result r = CryoCli.run("checkpoint", pid(t), "-D", tmp.resolve("img").toString(), "--tcp-established");
+        assertThat(r.exitCode()).as(r.toString()).isEqualTo(1);
+        assertThat(r.err()).startsWith("Error: ").contains(reason);
+        assertThat(t.isAlive()).isTrue();
+        Files.writeString(state.resolve("go"), "go");
+        Path out = state.resolve("out");
+        long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        while (!Files.exists(out) && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+        }
+        assertThat(Files.exists(out) ? Files.readString(out).strip() : "no answer; log: " + t.log()).isEqualTo(afterwards);
     }
 
     /**
