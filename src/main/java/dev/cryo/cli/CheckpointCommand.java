@@ -50,6 +50,9 @@ final class CheckpointCommand implements Callable<Integer> {
     @Option(names = "--pidfile", paramLabel = "FILE", description = "Write the checkpointed PID to FILE.")
     Path pidfile;
 
+    @Mixin
+    ParentOptions parent;
+
     @Override
     public Integer call() throws IOException {
         if (pid == null && tree == null) {
@@ -62,7 +65,7 @@ final class CheckpointCommand implements Callable<Integer> {
         java.nio.file.Files.createDirectories(dir); // the log may live in it
         Logs.configure(common.logFile(dir), common.verbosity, spec.commandLine().getErr());
         Checkpoint.Result r = Checkpoint.run(new Checkpoint.Options(target, dir, leaveRunning, shellJob, ipcHost,
-                new ProgressLine(spec.commandLine().getErr())));
+                new ProgressLine(spec.commandLine().getErr()), parent.parentDir(spec, dir)));
         if (pidfile != null) {
             Files.writeString(pidfile, target + "\n");
         }
@@ -72,6 +75,10 @@ final class CheckpointCommand implements Callable<Integer> {
                 r.areas(), r.pages(), Sizes.human(r.bytes()),
                 r.fds(), r.frozenNanos() / 1_000_000, r.totalNanos() / 1_000_000,
                 leaveRunning ? "left running" : "killed");
+        if (parent.parentDir(spec, dir) != null) {
+            spec.commandLine().getOut().printf("Incremental: %d pages (%s) taken from the parent image %s instead of copied%n",
+                    r.pagesInParent(), Sizes.human(r.pagesInParent() * 4096), parent.parentDir(spec, dir));
+        }
         return 0;
     }
 }

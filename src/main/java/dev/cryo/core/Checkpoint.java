@@ -5,6 +5,7 @@ import dev.cryo.image.ImageWriter;
 import dev.cryo.image.proto.PstreeEntry;
 import dev.cryo.image.proto.PstreeImage;
 import dev.cryo.image.proto.Inventory;
+import dev.cryo.mem.Incremental;
 import dev.cryo.proc.ProcFiles;
 import dev.cryo.proc.ProcMaps;
 import dev.cryo.proc.Vma;
@@ -36,10 +37,12 @@ public final class Checkpoint {
     /**
      * @param shellJob the tree may use the terminal it runs in (criu's --shell-job): it will get restore's terminal
      * @param ipcHost  the tree uses IPC objects of the host's namespace, which stay there and are reconnected at restore
+     * @param parent   a pre-dump this checkpoint builds on (null: none): only pages written since it are copied
      */
-    public record Options(int pid, Path dir, boolean leaveRunning, boolean shellJob, boolean ipcHost, Progress progress) {
+    public record Options(int pid, Path dir, boolean leaveRunning, boolean shellJob, boolean ipcHost, Progress progress,
+                          Path parent) {
         public Options(int pid, Path dir, boolean leaveRunning) {
-            this(pid, dir, leaveRunning, false, false, Progress.NONE);
+            this(pid, dir, leaveRunning, false, false, Progress.NONE, null);
         }
     }
 
@@ -49,19 +52,29 @@ public final class Checkpoint {
     /** Key in the tree-wide maps of dump and restore contexts: set when --shell-job was given. */
     public static final String SHELL_JOB = "option:shell-job";
 
-    public record Result(int pid, int processes, int threads, long areas, long pages, long bytes, long fds, long frozenNanos, long totalNanos) {
+    /** @param pagesInParent pages not copied because the parent image holds them unchanged */
+    public record Result(int pid, int processes, int threads, long areas, long pages, long bytes, long fds, long frozenNanos,
+                         long totalNanos, long pagesInParent) {
     }
 
     public static Result run(Options o) {
         long t0 = System.nanoTime();
         Targets.checkCheckpointable(o.pid());
         checkDir(o.dir());
-        ImageWriter image = new ImageWriter(o.dir());
+        Incremental incremental = o.parent() == null ? null : Incremental.open(o.parent(), false);
+        ImageWriter image;
         FrozenTree tree;
+        try {
+            image = new ImageWriter(o.dir());
+        } catch (RuntimeException e) {
+            closeQuietly(incremental, e);
+            throw e;
+        }
         try {
             tree = FrozenTree.freeze(o.pid(), FrozenTree.options());
         } catch (RuntimeException e) {
             abortQuietly(image, e);
+            closeQuietly(incremental, e);
             throw e;
         }
         long frozen = System.nanoTime();
@@ -79,6 +92,10 @@ public final class Checkpoint {
             }
             if (o.ipcHost()) {
                 shared.put(IPC_HOST, Boolean.TRUE);
+            }
+            if (incremental != null) {
+                shared.put(Incremental.KEY, incremental);
+                setParent(inventory, o.dir(), incremental);
             }
             for (FrozenTree.Proc p : tree.procs()) {
                 if (!p.zombie()) {
@@ -98,6 +115,7 @@ public final class Checkpoint {
         } catch (RuntimeException e) {
             tree.release(e);
             abortQuietly(image, e);
+            closeQuietly(incremental, e); // the keeper, untouched, goes on tracking for another try
             LOG.severe("Error: checkpoint of " + o.pid() + " failed, the processes were left running: " + e.getMessage());
             throw e;
         }
@@ -107,9 +125,33 @@ public final class Checkpoint {
         } else {
             tree.kill();
         }
+        long inParent = 0;
+        if (incremental != null) {
+            inParent = incremental.pagesInParent();
+            incremental.succeeded();
+            incremental.close();
+        }
         LOG.info(() -> "checkpoint of " + o.pid() + " done" + (o.leaveRunning() ? ", left running" : ", killed"));
         return new Result(o.pid(), tree.procs().size(), tree.threadCount(), stats.areas.get(), stats.pages.get(),
-                stats.bytes.get(), stats.fds.get(), frozenFor, System.nanoTime() - t0);
+                stats.bytes.get(), stats.fds.get(), frozenFor, System.nanoTime() - t0, inParent);
+    }
+
+    /** Records the parent image: its path relative to this image's directory, and its id. */
+    static void setParent(Inventory.Builder inventory, Path dir, Incremental incremental) {
+        Path parent = incremental.parent().dir().toAbsolutePath().normalize();
+        inventory.setParentImage(dir.toAbsolutePath().normalize().relativize(parent).toString())
+                .setParentImageId(incremental.parent().inventory().getImageId());
+    }
+
+    static void closeQuietly(AutoCloseable c, Throwable primary) {
+        if (c == null) {
+            return;
+        }
+        try {
+            c.close();
+        } catch (Exception e) {
+            primary.addSuppressed(e);
+        }
     }
 
     /** Opens a syscall session in every thread of one process, lets every part save its state, and closes them all again. */
@@ -187,7 +229,7 @@ public final class Checkpoint {
      * complete) and log files (criu's habit: -o dump.log inside it). Anything else is someone's
      * data, and Cryo will not write next to it.
      */
-    private static void checkDir(Path dir) {
+    static void checkDir(Path dir) {
         if (!Files.exists(dir)) {
             return;
         }
@@ -207,7 +249,7 @@ public final class Checkpoint {
         }
     }
 
-    private static void abortQuietly(ImageWriter image, Throwable primary) {
+    static void abortQuietly(ImageWriter image, Throwable primary) {
         try {
             image.abort();
         } catch (RuntimeException e) {

@@ -96,6 +96,9 @@ public final class ImageWriter {
      */
     public void finish(Inventory.Builder inventory) {
         inventory.setFormatVersion(ImageFormat.VERSION).clearFiles().addAllFiles(files);
+        if (inventory.getImageId().isEmpty()) {
+            inventory.setImageId(java.util.UUID.randomUUID().toString());
+        }
         byte[] body = inventory.build().toByteArray();
         ByteBuffer buf = ByteBuffer.allocate(ImageFormat.HEADER_SIZE + body.length);
         buf.putInt(ImageFormat.MAGIC).putShort((short) ImageKind.INVENTORY.code())

@@ -48,10 +48,22 @@ final class PageSaver implements AutoCloseable {
     private long done;
     private long total;
 
+    /**
+     * True when the task runs on while its pages are copied (a pre-dump): a range it unmapped
+     * meanwhile is saved as zeros. That is safe because such an area is no longer registered
+     * with the tracker, so the next dump copies whatever is there then.
+     */
+    private final boolean taskRunning;
+
     PageSaver(Tracee task, PageFileWriter out, dev.cryo.core.Progress progress) {
+        this(task, out, progress, false);
+    }
+
+    PageSaver(Tracee task, PageFileWriter out, dev.cryo.core.Progress progress, boolean taskRunning) {
         this.task = task;
         this.out = out;
         this.progress = progress;
+        this.taskRunning = taskRunning;
     }
 
     /** Which pages of the mapping hold data that is not in a file. */
@@ -234,7 +246,15 @@ final class PageSaver implements AutoCloseable {
                 long end = offset + lens[k];
                 if (end > got) {
                     long from = Math.max(offset, got);
-                    task.readUnpinned(new RemoteAddr(addrs[k] + (from - offset)), buffer.asSlice(from, end - from));
+                    MemorySegment dst = buffer.asSlice(from, end - from);
+                    try {
+                        task.readUnpinned(new RemoteAddr(addrs[k] + (from - offset)), dst);
+                    } catch (dev.cryo.remote.InjectionException gone) {
+                        if (!taskRunning) {
+                            throw gone;
+                        }
+                        dst.fill((byte) 0);
+                    }
                 }
                 offset = end;
             }

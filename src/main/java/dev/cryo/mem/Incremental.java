@@ -1,0 +1,121 @@
+package dev.cryo.mem;
+
+import dev.cryo.image.ImageKind;
+import dev.cryo.image.ImageReader;
+import dev.cryo.image.proto.TrackerImage;
+import dev.cryo.track.Keeper;
+import dev.cryo.track.Tracker;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.logging.Logger;
+
+/**
+ * What a dump builds on: the parent image (a pre-dump) and the dirty tracking that started
+ * with it. Put into the dump context's tree-wide map under {@link #KEY}; the memory part then
+ * marks pages "in parent" that the parent holds and nobody wrote since, and a pre-dump also
+ * starts (or carries on) tracking for the next image.
+ *
+ * <p>A page may only be taken from the parent when all of these hold: the parent image holds
+ * it; its area was marked dirty-tracked in the parent image (write protection armed while the
+ * process was frozen, before the parent's pages were copied); the area is still registered with
+ * the very userfaultfd the parent's keeper handed over (so it was never unmapped or replaced:
+ * a new mapping is not registered, and one of the application's own answers EBUSY); and
+ * PAGEMAP_SCAN does not report it written. Anything else is copied.
+ */
+public final class Incremental implements AutoCloseable {
+    private static final Logger LOG = Logger.getLogger("mem");
+    /** Key in the dump context's tree-wide map. */
+    public static final String KEY = "mem:incremental";
+
+    private final ImageReader parent;
+    private final Keeper.Held keeper;
+    private final Map<Integer, Tracker> trackers = new LinkedHashMap<>();
+    private final boolean preDump;
+    /** Areas left alone because the application registered them itself, for the summary: "pid: range". */
+    final List<String> applicationAreas = new ArrayList<>();
+    long pagesInParent;
+
+    private Incremental(ImageReader parent, Keeper.Held keeper, boolean preDump) {
+        this.parent = parent;
+        this.keeper = keeper;
+        this.preDump = preDump;
+        if (keeper != null) {
+            trackers.putAll(keeper.trackers());
+        }
+    }
+
+    /**
+     * Opens the parent image (null: none) and takes the tracking over from its keeper, if alive.
+     * A pre-dump ends the old keeper at once: the tracking it held is re-armed for the new
+     * image, after which the parent's record of it would be wrong. A final checkpoint ends it
+     * only when it succeeds ({@link #succeeded}), so a failed one can be tried again.
+     */
+    public static Incremental open(Path parentDir, boolean preDump) {
+        if (parentDir == null) {
+            return new Incremental(null, null, preDump);
+        }
+        ImageReader parent = ImageReader.open(parentDir, false);
+        Keeper.Held keeper = null;
+        if (!parent.inventory().getPreDump()) {
+            LOG.warning(() -> "parent image " + parentDir + " is not a pre-dump: it has no dirty tracking, every page is copied");
+        } else if (parent.has(ImageKind.TRACKER, 0)) {
+            keeper = Keeper.adopt(parent.read(ImageKind.TRACKER, 0, TrackerImage.parser()), parentDir.toString());
+        }
+        if (keeper != null && preDump) {
+            keeper.end();
+        }
+        return new Incremental(parent, keeper, preDump);
+    }
+
+    /** The parent image, or null. */
+    public ImageReader parent() {
+        return parent;
+    }
+
+    public boolean preDump() {
+        return preDump;
+    }
+
+    /** The tracker of process {@code pid}, or null when it is not tracked (yet). */
+    Tracker tracker(int pid) {
+        return trackers.get(pid);
+    }
+
+    void startTracking(Tracker t) {
+        trackers.put(t.pid(), t);
+    }
+
+    /** Every tracker, for the keeper a pre-dump leaves behind. */
+    public List<Tracker> trackers() {
+        return List.copyOf(trackers.values());
+    }
+
+    public long pagesInParent() {
+        return pagesInParent;
+    }
+
+    /** Areas the application registered with a userfaultfd of its own ("pid start-end"), left alone. */
+    public List<String> applicationAreas() {
+        return List.copyOf(applicationAreas);
+    }
+
+    /** The final dump is written: the keeper it built on has served and ends. */
+    public void succeeded() {
+        if (keeper != null) {
+            keeper.end();
+        }
+    }
+
+    /** Closes Cryo's copies of the userfaultfds: tracking ends unless a keeper holds them. */
+    @Override
+    public void close() {
+        trackers.values().forEach(Tracker::close);
+        if (keeper != null) {
+            keeper.close();
+        }
+    }
+}

@@ -1,0 +1,75 @@
+package dev.cryo.mem;
+
+import dev.cryo.image.ImageException;
+import dev.cryo.image.ImageKind;
+import dev.cryo.image.ImageReader;
+import dev.cryo.image.proto.PageRun;
+import dev.cryo.image.proto.PagemapImage;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Where each saved page of a process is to be read from at restore: its own image's page file,
+ * or, for runs marked in_parent, the page file of whichever image up the chain of parents
+ * holds it. Resolved before anything is loaded, so a chain that lacks a page fails up front.
+ */
+final class PageSources {
+    private static final long PAGE = dev.cryo.proc.Pagemap.PAGE_SIZE;
+
+    /** {@code length} bytes for {@code vaddr} at {@code offset} of page file {@code file}. */
+    record Piece(long vaddr, long length, String file, long offset) {
+    }
+
+    private PageSources() {
+    }
+
+    /** The pieces of process {@code pid}, in address order. */
+    static List<Piece> of(ImageReader image, int pid) {
+        PagemapImage pagemap = image.read(ImageKind.PAGEMAP, pid, PagemapImage.parser());
+        String file = image.path(ImageKind.PAGES, pid).toAbsolutePath().toString();
+        List<Piece> own = new ArrayList<>();
+        List<long[]> wanted = new ArrayList<>();
+        long offset = 0;
+        for (PageRun run : pagemap.getRunsList()) {
+            long length = run.getNrPages() * PAGE;
+            if (run.getInParent()) {
+                wanted.add(new long[] {run.getVaddr(), run.getVaddr() + length});
+            } else {
+                own.add(new Piece(run.getVaddr(), length, file, offset));
+                offset += length;
+            }
+        }
+        if (wanted.isEmpty()) {
+            return own;
+        }
+        ImageReader parent = image.parent();
+        if (parent == null || !parent.has(ImageKind.PAGEMAP, pid)) {
+            throw new ImageException(image.dir() + ": pages of process " + pid + " are marked as in the parent image, but "
+                    + (parent == null ? "no parent image is recorded" : parent.dir() + " holds none of that process"));
+        }
+        List<Piece> all = new ArrayList<>(own);
+        List<Piece> theirs = of(parent, pid);
+        int j = 0;
+        for (long[] w : wanted) {
+            long at = w[0];
+            while (j < theirs.size() && theirs.get(j).vaddr() + theirs.get(j).length() <= at) {
+                j++;
+            }
+            int k = j;
+            while (at < w[1]) {
+                Piece p = k < theirs.size() ? theirs.get(k) : null;
+                if (p == null || p.vaddr() > at) {
+                    throw new ImageException(image.dir() + ": page 0x" + Long.toHexString(at) + " of process " + pid
+                            + " is marked as in the parent image, but " + parent.dir() + " does not hold it");
+                }
+                long end = Math.min(w[1], p.vaddr() + p.length());
+                all.add(new Piece(at, end - at, p.file(), p.offset() + (at - p.vaddr())));
+                at = end;
+                k++;
+            }
+        }
+        all.sort(java.util.Comparator.comparingLong(Piece::vaddr));
+        return all;
+    }
+}
