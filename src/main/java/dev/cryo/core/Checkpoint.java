@@ -78,6 +78,7 @@ public final class Checkpoint {
             throw e;
         }
         long frozen = System.nanoTime();
+        LOG.fine(() -> "tree of " + o.pid() + " frozen (" + tree.threadCount() + " threads)");
         DumpContext.Stats stats = new DumpContext.Stats();
         try {
             tree.checkNothingSharedBetweenProcesses();
@@ -111,6 +112,7 @@ public final class Checkpoint {
                 part.afterTreeDump(image, shared);
             }
             image.write(ImageKind.PSTREE, 0, pstree.build());
+            LOG.fine("writing the inventory");
             image.finish(inventory.setCreatedUnixMs(System.currentTimeMillis()));
         } catch (RuntimeException e) {
             tree.release(e);

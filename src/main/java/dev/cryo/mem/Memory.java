@@ -74,7 +74,9 @@ public final class Memory implements TaskPart {
     public PageCopy layout(DumpContext ctx) {
         int pid = ctx.pid();
         Incremental inc = (Incremental) ctx.shared().get(Incremental.KEY);
+        long t0 = System.nanoTime();
         DirtyPages dirty = inc == null ? null : DirtyPages.prepare(ctx, inc);
+        long t1 = System.nanoTime();
         int ppid = (int) ProcFiles.statField(ProcFiles.statFields(pid), 4);
         boolean parentDumped = ctx.earlier().contains(ppid);
         List<Vma> parentVmas = parentDumped ? ProcMaps.read(ppid) : List.of();
@@ -97,11 +99,16 @@ public final class Memory implements TaskPart {
                 vmas.set(i, v.toBuilder().setFileContents(memfdContents(pid, v)).build());
             }
         }
+        long t2 = System.nanoTime();
         PageSaver.Plan plan;
         try (Pagemap pagemap = new Pagemap(pid); Pagemap parent = parentDumped ? new Pagemap(ppid) : null) {
             plan = PageSaver.plan(vmas, pagemap, parent);
         }
+        long t3 = System.nanoTime();
         List<PageRun> runs = dirty == null ? plan.saved() : dirty.split(vmas, plan.saved());
+        long t4 = System.nanoTime();
+        LOG.fine(() -> "process " + pid + ": tracking prepared in " + (t1 - t0) / 1000 + " us, areas read in " + (t2 - t1) / 1000
+                + " us, pagemap planned in " + (t3 - t2) / 1000 + " us, written pages found in " + (t4 - t3) / 1000 + " us");
         if (dirty != null) {
             dirty.rearm(vmas);
         }
