@@ -70,6 +70,9 @@ public final class Checkpoint {
             closeQuietly(incremental, e);
             throw e;
         }
+        if (incremental != null) {
+            incremental.copyBeforeFreeze(image, o.ipcHost());
+        }
         try {
             tree = FrozenTree.freeze(o.pid(), FrozenTree.options());
         } catch (RuntimeException e) {

@@ -16,7 +16,8 @@ public enum ImageKind {
     PSTREE("pstree.img", 9, false),
     PIPES("pipes.img", 10, false),
     UNIX("unix.img", 11, false),
-    TRACKER("tracker.img", 12, false);
+    TRACKER("tracker.img", 12, false),
+    EARLY_PAGES("pages-early-%d.img", 13, true);
 
     private final String pattern;
     private final int code;

@@ -75,7 +75,12 @@ public final class ImageWriter {
 
     /** A page file opened for streaming writes; its checksum is recorded on close. */
     public PageFileWriter pages(int pid) {
-        String name = ImageKind.PAGES.fileName(pid);
+        return pages(ImageKind.PAGES, pid);
+    }
+
+    /** A raw page file of {@code kind} ({@link ImageKind#raw()}) opened for streaming writes. */
+    public PageFileWriter pages(ImageKind kind, int pid) {
+        String name = kind.fileName(pid);
         try {
             FileChannel ch = FileChannel.open(dir.resolve(name), StandardOpenOption.CREATE,
                     StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE);

@@ -3,11 +3,14 @@ package dev.cryo.mem;
 import dev.cryo.core.DumpContext;
 import dev.cryo.image.ImageKind;
 import dev.cryo.image.ImageReader;
+import dev.cryo.image.ImageWriter;
+import dev.cryo.image.PageFileWriter;
 import dev.cryo.image.proto.MmImage;
 import dev.cryo.image.proto.PageRun;
 import dev.cryo.image.proto.PagemapImage;
 import dev.cryo.image.proto.VmaEntry;
 import dev.cryo.image.proto.VmaKind;
+import dev.cryo.proc.Pagemap;
 import dev.cryo.proc.ProcMaps;
 import dev.cryo.proc.Vma;
 import dev.cryo.sys.Sys;
@@ -40,7 +43,14 @@ final class DirtyPages {
     /** Areas the application registered with a userfaultfd of its own. */
     private final List<long[]> application;
 
-    private DirtyPages(int pid, Incremental inc, Tracker tracker, List<long[]> trackedBefore, List<long[]> application) {
+    /** The areas as read before anything was registered; still current unless a pre-dump registered more. */
+    private final List<Vma> maps;
+    private final boolean registeredMore;
+
+    private DirtyPages(int pid, Incremental inc, Tracker tracker, List<long[]> trackedBefore, List<long[]> application,
+                       List<Vma> maps, boolean registeredMore) {
+        this.maps = maps;
+        this.registeredMore = registeredMore;
         this.pid = pid;
         this.inc = inc;
         this.tracker = tracker;
@@ -84,12 +94,12 @@ final class DirtyPages {
                         + " dirty tracking leaves it alone and every dump copies it whole");
             }
         }
+        int registered = 0;
         if (inc.preDump()) {
             if (tracker == null) {
                 tracker = Tracker.create(ctx.syscalls());
                 inc.startTracking(tracker);
             }
-            int registered = 0;
             for (Vma v : maps) {
                 if (!userfaultfdRegistered(v) && trackable(pid, v, ipcHost)
                         && tracker.register(v.start(), v.end()) == Tracker.Registration.OURS) {
@@ -99,7 +109,17 @@ final class DirtyPages {
             int n = registered;
             LOG.fine(() -> "process " + pid + ": " + n + " areas registered for dirty tracking");
         }
-        return new DirtyPages(pid, inc, tracker, Ranges.normalize(trackedBefore), Ranges.normalize(application));
+        return new DirtyPages(pid, inc, tracker, Ranges.normalize(trackedBefore), Ranges.normalize(application), maps,
+                registered > 0);
+    }
+
+    /**
+     * The process's areas now: those read by {@link #prepare} unless it registered more (which
+     * may merge areas), else read again. Reading smaps walks every page table (for its Rss
+     * and Pss lines), milliseconds for a GiB, so the frozen checkpoint reads it once.
+     */
+    List<Vma> currentMaps(long cryoArea) {
+        return registeredMore ? ProcMaps.read(pid).stream().filter(v -> v.start() != cryoArea).toList() : maps;
     }
 
     /** The entries with what tracking knows of them: dirty-tracked from this image on, or the application's own. */
@@ -118,59 +138,142 @@ final class DirtyPages {
     }
 
     /**
-     * {@code saved} (address order) with every page that may come from the parent marked
-     * in_parent: held by the parent image, in an area tracked since then that maps the same
-     * object at the same offset, and not written since.
+     * An incremental checkpoint's first copy, made before the freeze while the process runs:
+     * the pages written since the parent image are listed and write-protected again in one
+     * step (PAGEMAP_SCAN with PM_SCAN_WP_MATCHING), then copied into pages-early-PID.img. While
+     * frozen, only what was written after that step is copied. A page written during this copy
+     * is seen as written again, so a torn read of it is never used.
+     *
+     * <p>From the first re-protecting scan on, the parent's keeper no longer knows what was
+     * written since the parent image: {@link Incremental} ends it if the checkpoint fails, and
+     * a process whose early copy failed midway has every page copied while frozen.
+     */
+    static void preCopy(int pid, Incremental inc, ImageWriter image, boolean ipcHost) {
+        Tracker tracker = inc.tracker(pid);
+        ImageReader parent = inc.parent();
+        if (tracker == null || parent == null || !parent.has(ImageKind.MM, pid) || !dev.cryo.proc.ProcFiles.exists(pid)) {
+            return;
+        }
+        long t0 = System.nanoTime();
+        inc.early.put(pid, null); // unknown until the copy is complete
+        List<long[]> ours = new ArrayList<>();
+        List<VmaEntry> entries = new ArrayList<>();
+        for (Vma v : ProcMaps.read(pid)) {
+            if (userfaultfdRegistered(v) && tracker.register(v.start(), v.end()) == Tracker.Registration.OURS) {
+                ours.add(new long[] {v.start(), v.end()});
+                entries.add(Vmas.entry(pid, v, ipcHost));
+            }
+        }
+        List<long[]> eligible = Ranges.intersect(Ranges.normalize(ours),
+                sameObjectRanges(parent.read(ImageKind.MM, pid, MmImage.parser()), entries));
+        // The frozen part will plan these areas' pages from pagemap: a page-by-page loop over a
+        // GiB that the JVM runs interpreted the first time. Planning once now, while the process
+        // runs, has it compiled by then (the result is not used: the process still changes).
+        try (Pagemap pagemap = new Pagemap(pid)) {
+            PageSaver.plan(entries, pagemap, null);
+        }
+        List<long[]> written = new ArrayList<>();
+        int pagemap = Tracker.openPagemap(pid);
+        try {
+            for (long[] e : eligible) {
+                written.addAll(Tracker.takeWritten(pagemap, e[0], e[1]));
+            }
+        } finally {
+            Sys.close(pagemap);
+        }
+        List<PageRun> runs = Ranges.normalize(written).stream()
+                .map(r -> PageRun.newBuilder().setVaddr(r[0]).setNrPages((int) ((r[1] - r[0]) / PAGE)).build()).toList();
+        try (PageFileWriter out = image.pages(ImageKind.EARLY_PAGES, pid);
+             PageSaver saver = new PageSaver(pid, out, dev.cryo.core.Progress.NONE)) {
+            saver.save(runs);
+        }
+        inc.early.put(pid, runs);
+        long pages = PageSaver.pages(runs);
+        LOG.fine(() -> "process " + pid + ": " + pages + " pages written since the parent image copied before the freeze, in "
+                + (System.nanoTime() - t0) / 1000 + " us");
+    }
+
+    /** Where the parent's dirty-tracked areas map the same objects as {@code now}: normalized ranges. */
+    private static List<long[]> sameObjectRanges(MmImage parent, List<VmaEntry> now) {
+        List<long[]> out = new ArrayList<>();
+        for (VmaEntry p : parent.getVmasList()) {
+            if (!p.getDirtyTracked()) {
+                continue;
+            }
+            for (VmaEntry e : now) {
+                long s = Math.max(p.getStart(), e.getStart()), end = Math.min(p.getEnd(), e.getEnd());
+                if (s < end && sameObject(p, e)) {
+                    out.add(new long[] {s, end});
+                }
+            }
+        }
+        return Ranges.normalize(out);
+    }
+
+    /** What pages-early-PID.img holds (empty when there was no early copy). */
+    List<PageRun> earlyIndex() {
+        List<PageRun> early = inc.early.get(pid);
+        return early == null ? List.of() : early;
+    }
+
+    /**
+     * {@code saved} (address order) with every page that need not be copied now marked: in_parent
+     * when the parent image holds it, early when the copy before the freeze has it, and in
+     * either case only in an area tracked since the parent that maps the same object at the same
+     * offset, and not written since.
      */
     List<PageRun> split(List<VmaEntry> vmas, List<PageRun> saved) {
         ImageReader parent = inc.parent();
         if (parent == null || tracker == null || trackedBefore.isEmpty() || !parent.has(ImageKind.MM, pid)) {
             return saved;
         }
-        MmImage theirs = parent.read(ImageKind.MM, pid, MmImage.parser());
-        List<long[]> sameObject = new ArrayList<>();
-        for (VmaEntry p : theirs.getVmasList()) {
-            if (!p.getDirtyTracked()) {
-                continue;
-            }
-            for (VmaEntry e : vmas) {
-                long s = Math.max(p.getStart(), e.getStart()), end = Math.min(p.getEnd(), e.getEnd());
-                if (s < end && sameObject(p, e)) {
-                    sameObject.add(new long[] {s, end});
-                }
-            }
+        if (inc.early.containsKey(pid) && inc.early.get(pid) == null) {
+            LOG.warning(() -> "process " + pid + ": the copy before the freeze failed; every page is copied now");
+            return saved;
         }
+        List<long[]> eligible = Ranges.intersect(trackedBefore, sameObjectRanges(parent.read(ImageKind.MM, pid, MmImage.parser()), vmas));
         List<long[]> parentHas = new ArrayList<>();
         for (PageRun r : parent.read(ImageKind.PAGEMAP, pid, PagemapImage.parser()).getRunsList()) {
             parentHas.add(new long[] {r.getVaddr(), r.getVaddr() + (long) r.getNrPages() * PAGE});
         }
-        List<long[]> candidates = Ranges.intersect(Ranges.intersect(trackedBefore, Ranges.normalize(sameObject)),
-                Ranges.normalize(parentHas));
+        List<long[]> early = Ranges.normalize(earlyIndex().stream()
+                .map(r -> new long[] {r.getVaddr(), r.getVaddr() + (long) r.getNrPages() * PAGE}).toList());
         List<long[]> written = new ArrayList<>();
         int pagemap = Tracker.openPagemap(pid);
         try {
-            for (long[] c : candidates) {
+            for (long[] c : eligible) {
                 written.addAll(Tracker.written(pagemap, c[0], c[1]));
             }
         } finally {
             Sys.close(pagemap);
         }
-        List<long[]> inParent = Ranges.subtract(candidates, Ranges.normalize(written));
+        List<long[]> unwritten = Ranges.subtract(eligible, Ranges.normalize(written));
+        List<long[]> inParent = Ranges.subtract(Ranges.intersect(unwritten, Ranges.normalize(parentHas)), early);
+        List<long[]> earlyOk = Ranges.intersect(unwritten, early);
         List<long[]> savedRanges = saved.stream()
                 .map(r -> new long[] {r.getVaddr(), r.getVaddr() + (long) r.getNrPages() * PAGE}).toList();
-        List<PageRun> out = new ArrayList<>();
         List<long[]> fromParent = Ranges.intersect(savedRanges, inParent);
-        List<long[]> copied = Ranges.subtract(savedRanges, inParent);
-        int i = 0, j = 0;
-        while (i < fromParent.size() || j < copied.size()) {
-            boolean takeParent = j >= copied.size() || (i < fromParent.size() && fromParent.get(i)[0] < copied.get(j)[0]);
-            long[] r = takeParent ? fromParent.get(i++) : copied.get(j++);
-            out.add(PageRun.newBuilder().setVaddr(r[0]).setNrPages((int) ((r[1] - r[0]) / PAGE)).setInParent(takeParent).build());
+        List<long[]> fromEarly = Ranges.intersect(savedRanges, earlyOk);
+        List<long[]> copied = Ranges.subtract(Ranges.subtract(savedRanges, inParent), earlyOk);
+        List<PageRun> out = new ArrayList<>();
+        for (long[] r : fromParent) {
+            out.add(run(r).setInParent(true).build());
         }
-        long bytes = Ranges.bytes(fromParent);
-        LOG.fine(() -> "process " + pid + ": " + Ranges.bytes(written) / PAGE + " pages written since the parent image, "
-                + bytes / PAGE + " taken from it");
+        for (long[] r : fromEarly) {
+            out.add(run(r).setEarly(true).build());
+        }
+        for (long[] r : copied) {
+            out.add(run(r).build());
+        }
+        out.sort(java.util.Comparator.comparingLong(PageRun::getVaddr));
+        LOG.fine(() -> "process " + pid + ": " + Ranges.bytes(written) / PAGE + " pages written since the "
+                + (early.isEmpty() ? "parent image" : "copy before the freeze") + ", " + Ranges.bytes(fromParent) / PAGE
+                + " taken from the parent, " + Ranges.bytes(fromEarly) / PAGE + " from the copy before the freeze");
         return out;
+    }
+
+    private static PageRun.Builder run(long[] r) {
+        return PageRun.newBuilder().setVaddr(r[0]).setNrPages((int) ((r[1] - r[0]) / PAGE));
     }
 
     /** The same object at the same offset: the same anonymous kind, or the same file/shmem object mapped alike. */

@@ -38,6 +38,11 @@ public final class Incremental implements AutoCloseable {
     /** Areas left alone because the application registered them itself, for the summary: "pid: range". */
     final List<String> applicationAreas = new ArrayList<>();
     long pagesInParent;
+    /** Per process, the pages copied before the freeze (pages-early-PID.img); null while (or if) that copy is incomplete. */
+    final Map<Integer, List<dev.cryo.image.proto.PageRun>> early = new java.util.HashMap<>();
+    /** Set once a re-protecting scan ran: the parent's keeper no longer knows what was written since the parent. */
+    private boolean trackingConsumed;
+    private boolean done;
 
     private Incremental(ImageReader parent, Keeper.Held keeper, boolean preDump) {
         this.parent = parent;
@@ -103,16 +108,53 @@ public final class Incremental implements AutoCloseable {
         return List.copyOf(applicationAreas);
     }
 
+    /**
+     * Before the freeze of an incremental checkpoint: copies, while the processes run, the
+     * pages written since the parent image (see {@link DirtyPages#preCopy}), so that the frozen
+     * part copies only what is written after this. Skipped for pre-dumps (they copy while the
+     * process runs anyway). A failure is logged and leaves that process to be copied whole.
+     */
+    public void copyBeforeFreeze(dev.cryo.image.ImageWriter image, boolean ipcHost) {
+        if (preDump || parent == null) {
+            return;
+        }
+        for (Tracker t : trackers.values()) {
+            trackingConsumed = true;
+            try {
+                DirtyPages.preCopy(t.pid(), this, image, ipcHost);
+            } catch (RuntimeException e) {
+                LOG.warning(() -> "process " + t.pid() + ": copy before the freeze failed (" + e.getMessage()
+                        + "); its pages are copied while frozen");
+            }
+        }
+    }
+
+    /** Pages copied before the freeze, over all processes. */
+    public long pagesCopiedEarly() {
+        return early.values().stream().filter(java.util.Objects::nonNull)
+                .mapToLong(l -> l.stream().mapToLong(dev.cryo.image.proto.PageRun::getNrPages).sum()).sum();
+    }
+
     /** The final dump is written: the keeper it built on has served and ends. */
     public void succeeded() {
+        done = true;
         if (keeper != null) {
             keeper.end();
         }
     }
 
-    /** Closes Cryo's copies of the userfaultfds: tracking ends unless a keeper holds them. */
+    /**
+     * Closes Cryo's copies of the userfaultfds: tracking ends unless a keeper holds them. A
+     * checkpoint that failed after its copy before the freeze ends the keeper too: it no longer
+     * knows everything written since the parent image, and a later dump must not trust it.
+     */
     @Override
     public void close() {
+        if (!done && trackingConsumed && keeper != null) {
+            LOG.warning(() -> "the failed checkpoint used up the dirty tracking of " + parent.dir()
+                    + "; a dump on top of it copies every page");
+            keeper.end();
+        }
         trackers.values().forEach(Tracker::close);
         if (keeper != null) {
             keeper.close();

@@ -81,7 +81,7 @@ public final class Memory implements TaskPart {
         boolean parentDumped = ctx.earlier().contains(ppid);
         List<Vma> parentVmas = parentDumped ? ProcMaps.read(ppid) : List.of();
         List<VmaEntry> vmas = new ArrayList<>();
-        for (Vma vma : ProcMaps.read(pid)) {
+        for (Vma vma : dirty != null ? dirty.currentMaps(ctx.cryoArea()) : ProcMaps.read(pid)) {
             if (vma.start() != ctx.cryoArea()) {
                 VmaEntry e = Vmas.entry(pid, vma, ctx.shared().containsKey(dev.cryo.core.Checkpoint.IPC_HOST));
                 vmas.add(Vmas.inheritable(e) && parentVmas.stream().anyMatch(p -> Vmas.sameArea(p, vma))
@@ -112,9 +112,9 @@ public final class Memory implements TaskPart {
         if (dirty != null) {
             dirty.rearm(vmas);
         }
-        List<PageRun> toCopy = runs.stream().filter(r -> !r.getInParent()).toList();
+        List<PageRun> toCopy = runs.stream().filter(r -> !r.getInParent() && !r.getEarly()).toList();
         long pages = PageSaver.pages(toCopy);
-        long inParent = PageSaver.pages(runs) - pages;
+        long inParent = PageSaver.pages(runs.stream().filter(PageRun::getInParent).toList());
         if (inc != null) {
             inc.pagesInParent += inParent;
         }
@@ -131,7 +131,8 @@ public final class Memory implements TaskPart {
                 .setExe(ProcFiles.readLink(pid, "exe"))
                 .setTotalPages(pages).setPagesInParent(inParent).addAllZap(plan.zap()).build();
         ctx.image().write(ImageKind.MM, pid, mm);
-        ctx.image().write(ImageKind.PAGEMAP, pid, PagemapImage.newBuilder().addAllRuns(runs).build());
+        ctx.image().write(ImageKind.PAGEMAP, pid, PagemapImage.newBuilder().addAllRuns(runs)
+                .addAllEarly(dirty == null ? List.of() : dirty.earlyIndex()).build());
         ctx.stats().areas.addAndGet(vmas.size());
         ctx.stats().pages.addAndGet(pages);
         ctx.stats().bytes.addAndGet(pages * PAGE);

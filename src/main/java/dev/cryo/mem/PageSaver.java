@@ -26,6 +26,9 @@ final class PageSaver implements AutoCloseable {
     private static final int PAGE = Pagemap.PAGE_SIZE;
 
     private final Tracee task;
+    private final int pid;
+    /** /proc/PID/mem when there is no tracee to read through. */
+    private java.nio.channels.FileChannel mem;
     private final PageFileWriter out;
     /** Shared: the writer thread reads what the reading thread filled. */
     private final Arena arena = Arena.ofShared();
@@ -60,7 +63,17 @@ final class PageSaver implements AutoCloseable {
     }
 
     PageSaver(Tracee task, PageFileWriter out, dev.cryo.core.Progress progress, boolean taskRunning) {
+        this(task, task.pid(), out, progress, taskRunning);
+    }
+
+    /** For a process that is not held (an incremental checkpoint's copy before the freeze): reads it by pid. */
+    PageSaver(int pid, PageFileWriter out, dev.cryo.core.Progress progress) {
+        this(null, pid, out, progress, true);
+    }
+
+    private PageSaver(Tracee task, int pid, PageFileWriter out, dev.cryo.core.Progress progress, boolean taskRunning) {
         this.task = task;
+        this.pid = pid;
         this.out = out;
         this.progress = progress;
         this.taskRunning = taskRunning;
@@ -69,7 +82,7 @@ final class PageSaver implements AutoCloseable {
     /** Which pages of the mapping hold data that is not in a file. */
     static boolean worthSaving(VmaKind kind, long entry) {
         boolean present = (entry & Pagemap.PRESENT) != 0;
-        boolean swapped = (entry & Pagemap.SWAPPED) != 0;
+        boolean swapped = (entry & Pagemap.SWAPPED) != 0 && !Pagemap.marker(entry);
         return switch (kind) {
             case PRIVATE_ANON, SHARED_ANON -> present || swapped;
             // a private file page that is no longer the file's own page was written by the task (copy-on-write)
@@ -237,7 +250,7 @@ final class PageSaver implements AutoCloseable {
         awaitWrite(current); // this buffer's previous contents must be in the file before it is reused
         buffer = buffers[current];
         long t0 = System.nanoTime();
-        long got = batchViaMem ? 0 : Sys.processVmReadv(task.pid(), buffer.address(), filled, addrs, lens, iovs);
+        long got = batchViaMem ? 0 : Sys.processVmReadv(pid, buffer.address(), filled, addrs, lens, iovs);
         if (got < filled) {
             // process_vm_readv stops at an unreadable range (PROT_NONE, say), and is not used at
             // all for pages shared copy-on-write: the rest goes through /proc/pid/mem
@@ -248,7 +261,7 @@ final class PageSaver implements AutoCloseable {
                     long from = Math.max(offset, got);
                     MemorySegment dst = buffer.asSlice(from, end - from);
                     try {
-                        task.readUnpinned(new RemoteAddr(addrs[k] + (from - offset)), dst);
+                        readUnpinned(new RemoteAddr(addrs[k] + (from - offset)), dst);
                     } catch (dev.cryo.remote.InjectionException gone) {
                         if (!taskRunning) {
                             throw gone;
@@ -273,6 +286,29 @@ final class PageSaver implements AutoCloseable {
         progress.update("memory", done, total);
         iovs = 0;
         filled = 0;
+    }
+
+    private void readUnpinned(RemoteAddr addr, MemorySegment dst) {
+        if (task != null) {
+            task.readUnpinned(addr, dst);
+            return;
+        }
+        try {
+            if (mem == null) {
+                mem = java.nio.channels.FileChannel.open(java.nio.file.Path.of("/proc", Integer.toString(pid), "mem"));
+            }
+            java.nio.ByteBuffer buf = dst.asByteBuffer();
+            long pos = addr.value();
+            while (buf.hasRemaining()) {
+                int n = mem.read(buf, pos);
+                if (n <= 0) {
+                    throw new dev.cryo.remote.InjectionException("reading memory at " + addr + " of process " + pid + ": short read");
+                }
+                pos += n;
+            }
+        } catch (java.io.IOException e) {
+            throw new dev.cryo.remote.InjectionException("reading memory at " + addr + " of process " + pid + ": " + e.getMessage(), e);
+        }
     }
 
     private void awaitWrite(int slot) {
@@ -304,6 +340,13 @@ final class PageSaver implements AutoCloseable {
         } finally {
             writer.shutdownNow();
             arena.close();
+            if (mem != null) {
+                try {
+                    mem.close();
+                } catch (java.io.IOException ignored) {
+                    // read-only /proc file
+                }
+            }
         }
     }
 }

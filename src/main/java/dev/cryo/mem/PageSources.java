@@ -30,15 +30,29 @@ final class PageSources {
         String file = image.path(ImageKind.PAGES, pid).toAbsolutePath().toString();
         List<Piece> own = new ArrayList<>();
         List<long[]> wanted = new ArrayList<>();
+        List<long[]> early = new ArrayList<>();
         long offset = 0;
         for (PageRun run : pagemap.getRunsList()) {
             long length = run.getNrPages() * PAGE;
             if (run.getInParent()) {
                 wanted.add(new long[] {run.getVaddr(), run.getVaddr() + length});
+            } else if (run.getEarly()) {
+                early.add(new long[] {run.getVaddr(), run.getVaddr() + length});
             } else {
                 own.add(new Piece(run.getVaddr(), length, file, offset));
                 offset += length;
             }
+        }
+        if (!early.isEmpty()) {
+            String earlyFile = image.path(ImageKind.EARLY_PAGES, pid).toAbsolutePath().toString();
+            List<Piece> index = new ArrayList<>();
+            long at = 0;
+            for (PageRun run : pagemap.getEarlyList()) {
+                index.add(new Piece(run.getVaddr(), run.getNrPages() * PAGE, earlyFile, at));
+                at += run.getNrPages() * PAGE;
+            }
+            own.addAll(lookUp(early, index, image + ": pages copied before the freeze of process " + pid));
+            own.sort(java.util.Comparator.comparingLong(Piece::vaddr));
         }
         if (wanted.isEmpty()) {
             return own;
@@ -49,27 +63,33 @@ final class PageSources {
                     + (parent == null ? "no parent image is recorded" : parent.dir() + " holds none of that process"));
         }
         List<Piece> all = new ArrayList<>(own);
-        List<Piece> theirs = of(parent, pid);
+        all.addAll(lookUp(wanted, of(parent, pid), image.dir() + ": pages of process " + pid
+                + " marked as in the parent image " + parent.dir()));
+        all.sort(java.util.Comparator.comparingLong(Piece::vaddr));
+        return all;
+    }
+
+    /** The pieces of {@code from} (address order) that hold each range of {@code wanted} (address order). */
+    private static List<Piece> lookUp(List<long[]> wanted, List<Piece> from, String what) {
+        List<Piece> out = new ArrayList<>();
         int j = 0;
         for (long[] w : wanted) {
             long at = w[0];
-            while (j < theirs.size() && theirs.get(j).vaddr() + theirs.get(j).length() <= at) {
+            while (j < from.size() && from.get(j).vaddr() + from.get(j).length() <= at) {
                 j++;
             }
             int k = j;
             while (at < w[1]) {
-                Piece p = k < theirs.size() ? theirs.get(k) : null;
+                Piece p = k < from.size() ? from.get(k) : null;
                 if (p == null || p.vaddr() > at) {
-                    throw new ImageException(image.dir() + ": page 0x" + Long.toHexString(at) + " of process " + pid
-                            + " is marked as in the parent image, but " + parent.dir() + " does not hold it");
+                    throw new ImageException(what + ": page 0x" + Long.toHexString(at) + " is not there");
                 }
                 long end = Math.min(w[1], p.vaddr() + p.length());
-                all.add(new Piece(at, end - at, p.file(), p.offset() + (at - p.vaddr())));
+                out.add(new Piece(at, end - at, p.file(), p.offset() + (at - p.vaddr())));
                 at = end;
                 k++;
             }
         }
-        all.sort(java.util.Comparator.comparingLong(Piece::vaddr));
-        return all;
+        return out;
     }
 }

@@ -24,6 +24,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 public final class PagemapScan {
     public static final long REQUEST = 0xc0606610L;
     public static final long PAGE_IS_WPALLOWED = 1L << 0, PAGE_IS_WRITTEN = 1L << 1;
+    private static final long PM_SCAN_WP_MATCHING = 1;
     private static final int ARG_SIZE = 96, REGION_SIZE = 24, REGIONS = 512;
 
     private PagemapScan() {
@@ -31,6 +32,15 @@ public final class PagemapScan {
 
     /** {@code [start, end)} ranges of pages written in {@code [start, end)}, in address order, adjacent ones merged. */
     public static List<long[]> written(int pagemapFd, long start, long end) {
+        return written(pagemapFd, start, end, false);
+    }
+
+    /**
+     * Like {@link #written(int, long, long)}; with {@code reprotect} (PM_SCAN_WP_MATCHING) the
+     * kernel also write-protects every page it reports, atomically with finding it, so a write
+     * that follows is seen by the next scan.
+     */
+    public static List<long[]> written(int pagemapFd, long start, long end, boolean reprotect) {
         List<long[]> out = new ArrayList<>();
         try (Arena a = Arena.ofConfined()) {
             MemorySegment arg = a.allocate(ARG_SIZE, 8);
@@ -39,6 +49,7 @@ public final class PagemapScan {
             while (at < end) {
                 arg.fill((byte) 0);
                 arg.set(JAVA_LONG, 0, ARG_SIZE);
+                arg.set(JAVA_LONG, 8, reprotect ? PM_SCAN_WP_MATCHING : 0);
                 arg.set(JAVA_LONG, 16, at);
                 arg.set(JAVA_LONG, 24, end);
                 arg.set(JAVA_LONG, 40, vec.address());

@@ -98,7 +98,12 @@ public final class Tracker implements AutoCloseable {
      * dump that fails after this leaves the tracking as it was.
      */
     public static List<long[]> written(int pagemapFd, long start, long end) {
-        return PagemapScan.written(pagemapFd, start, end);
+        return PagemapScan.written(pagemapFd, start, end, false);
+    }
+
+    /** Ranges written since last protected, each protected again as it is reported: consumes what the tracking knew. */
+    public static List<long[]> takeWritten(int pagemapFd, long start, long end) {
+        return PagemapScan.written(pagemapFd, start, end, true);
     }
 
     /** /proc/PID/pagemap opened for PAGEMAP_SCAN; close with {@link Sys#close}. */
