@@ -52,9 +52,13 @@ public final class Checkpoint {
     /** Key in the tree-wide maps of dump and restore contexts: set when --shell-job was given. */
     public static final String SHELL_JOB = "option:shell-job";
 
-    /** @param pagesInParent pages not copied because the parent image holds them unchanged */
+    /**
+     * @param pages         pages copied while the tree was frozen
+     * @param pagesInParent pages not copied because the parent image holds them unchanged
+     * @param pagesEarly    pages copied before the freeze (incremental), not written since
+     */
     public record Result(int pid, int processes, int threads, long areas, long pages, long bytes, long fds, long frozenNanos,
-                         long totalNanos, long pagesInParent) {
+                         long totalNanos, long pagesInParent, long pagesEarly) {
     }
 
     public static Result run(Options o) {
@@ -131,14 +135,16 @@ public final class Checkpoint {
             tree.kill();
         }
         long inParent = 0;
+        long early = 0;
         if (incremental != null) {
             inParent = incremental.pagesInParent();
+            early = incremental.pagesCopiedEarly();
             incremental.succeeded();
             incremental.close();
         }
         LOG.info(() -> "checkpoint of " + o.pid() + " done" + (o.leaveRunning() ? ", left running" : ", killed"));
         return new Result(o.pid(), tree.procs().size(), tree.threadCount(), stats.areas.get(), stats.pages.get(),
-                stats.bytes.get(), stats.fds.get(), frozenFor, System.nanoTime() - t0, inParent);
+                stats.bytes.get(), stats.fds.get(), frozenFor, System.nanoTime() - t0, inParent, early);
     }
 
     /** Records the parent image: its path relative to this image's directory, and its id. */
