@@ -217,7 +217,7 @@ public final class Checkpoint {
      * is stopped right after, if it stopped in a system call.
      */
     static RemoteAddr findSyscallInstruction(Tracee task) {
-        for (Vma v : ProcMaps.read(task.pid())) {
+        for (Vma v : ProcMaps.readWithoutFlags(task.pid())) {
             if (v.path().equals("[vdso]")) {
                 byte[] code = task.read(new RemoteAddr(v.start()), (int) v.length());
                 for (int i = 0; i + 1 < code.length; i++) {

@@ -58,6 +58,35 @@ final class DirtyPages {
         this.application = application;
     }
 
+    /**
+     * The process's areas with their VmFlags. smaps, the only source of VmFlags, walks every page
+     * table for its Rss and Pss lines: tens of milliseconds for a GiB, too long for the frozen
+     * part of an incremental checkpoint. So smaps is read before the freeze ({@code before}), and
+     * once frozen only /proc/PID/maps: when it lists exactly the same areas (range, protection,
+     * offset, file), their flags are taken from before. What that can miss is a flag changed
+     * without changing the area in the moment before the freeze (an madvise): the image then has
+     * the advice of that moment. Dirty tracking does not depend on it: whose an area is, is asked
+     * of the userfaultfd itself while frozen, and an area not seen as ours before is copied whole.
+     */
+    private static List<Vma> areas(int pid, List<Vma> before, long cryoArea) {
+        if (before != null) {
+            List<Vma> now = ProcMaps.readWithoutFlags(pid).stream().filter(v -> v.start() != cryoArea).toList();
+            if (now.size() == before.size()) {
+                boolean same = true;
+                for (int i = 0; i < now.size() && same; i++) {
+                    Vma a = now.get(i), b = before.get(i);
+                    same = a.start() == b.start() && a.end() == b.end() && a.perms().equals(b.perms()) && a.offset() == b.offset()
+                            && a.dev().equals(b.dev()) && a.inode() == b.inode() && a.path().equals(b.path());
+                }
+                if (same) {
+                    return before;
+                }
+            }
+            LOG.fine(() -> "process " + pid + ": areas changed since before the freeze, smaps read again");
+        }
+        return ProcMaps.read(pid).stream().filter(v -> v.start() != cryoArea).toList();
+    }
+
     static boolean userfaultfdRegistered(Vma v) {
         return v.vmFlags().stream().anyMatch(UFFD_FLAGS::contains);
     }
@@ -78,7 +107,10 @@ final class DirtyPages {
         Tracker tracker = inc.tracker(pid);
         List<long[]> trackedBefore = new ArrayList<>();
         List<long[]> application = new ArrayList<>();
-        List<Vma> maps = ProcMaps.read(pid).stream().filter(v -> v.start() != ctx.cryoArea()).toList();
+        long t0 = System.nanoTime();
+        List<Vma> maps = areas(pid, inc.mapsBeforeFreeze.get(pid), ctx.cryoArea());
+        long t1 = System.nanoTime();
+        LOG.fine(() -> "process " + pid + ": areas read in " + (t1 - t0) / 1000 + " us");
         for (Vma v : maps) {
             if (!userfaultfdRegistered(v)) {
                 continue;
@@ -158,7 +190,9 @@ final class DirtyPages {
         inc.early.put(pid, null); // unknown until the copy is complete
         List<long[]> ours = new ArrayList<>();
         List<VmaEntry> entries = new ArrayList<>();
-        for (Vma v : ProcMaps.read(pid)) {
+        List<Vma> maps = ProcMaps.read(pid);
+        inc.mapsBeforeFreeze.put(pid, maps);
+        for (Vma v : maps) {
             if (userfaultfdRegistered(v) && tracker.register(v.start(), v.end()) == Tracker.Registration.OURS) {
                 ours.add(new long[] {v.start(), v.end()});
                 entries.add(Vmas.entry(pid, v, ipcHost));
@@ -166,12 +200,6 @@ final class DirtyPages {
         }
         List<long[]> eligible = Ranges.intersect(Ranges.normalize(ours),
                 sameObjectRanges(parent.read(ImageKind.MM, pid, MmImage.parser()), entries));
-        // The frozen part will plan these areas' pages from pagemap: a page-by-page loop over a
-        // GiB that the JVM runs interpreted the first time. Planning once now, while the process
-        // runs, has it compiled by then (the result is not used: the process still changes).
-        try (Pagemap pagemap = new Pagemap(pid)) {
-            PageSaver.plan(entries, pagemap, null);
-        }
         List<long[]> written = new ArrayList<>();
         int pagemap = Tracker.openPagemap(pid);
         try {
@@ -231,7 +259,9 @@ final class DirtyPages {
             LOG.warning(() -> "process " + pid + ": the copy before the freeze failed; every page is copied now");
             return saved;
         }
+        long t0 = System.nanoTime();
         List<long[]> eligible = Ranges.intersect(trackedBefore, sameObjectRanges(parent.read(ImageKind.MM, pid, MmImage.parser()), vmas));
+        long t1 = System.nanoTime();
         List<long[]> parentHas = new ArrayList<>();
         for (PageRun r : parent.read(ImageKind.PAGEMAP, pid, PagemapImage.parser()).getRunsList()) {
             parentHas.add(new long[] {r.getVaddr(), r.getVaddr() + (long) r.getNrPages() * PAGE});
@@ -247,6 +277,7 @@ final class DirtyPages {
         } finally {
             Sys.close(pagemap);
         }
+        long t2 = System.nanoTime();
         List<long[]> unwritten = Ranges.subtract(eligible, Ranges.normalize(written));
         List<long[]> inParent = Ranges.subtract(Ranges.intersect(unwritten, Ranges.normalize(parentHas)), early);
         List<long[]> earlyOk = Ranges.intersect(unwritten, early);
@@ -255,17 +286,24 @@ final class DirtyPages {
         List<long[]> fromParent = Ranges.intersect(savedRanges, inParent);
         List<long[]> fromEarly = Ranges.intersect(savedRanges, earlyOk);
         List<long[]> copied = Ranges.subtract(Ranges.subtract(savedRanges, inParent), earlyOk);
-        List<PageRun> out = new ArrayList<>();
-        for (long[] r : fromParent) {
-            out.add(run(r).setInParent(true).build());
+        // the three lists are disjoint and each in address order: merged, not sorted
+        List<PageRun> out = new ArrayList<>(fromParent.size() + fromEarly.size() + copied.size());
+        int p = 0, q = 0, c = 0;
+        while (p < fromParent.size() || q < fromEarly.size() || c < copied.size()) {
+            long vp = p < fromParent.size() ? fromParent.get(p)[0] : Long.MAX_VALUE;
+            long vq = q < fromEarly.size() ? fromEarly.get(q)[0] : Long.MAX_VALUE;
+            long vc = c < copied.size() ? copied.get(c)[0] : Long.MAX_VALUE;
+            if (vp <= vq && vp <= vc) {
+                out.add(run(fromParent.get(p++)).setInParent(true).build());
+            } else if (vq <= vc) {
+                out.add(run(fromEarly.get(q++)).setEarly(true).build());
+            } else {
+                out.add(run(copied.get(c++)).build());
+            }
         }
-        for (long[] r : fromEarly) {
-            out.add(run(r).setEarly(true).build());
-        }
-        for (long[] r : copied) {
-            out.add(run(r).build());
-        }
-        out.sort(java.util.Comparator.comparingLong(PageRun::getVaddr));
+        long t3 = System.nanoTime();
+        LOG.fine(() -> "process " + pid + ": split: parent areas " + (t1 - t0) / 1000 + " us, parent pagemap and scan "
+                + (t2 - t1) / 1000 + " us, ranges " + (t3 - t2) / 1000 + " us");
         LOG.fine(() -> "process " + pid + ": " + Ranges.bytes(written) / PAGE + " pages written since the "
                 + (early.isEmpty() ? "parent image" : "copy before the freeze") + ", " + Ranges.bytes(fromParent) / PAGE
                 + " taken from the parent, " + Ranges.bytes(fromEarly) / PAGE + " from the copy before the freeze");
@@ -284,6 +322,35 @@ final class DirtyPages {
         }
         return parent.getKind() == VmaKind.PRIVATE_ANON
                 || parent.getPgoff() - parent.getStart() == now.getPgoff() - now.getStart();
+    }
+
+    /**
+     * For an anonymous area of a process being dumped incrementally, the ranges of pages to save,
+     * from one PAGEMAP_SCAN walk instead of a pagemap read (over ten milliseconds per GiB while the
+     * process is frozen). Pages listed as swapped are looked up in pagemap, as the scan also lists
+     * userfaultfd markers that way. Null for any other area: pagemap decides page by page. What
+     * this does not tell is whether an anonymous page is shared copy-on-write with another
+     * process, so such a page is read with process_vm_readv like any other (which may unshare it;
+     * the contents are right either way).
+     */
+    List<long[]> pagesToSave(VmaEntry v, int pagemapFd, Pagemap pagemap) {
+        if (v.getKind() != VmaKind.PRIVATE_ANON && v.getKind() != VmaKind.SHARED_ANON) {
+            return null;
+        }
+        List<long[]> out = new ArrayList<>();
+        for (long[] r : dev.cryo.sys.PagemapScan.presentOrSwapped(pagemapFd, v.getStart(), v.getEnd())) {
+            if ((r[2] & dev.cryo.sys.PagemapScan.PAGE_IS_PRESENT) != 0) {
+                out.add(new long[] {r[0], r[1]});
+                continue;
+            }
+            long[] entries = pagemap.entries(r[0], r[1]);
+            for (int i = 0; i < entries.length; i++) {
+                if (PageSaver.worthSaving(v.getKind(), entries[i])) {
+                    out.add(new long[] {r[0] + i * PAGE, r[0] + (i + 1) * PAGE});
+                }
+            }
+        }
+        return Ranges.normalize(out);
     }
 
     /** Pre-dump: write-protects every tracked area again, so the next image sees what is written from now on. */

@@ -40,6 +40,8 @@ public final class Incremental implements AutoCloseable {
     long pagesInParent;
     /** Per process, the pages copied before the freeze (pages-early-PID.img); null while (or if) that copy is incomplete. */
     final Map<Integer, List<dev.cryo.image.proto.PageRun>> early = new java.util.HashMap<>();
+    /** Per process, smaps as read before the freeze (see {@link DirtyPages#areas}). */
+    final Map<Integer, List<dev.cryo.proc.Vma>> mapsBeforeFreeze = new java.util.HashMap<>();
     /** Set once a re-protecting scan ran: the parent's keeper no longer knows what was written since the parent. */
     private boolean trackingConsumed;
     private boolean done;

@@ -102,7 +102,16 @@ public final class Memory implements TaskPart {
         long t2 = System.nanoTime();
         PageSaver.Plan plan;
         try (Pagemap pagemap = new Pagemap(pid); Pagemap parent = parentDumped ? new Pagemap(ppid) : null) {
-            plan = PageSaver.plan(vmas, pagemap, parent);
+            if (dirty == null) {
+                plan = PageSaver.plan(vmas, pagemap, parent);
+            } else {
+                int scanFd = dev.cryo.track.Tracker.openPagemap(pid);
+                try {
+                    plan = PageSaver.plan(vmas, pagemap, parent, v -> dirty.pagesToSave(v, scanFd, pagemap));
+                } finally {
+                    dev.cryo.sys.Sys.close(scanFd);
+                }
+            }
         }
         long t3 = System.nanoTime();
         List<PageRun> runs = dirty == null ? plan.saved() : dirty.split(vmas, plan.saved());
@@ -130,9 +139,11 @@ public final class Memory implements TaskPart {
                 .setAuxv(com.google.protobuf.ByteString.copyFrom(ProcFiles.readBytes(pid, "auxv")))
                 .setExe(ProcFiles.readLink(pid, "exe"))
                 .setTotalPages(pages).setPagesInParent(inParent).addAllZap(plan.zap()).build();
+        long t5 = System.nanoTime();
         ctx.image().write(ImageKind.MM, pid, mm);
         ctx.image().write(ImageKind.PAGEMAP, pid, PagemapImage.newBuilder().addAllRuns(runs)
                 .addAllEarly(dirty == null ? List.of() : dirty.earlyIndex()).build());
+        LOG.fine(() -> "process " + pid + ": mm and pagemap written in " + (System.nanoTime() - t5) / 1000 + " us");
         ctx.stats().areas.addAndGet(vmas.size());
         ctx.stats().pages.addAndGet(pages);
         ctx.stats().bytes.addAndGet(pages * PAGE);

@@ -32,8 +32,14 @@ final class PageSaver implements AutoCloseable {
     private final PageFileWriter out;
     /** Shared: the writer thread reads what the reading thread filled. */
     private final Arena arena = Arena.ofShared();
-    /** Two buffers: one is written to the image while the next is read from the task. */
-    private final MemorySegment[] buffers = {arena.allocate(BUFFER_SIZE, PAGE), arena.allocate(BUFFER_SIZE, PAGE)};
+    /**
+     * Two buffers: one is written to the image while the next is read from the task. Made when
+     * the copy starts, no larger than what it copies: an incremental checkpoint copies a few
+     * hundred pages while the process is frozen, and zeroing 16 MiB of buffers for them would
+     * take longer than the copy.
+     */
+    private MemorySegment[] buffers;
+    private long bufferSize = BUFFER_SIZE;
     @SuppressWarnings("unchecked")
     private final java.util.concurrent.Future<?>[] writing = new java.util.concurrent.Future<?>[2];
     private final java.util.concurrent.ExecutorService writer = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
@@ -42,7 +48,7 @@ final class PageSaver implements AutoCloseable {
         return t;
     });
     private int current;
-    private MemorySegment buffer = buffers[0];
+    private MemorySegment buffer;
     private final long[] addrs = new long[MAX_IOV];
     private final long[] lens = new long[MAX_IOV];
     private int iovs;
@@ -117,12 +123,27 @@ final class PageSaver implements AutoCloseable {
      * that will restore it; a page the parent has and this process does not is to be zapped.
      */
     static Plan plan(List<VmaEntry> vmas, Pagemap pagemap, Pagemap parent) {
+        return plan(vmas, pagemap, parent, v -> null);
+    }
+
+    /**
+     * Like {@link #plan(List, Pagemap, Pagemap)}; {@code pagesToSave} may answer for an area
+     * with the ranges of its pages to save (found another way, see
+     * {@link DirtyPages#pagesToSave}), or null to have pagemap read for it page by page.
+     */
+    static Plan plan(List<VmaEntry> vmas, Pagemap pagemap, Pagemap parent,
+                     java.util.function.Function<VmaEntry, List<long[]>> pagesToSave) {
         RunBuilder saved = new RunBuilder();
         RunBuilder zap = new RunBuilder();
         RunBuilder cowShared = new RunBuilder();
         for (VmaEntry vma : vmas) {
             if (!worthSaving(vma.getKind(), Pagemap.PRESENT | Pagemap.SWAPPED)) {
                 continue; // vDSO and friends: the kernel provides them
+            }
+            List<long[]> known = vma.getInherited() ? null : pagesToSave.apply(vma);
+            if (known != null) {
+                known.forEach(r -> saved.addRange(r[0], r[1]));
+                continue;
             }
             long[] entries = pagemap.entries(vma.getStart(), vma.getEnd());
             long[] theirs = vma.getInherited() && parent != null ? parent.entries(vma.getStart(), vma.getEnd()) : null;
@@ -157,11 +178,15 @@ final class PageSaver implements AutoCloseable {
         private long end = -1;
 
         void add(long page) {
-            if (page != end) {
+            addRange(page, page + PAGE);
+        }
+
+        void addRange(long from, long to) {
+            if (from != end) {
                 flush();
-                start = page;
+                start = from;
             }
-            end = page + PAGE;
+            end = to;
         }
 
         private void flush() {
@@ -189,6 +214,10 @@ final class PageSaver implements AutoCloseable {
     /** Copies the pages of {@code runs} in order; those in {@code cowShared} through /proc/pid/mem (see {@link Plan}). */
     void save(List<PageRun> runs, List<PageRun> cowShared) {
         total = pages(runs) * PAGE;
+        if (buffers == null) {
+            bufferSize = Math.min(BUFFER_SIZE, Math.max(PAGE, total));
+            buffers = new MemorySegment[] {arena.allocate(bufferSize, PAGE), arena.allocate(bufferSize, PAGE)};
+        }
         int s = 0;
         for (PageRun run : runs) {
             long addr = run.getVaddr();
@@ -227,14 +256,14 @@ final class PageSaver implements AutoCloseable {
         long addr = from;
         long left = to - from;
         while (left > 0) {
-            long take = Math.min(left, BUFFER_SIZE - filled);
+            long take = Math.min(left, bufferSize - filled);
             addrs[iovs] = addr;
             lens[iovs] = take;
             iovs++;
             filled += take;
             addr += take;
             left -= take;
-            if (filled == BUFFER_SIZE || iovs == MAX_IOV) {
+            if (filled == bufferSize || iovs == MAX_IOV) {
                 flush();
             }
         }

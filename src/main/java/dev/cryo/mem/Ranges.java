@@ -15,8 +15,15 @@ final class Ranges {
 
     /** Sorts and merges overlapping or touching ranges. */
     static List<long[]> normalize(List<long[]> in) {
-        List<long[]> sorted = new ArrayList<>(in);
-        sorted.sort(Comparator.comparingLong(r -> r[0]));
+        boolean ordered = true;
+        for (int i = 1; i < in.size() && ordered; i++) {
+            ordered = in.get(i - 1)[0] <= in.get(i)[0];
+        }
+        List<long[]> sorted = in;
+        if (!ordered) { // the kernel's and the image's lists come ordered; only a mix needs sorting
+            sorted = new ArrayList<>(in);
+            sorted.sort(Comparator.comparingLong(r -> r[0]));
+        }
         List<long[]> out = new ArrayList<>();
         for (long[] r : sorted) {
             if (r[1] <= r[0]) {
