@@ -28,10 +28,13 @@ class IncrementalDumpTest extends TargetTest {
     private static final Pattern CHECKPOINTED = Pattern.compile("Checkpointed process .*, (\\d+) pages \\(");
     private static final Pattern IN_PARENT = Pattern.compile("Incremental: (\\d+) pages");
     private final List<Long> keepers = new ArrayList<>();
+    /** Processes of a tree target besides its root, killed after the test. */
+    private final List<Long> tree = new ArrayList<>();
 
     /** Keepers the tests left behind on purpose (or by failing): ended and reaped (they are this JVM's children). */
     @AfterEach
     void endKeepers() {
+        tree.forEach(IncrementalDumpTest::runKill);
         for (long pid : keepers) {
             if (Procs.exists(pid) && Procs.cmdline(pid).equals(List.of("cryo-tracker"))) {
                 runKill(pid);
@@ -128,6 +131,40 @@ class IncrementalDumpTest extends TargetTest {
         CryoCli.Result restore = CryoCli.run("restore", "-D", tmp.resolve("final").toString(), "-d");
         assertThat(restore.exitCode()).as(restore.toString()).isZero();
         assertThat(t.check(CHECK)).as("after restore: " + t.log()).isEqualTo("PASS");
+    }
+
+    /** Pre-dump, pre-dump again, checkpoint on top, restore: for a tree target and a threaded one. */
+    private void chainAndRestore(Target t, String expectInDump) {
+        preDump(t, tmp.resolve("pre1"), null);
+        pause(100);
+        preDump(t, tmp.resolve("pre2"), tmp.resolve("pre1"));
+        pause(100);
+        CryoCli.Result dump = CryoCli.run("checkpoint", pid(t), "-D", tmp.resolve("final").toString(),
+                "--parent", tmp.resolve("pre2").toString());
+        assertThat(dump.exitCode()).as(dump + "\n" + t.log()).isZero();
+        assertThat(dump.out()).contains(expectInDump);
+        t.awaitPidFree(PID_FREE);
+        CryoCli.Result restore = CryoCli.run("restore", "-D", tmp.resolve("final").toString(), "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        assertThat(t.check(CHECK)).as("after restore: " + t.log()).isEqualTo("PASS");
+    }
+
+    /** Seven processes sharing an anonymous mapping, each tracked through a userfaultfd of its own. */
+    @Test
+    void aProcessTreeThroughPreDumpsAndAnIncrementalCheckpoint() throws Exception {
+        Target t = startReady("tree");
+        assertThat(t.check(CHECK)).as(t.log()).isEqualTo("PASS");
+        java.util.TreeMap<Long, String> before = TreeTest.describe(t.pid());
+        tree.addAll(before.keySet());
+        chainAndRestore(t, "7 processes");
+        assertThat(TreeTest.describe(t.pid())).isEqualTo(before);
+    }
+
+    @Test
+    void aThreadedProcessThroughPreDumpsAndAnIncrementalCheckpoint() {
+        Target t = startReady("threads");
+        assertThat(t.check(CHECK)).as(t.log()).isEqualTo("PASS");
+        chainAndRestore(t, "2 threads");
     }
 
     @Test
