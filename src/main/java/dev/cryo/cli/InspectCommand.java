@@ -71,7 +71,7 @@ final class InspectCommand implements Callable<Integer> {
         }
         if (!inv.getParentImage().isEmpty()) {
             long inParent = processes.values().stream().mapToLong(m -> ((MmImage) m.get("mm")).getPagesInParent()).sum();
-            out.printf("Parent image: %s (id %s): %d pages (%s) are read from it%n", dir.resolve(inv.getParentImage()).normalize(),
+            out.printf("Parent image: %s (id %s): %d pages (%s) are read from it (or from the copy made before the freeze)%n", dir.resolve(inv.getParentImage()).normalize(),
                     inv.getParentImageId(), inParent, Sizes.human(inParent * 4096));
         }
         out.printf("Process tree: %d process%s%n", tree.getProcessesCount(), tree.getProcessesCount() == 1 ? "" : "es");
@@ -169,21 +169,21 @@ final class InspectCommand implements Callable<Integer> {
     private static void printMemory(PrintWriter out, MmImage mm, PagemapImage pm) {
         out.printf("Memory: %d areas, %d pages saved (%s)%s%n", mm.getVmasCount(), mm.getTotalPages(),
                 Sizes.human(mm.getTotalPages() * 4096),
-                mm.getPagesInParent() > 0 ? ", " + mm.getPagesInParent() + " pages in the parent image" : "");
+                mm.getPagesInParent() > 0 ? ", " + mm.getPagesInParent() + " pages in the parent image or the early copy" : "");
         for (VmaEntry v : mm.getVmasList()) {
             long saved = 0;
             long inParent = 0;
             for (PageRun r : pm.getRunsList()) {
                 long end = r.getVaddr() + r.getNrPages() * 4096L;
                 long n = Math.max(0, Math.min(end, v.getEnd()) - Math.max(r.getVaddr(), v.getStart())) / 4096;
-                if (r.getInParent()) {
+                if (r.getInParent() || r.getEarly()) {
                     inParent += n;
                 } else {
                     saved += n;
                 }
             }
             out.printf("  %012x-%012x %s %10s %-12s %6d pages saved%s%s%s  %s%n", v.getStart(), v.getEnd(), prot(v.getProt(), v.getFlags()),
-                    Sizes.human(v.getEnd() - v.getStart()), v.getKind(), saved, inParent > 0 ? ", " + inParent + " in parent" : "",
+                    Sizes.human(v.getEnd() - v.getStart()), v.getKind(), saved, inParent > 0 ? ", " + inParent + " in parent or early copy" : "",
                     v.getDirtyTracked() ? " [tracked]" : "", v.getAppUserfaultfd() ? " [application's userfaultfd]" : "", v.getPath());
         }
     }

@@ -181,6 +181,10 @@ final class DirtyPages {
      * a process whose early copy failed midway has every page copied while frozen.
      */
     static void preCopy(int pid, Incremental inc, ImageWriter image, boolean ipcHost) {
+        new DirtyPages(pid, inc, inc.tracker(pid), List.of(), List.of(), List.of(), false).copyEarly(image, ipcHost);
+    }
+
+    private void copyEarly(ImageWriter image, boolean ipcHost) {
         Tracker tracker = inc.tracker(pid);
         ImageReader parent = inc.parent();
         if (tracker == null || parent == null || !parent.has(ImageKind.MM, pid) || !dev.cryo.proc.ProcFiles.exists(pid)) {
@@ -209,16 +213,41 @@ final class DirtyPages {
         } finally {
             Sys.close(pagemap);
         }
-        List<PageRun> runs = Ranges.normalize(written).stream()
-                .map(r -> PageRun.newBuilder().setVaddr(r[0]).setNrPages((int) ((r[1] - r[0]) / PAGE)).build()).toList();
+        List<long[]> copiedEarly = Ranges.normalize(written);
+        List<PageRun> runs = copiedEarly.stream().map(r -> run(r).build()).toList();
         try (PageFileWriter out = image.pages(ImageKind.EARLY_PAGES, pid);
              PageSaver saver = new PageSaver(pid, out, dev.cryo.core.Progress.NONE)) {
             saver.save(runs);
         }
-        inc.early.put(pid, runs);
+        // The early layer: what this process's memory held at the moment of the scan, as far as
+        // tracking vouches for it: the pages just copied, and the parent's pages nobody wrote.
+        List<long[]> fromParent = Ranges.subtract(Ranges.intersect(eligible, parentHas(parent)), copiedEarly);
+        List<PageRun> layer = new ArrayList<>(fromParent.size() + copiedEarly.size());
+        int i = 0, j = 0;
+        while (i < fromParent.size() || j < copiedEarly.size()) {
+            boolean takeParent = j >= copiedEarly.size() || (i < fromParent.size() && fromParent.get(i)[0] < copiedEarly.get(j)[0]);
+            layer.add(takeParent ? run(fromParent.get(i++)).setInParent(true).build() : run(copiedEarly.get(j++)).build());
+        }
+        List<long[]> all = new ArrayList<>(fromParent);
+        all.addAll(copiedEarly);
+        inc.layerCoverage.put(pid, Ranges.normalize(all));
+        inc.early.put(pid, layer);
         long pages = PageSaver.pages(runs);
         LOG.fine(() -> "process " + pid + ": " + pages + " pages written since the parent image copied before the freeze, in "
                 + (System.nanoTime() - t0) / 1000 + " us");
+    }
+
+    /** The pages the parent image holds for this process (in any of its files), normalized. */
+    private List<long[]> parentHas(ImageReader parent) {
+        return parentHas(parent, pid);
+    }
+
+    private static List<long[]> parentHas(ImageReader parent, int pid) {
+        List<long[]> has = new ArrayList<>();
+        for (PageRun r : parent.read(ImageKind.PAGEMAP, pid, PagemapImage.parser()).getRunsList()) {
+            has.add(new long[] {r.getVaddr(), r.getVaddr() + (long) r.getNrPages() * PAGE});
+        }
+        return Ranges.normalize(has);
     }
 
     /** Where the parent's dirty-tracked areas map the same objects as {@code now}: normalized ranges. */
@@ -245,10 +274,13 @@ final class DirtyPages {
     }
 
     /**
-     * {@code saved} (address order) with every page that need not be copied now marked: in_parent
-     * when the parent image holds it, early when the copy before the freeze has it, and in
-     * either case only in an area tracked since the parent that maps the same object at the same
-     * offset, and not written since.
+     * {@code saved} (address order) with every page that need not be copied now marked: early
+     * when the early layer of the copy before the freeze holds it (that layer itself points into
+     * the parent for what was not written since), else in_parent when the parent image holds it;
+     * in either case only in an area tracked since the parent that maps the same object at the
+     * same offset, and not written since. The layer covers the areas in a few large ranges, so
+     * what is done while frozen grows with the pages written since the copy, not with the
+     * pages written since the parent.
      */
     List<PageRun> split(List<VmaEntry> vmas, List<PageRun> saved) {
         ImageReader parent = inc.parent();
@@ -260,53 +292,42 @@ final class DirtyPages {
             return saved;
         }
         long t0 = System.nanoTime();
+        boolean viaLayer = inc.early.containsKey(pid);
         List<long[]> eligible = Ranges.intersect(trackedBefore, sameObjectRanges(parent.read(ImageKind.MM, pid, MmImage.parser()), vmas));
+        List<long[]> coverage = viaLayer ? inc.layerCoverage.get(pid) : parentHas(parent);
+        List<long[]> candidates = Ranges.intersect(eligible, coverage);
         long t1 = System.nanoTime();
-        List<long[]> parentHas = new ArrayList<>();
-        for (PageRun r : parent.read(ImageKind.PAGEMAP, pid, PagemapImage.parser()).getRunsList()) {
-            parentHas.add(new long[] {r.getVaddr(), r.getVaddr() + (long) r.getNrPages() * PAGE});
-        }
-        List<long[]> early = Ranges.normalize(earlyIndex().stream()
-                .map(r -> new long[] {r.getVaddr(), r.getVaddr() + (long) r.getNrPages() * PAGE}).toList());
         List<long[]> written = new ArrayList<>();
         int pagemap = Tracker.openPagemap(pid);
         try {
-            for (long[] c : eligible) {
+            for (long[] c : candidates) {
                 written.addAll(Tracker.written(pagemap, c[0], c[1]));
             }
         } finally {
             Sys.close(pagemap);
         }
         long t2 = System.nanoTime();
-        List<long[]> unwritten = Ranges.subtract(eligible, Ranges.normalize(written));
-        List<long[]> inParent = Ranges.subtract(Ranges.intersect(unwritten, Ranges.normalize(parentHas)), early);
-        List<long[]> earlyOk = Ranges.intersect(unwritten, early);
+        List<long[]> unchanged = Ranges.subtract(candidates, Ranges.normalize(written));
         List<long[]> savedRanges = saved.stream()
                 .map(r -> new long[] {r.getVaddr(), r.getVaddr() + (long) r.getNrPages() * PAGE}).toList();
-        List<long[]> fromParent = Ranges.intersect(savedRanges, inParent);
-        List<long[]> fromEarly = Ranges.intersect(savedRanges, earlyOk);
-        List<long[]> copied = Ranges.subtract(Ranges.subtract(savedRanges, inParent), earlyOk);
-        // the three lists are disjoint and each in address order: merged, not sorted
-        List<PageRun> out = new ArrayList<>(fromParent.size() + fromEarly.size() + copied.size());
-        int p = 0, q = 0, c = 0;
-        while (p < fromParent.size() || q < fromEarly.size() || c < copied.size()) {
-            long vp = p < fromParent.size() ? fromParent.get(p)[0] : Long.MAX_VALUE;
-            long vq = q < fromEarly.size() ? fromEarly.get(q)[0] : Long.MAX_VALUE;
-            long vc = c < copied.size() ? copied.get(c)[0] : Long.MAX_VALUE;
-            if (vp <= vq && vp <= vc) {
-                out.add(run(fromParent.get(p++)).setInParent(true).build());
-            } else if (vq <= vc) {
-                out.add(run(fromEarly.get(q++)).setEarly(true).build());
+        List<long[]> elsewhere = Ranges.intersect(savedRanges, unchanged);
+        List<long[]> copied = Ranges.subtract(savedRanges, unchanged);
+        List<PageRun> out = new ArrayList<>(elsewhere.size() + copied.size());
+        int i = 0, j = 0;
+        while (i < elsewhere.size() || j < copied.size()) {
+            if (j >= copied.size() || (i < elsewhere.size() && elsewhere.get(i)[0] < copied.get(j)[0])) {
+                PageRun.Builder r = run(elsewhere.get(i++));
+                out.add((viaLayer ? r.setEarly(true) : r.setInParent(true)).build());
             } else {
-                out.add(run(copied.get(c++)).build());
+                out.add(run(copied.get(j++)).build());
             }
         }
+        inc.unchanged.put(pid, elsewhere);
         long t3 = System.nanoTime();
-        LOG.fine(() -> "process " + pid + ": split: parent areas " + (t1 - t0) / 1000 + " us, parent pagemap and scan "
-                + (t2 - t1) / 1000 + " us, ranges " + (t3 - t2) / 1000 + " us");
         LOG.fine(() -> "process " + pid + ": " + Ranges.bytes(written) / PAGE + " pages written since the "
-                + (early.isEmpty() ? "parent image" : "copy before the freeze") + ", " + Ranges.bytes(fromParent) / PAGE
-                + " taken from the parent, " + Ranges.bytes(fromEarly) / PAGE + " from the copy before the freeze");
+                + (viaLayer ? "copy before the freeze" : "parent image") + ", " + Ranges.bytes(elsewhere) / PAGE
+                + " unchanged; areas " + (t1 - t0) / 1000 + " us, scan " + (t2 - t1) / 1000 + " us, ranges "
+                + (t3 - t2) / 1000 + " us");
         return out;
     }
 

@@ -37,9 +37,16 @@ public final class Incremental implements AutoCloseable {
     private final boolean preDump;
     /** Areas left alone because the application registered them itself, for the summary: "pid: range". */
     final List<String> applicationAreas = new ArrayList<>();
-    long pagesInParent;
-    /** Per process, the pages copied before the freeze (pages-early-PID.img); null while (or if) that copy is incomplete. */
+    /**
+     * Per process, the early layer made before the freeze (the pagemap's {@code early} list:
+     * pages in pages-early-PID.img, and the parent's unwritten ones); null while (or if) that
+     * copy is incomplete.
+     */
     final Map<Integer, List<dev.cryo.image.proto.PageRun>> early = new java.util.HashMap<>();
+    /** Per process, the pages the early layer holds, as normalized ranges. */
+    final Map<Integer, List<long[]>> layerCoverage = new java.util.HashMap<>();
+    /** Per process, the saved pages not copied because an earlier image or the early layer holds them. */
+    final Map<Integer, List<long[]>> unchanged = new java.util.HashMap<>();
     /** Per process, smaps as read before the freeze (see {@link DirtyPages#areas}). */
     final Map<Integer, List<dev.cryo.proc.Vma>> mapsBeforeFreeze = new java.util.HashMap<>();
     /** Set once a re-protecting scan ran: the parent's keeper no longer knows what was written since the parent. */
@@ -101,8 +108,20 @@ public final class Incremental implements AutoCloseable {
         return List.copyOf(trackers.values());
     }
 
+    /**
+     * Pages taken unchanged from the parent image (through the early layer or directly), over all
+     * processes. Counted after the fact, not while the processes are frozen.
+     */
     public long pagesInParent() {
-        return pagesInParent;
+        long pages = 0;
+        for (Map.Entry<Integer, List<long[]>> e : unchanged.entrySet()) {
+            List<dev.cryo.image.proto.PageRun> layer = early.get(e.getKey());
+            List<long[]> fromParent = layer == null ? e.getValue() : Ranges.intersect(e.getValue(), layer.stream()
+                    .filter(dev.cryo.image.proto.PageRun::getInParent)
+                    .map(r -> new long[] {r.getVaddr(), r.getVaddr() + r.getNrPages() * 4096L}).toList());
+            pages += Ranges.bytes(fromParent) / 4096;
+        }
+        return pages;
     }
 
     /** Areas the application registered with a userfaultfd of its own ("pid start-end"), left alone. */
@@ -134,7 +153,7 @@ public final class Incremental implements AutoCloseable {
     /** Pages copied before the freeze, over all processes. */
     public long pagesCopiedEarly() {
         return early.values().stream().filter(java.util.Objects::nonNull)
-                .mapToLong(l -> l.stream().mapToLong(dev.cryo.image.proto.PageRun::getNrPages).sum()).sum();
+                .mapToLong(l -> l.stream().filter(r -> !r.getInParent()).mapToLong(dev.cryo.image.proto.PageRun::getNrPages).sum()).sum();
     }
 
     /** The final dump is written: the keeper it built on has served and ends. */

@@ -123,10 +123,7 @@ public final class Memory implements TaskPart {
         }
         List<PageRun> toCopy = runs.stream().filter(r -> !r.getInParent() && !r.getEarly()).toList();
         long pages = PageSaver.pages(toCopy);
-        long inParent = PageSaver.pages(runs.stream().filter(PageRun::getInParent).toList());
-        if (inc != null) {
-            inc.pagesInParent += inParent;
-        }
+        long inParent = PageSaver.pages(runs) - pages; // read from the parent chain or the early layer
         List<String> stat = ProcFiles.statFields(pid);
         long brk = ctx.syscalls().call("brk", Nr.BRK, 0);
         MmImage mm = MmImage.newBuilder().addAllVmas(vmas)
@@ -149,7 +146,8 @@ public final class Memory implements TaskPart {
         ctx.stats().bytes.addAndGet(pages * PAGE);
         int areas = vmas.size();
         LOG.info(() -> "process " + pid + ": " + areas + " memory areas, " + pages + " pages to save in "
-                + toCopy.size() + " runs" + (inc != null && inc.parent() != null ? ", " + inParent + " pages in the parent image" : ""));
+                + toCopy.size() + " runs" + (inc != null && inc.parent() != null
+                ? ", " + inParent + " pages unchanged (in the parent image or the copy before the freeze)" : ""));
         return new PageCopy(ctx.task(), ctx.image(), pid, toCopy, plan.cowShared(), ctx.progress());
     }
 

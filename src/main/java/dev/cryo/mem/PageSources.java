@@ -28,45 +28,62 @@ final class PageSources {
     static List<Piece> of(ImageReader image, int pid) {
         PagemapImage pagemap = image.read(ImageKind.PAGEMAP, pid, PagemapImage.parser());
         String file = image.path(ImageKind.PAGES, pid).toAbsolutePath().toString();
-        List<Piece> own = new ArrayList<>();
-        List<long[]> wanted = new ArrayList<>();
+        List<Piece> all = new ArrayList<>();
+        List<long[]> inParent = new ArrayList<>();
         List<long[]> early = new ArrayList<>();
         long offset = 0;
         for (PageRun run : pagemap.getRunsList()) {
             long length = run.getNrPages() * PAGE;
             if (run.getInParent()) {
-                wanted.add(new long[] {run.getVaddr(), run.getVaddr() + length});
+                inParent.add(new long[] {run.getVaddr(), run.getVaddr() + length});
             } else if (run.getEarly()) {
                 early.add(new long[] {run.getVaddr(), run.getVaddr() + length});
             } else {
-                own.add(new Piece(run.getVaddr(), length, file, offset));
+                all.add(new Piece(run.getVaddr(), length, file, offset));
                 offset += length;
             }
         }
+        List<Piece> parentPieces = null;
+        List<long[]> layerFromParent = new ArrayList<>();
         if (!early.isEmpty()) {
+            // the early layer: its own pages in pages-early-PID.img in order, the rest in the parent
             String earlyFile = image.path(ImageKind.EARLY_PAGES, pid).toAbsolutePath().toString();
-            List<Piece> index = new ArrayList<>();
+            List<Piece> layer = new ArrayList<>();
             long at = 0;
             for (PageRun run : pagemap.getEarlyList()) {
-                index.add(new Piece(run.getVaddr(), run.getNrPages() * PAGE, earlyFile, at));
-                at += run.getNrPages() * PAGE;
+                long length = run.getNrPages() * PAGE;
+                if (run.getInParent()) {
+                    layerFromParent.add(new long[] {run.getVaddr(), run.getVaddr() + length});
+                } else {
+                    layer.add(new Piece(run.getVaddr(), length, earlyFile, at));
+                    at += length;
+                }
             }
-            own.addAll(lookUp(early, index, image + ": pages copied before the freeze of process " + pid));
-            own.sort(java.util.Comparator.comparingLong(Piece::vaddr));
+            if (!layerFromParent.isEmpty()) {
+                parentPieces = parentPieces(image, pid);
+                layer.addAll(lookUp(layerFromParent, parentPieces, image.dir() + ": the early layer of process " + pid
+                        + " in the parent image"));
+                layer.sort(java.util.Comparator.comparingLong(Piece::vaddr));
+            }
+            all.addAll(lookUp(early, layer, image.dir() + ": pages of process " + pid + " in its early layer"));
         }
-        if (wanted.isEmpty()) {
-            return own;
+        if (!inParent.isEmpty()) {
+            if (parentPieces == null) {
+                parentPieces = parentPieces(image, pid);
+            }
+            all.addAll(lookUp(inParent, parentPieces, image.dir() + ": pages of process " + pid + " in the parent image"));
         }
+        all.sort(java.util.Comparator.comparingLong(Piece::vaddr));
+        return all;
+    }
+
+    private static List<Piece> parentPieces(ImageReader image, int pid) {
         ImageReader parent = image.parent();
         if (parent == null || !parent.has(ImageKind.PAGEMAP, pid)) {
             throw new ImageException(image.dir() + ": pages of process " + pid + " are marked as in the parent image, but "
                     + (parent == null ? "no parent image is recorded" : parent.dir() + " holds none of that process"));
         }
-        List<Piece> all = new ArrayList<>(own);
-        all.addAll(lookUp(wanted, of(parent, pid), image.dir() + ": pages of process " + pid
-                + " marked as in the parent image " + parent.dir()));
-        all.sort(java.util.Comparator.comparingLong(Piece::vaddr));
-        return all;
+        return of(parent, pid);
     }
 
     /** The pieces of {@code from} (address order) that hold each range of {@code wanted} (address order). */
