@@ -35,7 +35,7 @@ public final class Features {
     private static final long UFFDIO_API = 0xc018aa3fL, PAGEMAP_SCAN = 0xc0606610L;
     private static final long UFFD_FEATURE_WP_UNPOPULATED = 1L << 13, UFFD_FEATURE_WP_ASYNC = 1L << 15;
     private static final int UFFD_USER_MODE_ONLY = 1, O_CLOEXEC = 02000000;
-    private static final long PAGE_IS_WRITTEN = 1L << 3;
+    private static final long PAGE_IS_WRITTEN = dev.cryo.sys.PagemapScan.PAGE_IS_WRITTEN;
 
     private Features() {
     }

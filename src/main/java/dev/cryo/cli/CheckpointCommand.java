@@ -59,6 +59,9 @@ final class CheckpointCommand implements Callable<Integer> {
     @Option(names = "--pidfile", paramLabel = "FILE", description = "Write the checkpointed PID to FILE.")
     Path pidfile;
 
+    @Mixin
+    ParentOptions parent;
+
     @Override
     public Integer call() throws IOException {
         if (pid == null && tree == null) {
@@ -70,8 +73,8 @@ final class CheckpointCommand implements Callable<Integer> {
         int target = pid != null ? pid : tree;
         java.nio.file.Files.createDirectories(dir); // the log may live in it
         Logs.configure(common.logFile(dir), common.verbosity, spec.commandLine().getErr());
-        Checkpoint.Result r = Checkpoint.run(new Checkpoint.Options(target, dir, leaveRunning, shellJob, ipcHost, tcpEstablished, extUnixSk,
-                new ProgressLine(spec.commandLine().getErr())));
+        Checkpoint.Result r = Checkpoint.run(new Checkpoint.Options(target, dir, leaveRunning, shellJob, ipcHost, tcpEstablished,
+                extUnixSk, new ProgressLine(spec.commandLine().getErr()), parent.parentDir(spec, dir)));
         if (pidfile != null) {
             Files.writeString(pidfile, target + "\n");
         }
@@ -81,6 +84,11 @@ final class CheckpointCommand implements Callable<Integer> {
                 r.areas(), r.pages(), Sizes.human(r.bytes()),
                 r.fds(), r.frozenNanos() / 1_000_000, r.totalNanos() / 1_000_000,
                 leaveRunning ? "left running" : "killed");
+        if (parent.parentDir(spec, dir) != null) {
+            spec.commandLine().getOut().printf("Incremental: %d pages (%s) taken from the parent image %s instead of copied;"
+                            + " %d pages written since it copied before the freeze%n",
+                    r.pagesInParent(), Sizes.human(r.pagesInParent() * 4096), parent.parentDir(spec, dir), r.pagesEarly());
+        }
         return 0;
     }
 }

@@ -5,6 +5,7 @@ import dev.cryo.image.ImageWriter;
 import dev.cryo.image.proto.PstreeEntry;
 import dev.cryo.image.proto.PstreeImage;
 import dev.cryo.image.proto.Inventory;
+import dev.cryo.mem.Incremental;
 import dev.cryo.proc.ProcFiles;
 import dev.cryo.proc.ProcMaps;
 import dev.cryo.proc.Vma;
@@ -36,11 +37,12 @@ public final class Checkpoint {
     /**
      * @param shellJob the tree may use the terminal it runs in (criu's --shell-job): it will get restore's terminal
      * @param ipcHost  the tree uses IPC objects of the host's namespace, which stay there and are reconnected at restore
+     * @param parent   a pre-dump this checkpoint builds on (null: none): only pages written since it are copied
      */
     public record Options(int pid, Path dir, boolean leaveRunning, boolean shellJob, boolean ipcHost, boolean tcpEstablished,
-                          boolean extUnixSk, Progress progress) {
+                          boolean extUnixSk, Progress progress, Path parent) {
         public Options(int pid, Path dir, boolean leaveRunning) {
-            this(pid, dir, leaveRunning, false, false, false, false, Progress.NONE);
+            this(pid, dir, leaveRunning, false, false, false, false, Progress.NONE, null);
         }
     }
 
@@ -59,22 +61,40 @@ public final class Checkpoint {
     /** Key in the tree-wide maps of dump and restore contexts: set when --shell-job was given. */
     public static final String SHELL_JOB = "option:shell-job";
 
-    public record Result(int pid, int processes, int threads, long areas, long pages, long bytes, long fds, long frozenNanos, long totalNanos) {
+    /**
+     * @param pages         pages copied while the tree was frozen
+     * @param pagesInParent pages not copied because the parent image holds them unchanged
+     * @param pagesEarly    pages copied before the freeze (incremental), not written since
+     */
+    public record Result(int pid, int processes, int threads, long areas, long pages, long bytes, long fds, long frozenNanos,
+                         long totalNanos, long pagesInParent, long pagesEarly) {
     }
 
     public static Result run(Options o) {
         long t0 = System.nanoTime();
         Targets.checkCheckpointable(o.pid());
         checkDir(o.dir());
-        ImageWriter image = new ImageWriter(o.dir());
+        Incremental incremental = o.parent() == null ? null : Incremental.open(o.parent(), false);
+        ImageWriter image;
         FrozenTree tree;
+        try {
+            image = new ImageWriter(o.dir());
+        } catch (RuntimeException e) {
+            closeQuietly(incremental, e);
+            throw e;
+        }
+        if (incremental != null) {
+            incremental.copyBeforeFreeze(image, o.ipcHost());
+        }
         try {
             tree = FrozenTree.freeze(o.pid(), FrozenTree.options());
         } catch (RuntimeException e) {
             abortQuietly(image, e);
+            closeQuietly(incremental, e);
             throw e;
         }
         long frozen = System.nanoTime();
+        LOG.fine(() -> "tree of " + o.pid() + " frozen (" + tree.threadCount() + " threads)");
         DumpContext.Stats stats = new DumpContext.Stats();
         java.util.Map<String, Object> shared = new java.util.HashMap<>();
         shared.put(ROOT_PID, o.pid());
@@ -97,6 +117,10 @@ public final class Checkpoint {
             if (o.ipcHost()) {
                 shared.put(IPC_HOST, Boolean.TRUE);
             }
+            if (incremental != null) {
+                shared.put(Incremental.KEY, incremental);
+                setParent(inventory, o.dir(), incremental);
+            }
             for (FrozenTree.Proc p : tree.procs()) {
                 if (!p.zombie()) {
                     dump(o, p, List.copyOf(earlier), image, inventory, stats, shared);
@@ -111,11 +135,13 @@ public final class Checkpoint {
                 part.afterTreeDump(image, shared);
             }
             image.write(ImageKind.PSTREE, 0, pstree.build());
+            LOG.fine("writing the inventory");
             image.finish(inventory.setCreatedUnixMs(System.currentTimeMillis()));
         } catch (RuntimeException e) {
             ended(shared, false, e);
             tree.release(e);
             abortQuietly(image, e);
+            closeQuietly(incremental, e); // the keeper, untouched, goes on tracking for another try
             LOG.severe("Error: checkpoint of " + o.pid() + " failed, the processes were left running: " + e.getMessage());
             throw e;
         }
@@ -127,9 +153,35 @@ public final class Checkpoint {
             tree.kill();
             ended(shared, true, null);
         }
+        long inParent = 0;
+        long early = 0;
+        if (incremental != null) {
+            inParent = incremental.pagesInParent();
+            early = incremental.pagesCopiedEarly();
+            incremental.succeeded();
+            incremental.close();
+        }
         LOG.info(() -> "checkpoint of " + o.pid() + " done" + (o.leaveRunning() ? ", left running" : ", killed"));
         return new Result(o.pid(), tree.procs().size(), tree.threadCount(), stats.areas.get(), stats.pages.get(),
-                stats.bytes.get(), stats.fds.get(), frozenFor, System.nanoTime() - t0);
+                stats.bytes.get(), stats.fds.get(), frozenFor, System.nanoTime() - t0, inParent, early);
+    }
+
+    /** Records the parent image: its path relative to this image's directory, and its id. */
+    static void setParent(Inventory.Builder inventory, Path dir, Incremental incremental) {
+        Path parent = incremental.parent().dir().toAbsolutePath().normalize();
+        inventory.setParentImage(dir.toAbsolutePath().normalize().relativize(parent).toString())
+                .setParentImageId(incremental.parent().inventory().getImageId());
+    }
+
+    static void closeQuietly(AutoCloseable c, Throwable primary) {
+        if (c == null) {
+            return;
+        }
+        try {
+            c.close();
+        } catch (Exception e) {
+            primary.addSuppressed(e);
+        }
     }
 
     /** Tells every part the checkpoint is over; a failure rides along with {@code primary}, or is thrown. */
@@ -198,7 +250,7 @@ public final class Checkpoint {
      * is stopped right after, if it stopped in a system call.
      */
     static RemoteAddr findSyscallInstruction(Tracee task) {
-        for (Vma v : ProcMaps.read(task.pid())) {
+        for (Vma v : ProcMaps.readWithoutFlags(task.pid())) {
             if (v.path().equals("[vdso]")) {
                 byte[] code = task.read(new RemoteAddr(v.start()), (int) v.length());
                 for (int i = 0; i + 1 < code.length; i++) {
@@ -221,7 +273,7 @@ public final class Checkpoint {
      * complete) and log files (criu's habit: -o dump.log inside it). Anything else is someone's
      * data, and Cryo will not write next to it.
      */
-    private static void checkDir(Path dir) {
+    static void checkDir(Path dir) {
         if (!Files.exists(dir)) {
             return;
         }
@@ -241,7 +293,7 @@ public final class Checkpoint {
         }
     }
 
-    private static void abortQuietly(ImageWriter image, Throwable primary) {
+    static void abortQuietly(ImageWriter image, Throwable primary) {
         try {
             image.abort();
         } catch (RuntimeException e) {

@@ -62,6 +62,10 @@ public final class Restore {
     public static Restored run(Options o) {
         long t0 = System.nanoTime();
         ImageReader image = ImageReader.open(o.dir(), true);
+        if (image.inventory().getPreDump()) {
+            throw new CryoException(o.dir() + " is a pre-dump: it holds memory only, as the parent of a later dump;"
+                    + " restore the image of `cryo checkpoint PID -D DIR --parent " + o.dir() + "` instead");
+        }
         PstreeImage tree = image.read(ImageKind.PSTREE, 0, PstreeImage.parser());
         checkIdsFree(tree);
         Map<String, Object> options = o.shellJob() ? Map.of(Checkpoint.SHELL_JOB, Boolean.TRUE) : Map.of();
