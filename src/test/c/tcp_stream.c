@@ -1,7 +1,8 @@
 /*
  * One end of a TCP byte stream checked in both directions: `tcp_stream STATE server ADDR`
  * listens on ADDR (127.0.0.1 or ::1, port chosen by the kernel, written to STATE/port) and
- * accepts one peer; `tcp_stream STATE client ADDR PORT [slow]` connects to it. Each end sends
+ * accepts one peer (`server ADDR slow` reads slowly); `tcp_stream STATE client ADDR PORT [slow]`
+ * connects to it. Each end sends
  * the same deterministic byte sequence at about 1 MB/s and checks every byte it receives
  * against it, so a lost, repeated or reordered byte is caught at its offset; a reset or an end
  * of stream fails too. A `slow` end reads only 8 KiB every 50 ms, so the other end's send
@@ -56,7 +57,7 @@ int main(int argc, char **argv)
     if (argc < 4)
         target_die("usage: tcp_stream STATE server ADDR | client ADDR PORT [slow]");
     int server = strcmp(argv[2], "server") == 0;
-    int slow = argc > 5 && strcmp(argv[5], "slow") == 0;
+    int slow = server ? argc > 4 && strcmp(argv[4], "slow") == 0 : argc > 5 && strcmp(argv[5], "slow") == 0;
     struct sockaddr_storage ss;
     int listener = -1, conn;
     if (server) {

@@ -25,16 +25,17 @@ class TcpTest extends TargetTest {
     @ParameterizedTest(name = "{0}, checkpointed end: {1}")
     @CsvSource({"127.0.0.1, server", "::1, server", "127.0.0.1, client"})
     void streamGoesOnAcrossCheckpointAndRestore(String address, String checkpointed) throws Exception {
-        Target server = startProgram("tcp_stream", "server", address);
+        // when the server is checkpointed both ends read slower than the other sends, so that at
+        // checkpoint time the server's send and receive queues are both full
+        String pace = checkpointed.equals("server") ? "slow" : "fast";
+        Target server = startProgram("tcp_stream", "server", address, pace);
         String port = awaitFile(server.stateDir().resolve("port"));
-        // the end outside the tree reads slowly when the server is checkpointed, so that the
-        // server's send queue is full at checkpoint time; the server's receive queue fills while it is frozen
-        Target client = startReady("tcp_stream", "client", address, port, checkpointed.equals("server") ? "slow" : "fast");
+        Target client = startReady("tcp_stream", "client", address, port, pace);
         server.awaitReady(READY);
         Target inside = checkpointed.equals("server") ? server : client;
         Target outside = inside == server ? client : server;
-        awaitProgress(inside, 600_000);
-        awaitProgress(outside, 100_000);
+        awaitProgress(inside, 150_000);
+        awaitProgress(outside, 150_000);
 
         Path images = tmp.resolve("img");
         CryoCli.Result refused = CryoCli.run("checkpoint", pid(inside), "-D", images.toString());
