@@ -76,9 +76,7 @@ public final class PreDump {
             }
             tree.release();
             frozenFor = System.nanoTime() - frozen;
-            for (Memory.PageCopy copy : copies) {
-                copy.copy(true);
-            }
+            Memory.PageCopy.copyAll(copies, true);
             keeper = Keeper.spawn(incremental.trackers());
             image.write(ImageKind.TRACKER, 0, keeper);
             if (incremental.parent() != null) {

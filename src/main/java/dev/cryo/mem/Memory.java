@@ -60,9 +60,28 @@ public final class Memory implements TaskPart {
 
     // ------------------------------------------------------------------ dump
 
+    /** Tree-wide (dump): the page copies of the processes laid out so far, done together once all are. */
+    private static final String PENDING = "mem:pending-copies";
+
+    /**
+     * Saves the layout now and queues the copy of the pages: the copies of all processes run in
+     * parallel once the whole tree is laid out ({@link #afterTreeDump}), while it is still frozen.
+     */
     @Override
     public void dump(DumpContext ctx) {
-        layout(ctx).copy(false);
+        pending(ctx.shared()).add(layout(ctx));
+    }
+
+    @Override
+    public void afterTreeDump(dev.cryo.image.ImageWriter image, java.util.Map<String, Object> shared) {
+        List<PageCopy> copies = pending(shared);
+        PageCopy.copyAll(copies, false);
+        copies.clear();
+    }
+
+    @SuppressWarnings("unchecked")
+    private static List<PageCopy> pending(java.util.Map<String, Object> shared) {
+        return (List<PageCopy>) shared.computeIfAbsent(PENDING, k -> new ArrayList<PageCopy>());
     }
 
     /**
@@ -168,6 +187,52 @@ public final class Memory implements TaskPart {
             this.runs = runs;
             this.cowShared = cowShared;
             this.progress = progress;
+        }
+
+        /**
+         * Copies the pages of several processes, one process per core at a time: reading another
+         * task's memory (process_vm_readv, /proc/PID/mem) needs no ptrace stop, so any thread may
+         * do it. The first failure is thrown once all copies have ended, the others ride along.
+         */
+        public static void copyAll(List<PageCopy> copies, boolean taskRunning) {
+            int threads = Math.min(copies.size(), Runtime.getRuntime().availableProcessors());
+            if (threads <= 1) {
+                copies.forEach(c -> c.copy(taskRunning));
+                return;
+            }
+            java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(threads, r -> {
+                Thread t = new Thread(r, "cryo-page-copy");
+                t.setDaemon(true);
+                return t;
+            });
+            try {
+                List<java.util.concurrent.Future<?>> done = new ArrayList<>();
+                for (PageCopy c : copies) {
+                    done.add(pool.submit(() -> c.copy(taskRunning)));
+                }
+                RuntimeException failure = null;
+                for (java.util.concurrent.Future<?> f : done) {
+                    try {
+                        f.get();
+                    } catch (java.util.concurrent.ExecutionException e) {
+                        RuntimeException cause = e.getCause() instanceof RuntimeException r ? r
+                                : new IllegalStateException("copying pages", e.getCause());
+                        if (failure == null) {
+                            failure = cause;
+                        } else {
+                            failure.addSuppressed(cause);
+                        }
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        throw new IllegalStateException("interrupted while copying pages", e);
+                    }
+                }
+                if (failure != null) {
+                    throw failure;
+                }
+            } finally {
+                pool.shutdownNow();
+            }
         }
 
         /** @param taskRunning the process was let go already (pre-dump): an area it unmapped meanwhile reads as zeros */
