@@ -195,7 +195,7 @@ public final class Memory implements TaskPart {
          * do it. The first failure is thrown once all copies have ended, the others ride along.
          */
         public static void copyAll(List<PageCopy> copies, boolean taskRunning) {
-            int threads = Math.min(copies.size(), Runtime.getRuntime().availableProcessors());
+            int threads = Math.min(copies.size(), copyThreads());
             if (threads <= 1) {
                 copies.forEach(c -> c.copy(taskRunning));
                 return;
@@ -232,6 +232,16 @@ public final class Memory implements TaskPart {
                 }
             } finally {
                 pool.shutdownNow();
+            }
+        }
+
+        /** One per core, or CRYO_COPY_THREADS if set above 0 (the benchmark compares 1 with the default). */
+        private static int copyThreads() {
+            try {
+                int n = Integer.parseInt(System.getenv().getOrDefault("CRYO_COPY_THREADS", "0"));
+                return n > 0 ? n : Runtime.getRuntime().availableProcessors();
+            } catch (NumberFormatException e) {
+                return Runtime.getRuntime().availableProcessors();
             }
         }
 
