@@ -85,7 +85,7 @@ public final class InetSockets implements FdHandler {
                 throw new Refusal(fd.where() + ": a socket of type " + type + ", protocol " + protocol
                         + "; only TCP and UDP sockets are supported");
             }
-            s.addAllOptions(SocketOptions.read(copy, family, type, protocol, s.getTcpState() == TCP_ESTABLISHED));
+            s.addAllOptions(SocketOptions.read(copy, family, type, protocol, s.hasTcp()));
             e.setKind(FdKind.INET_SOCKET).setInet(s);
             LOG.fine(() -> fd.where() + ": " + describe(s.build()));
         } finally {
@@ -113,20 +113,21 @@ public final class InetSockets implements FdHandler {
             case TCP_CLOSE -> {
                 return false;
             }
-            case TCP_ESTABLISHED -> {
+            case TcpRepair.ESTABLISHED, TcpRepair.FIN_WAIT1, TcpRepair.FIN_WAIT2, TcpRepair.CLOSE_WAIT, TcpRepair.LAST_ACK -> {
                 InetAddress local = InetAddress.of(s.getLocal().toByteArray()), peer = InetAddress.of(s.getPeer().toByteArray());
                 if (!ctx.shared().containsKey(Checkpoint.TCP_ESTABLISHED)) {
                     throw new Refusal(fd.where() + ": an established TCP connection " + local + " -> " + peer
+                            + (state == TCP_ESTABLISHED ? "" : " (" + TCP_STATES[state] + ")")
                             + "; give --tcp-established to checkpoint it (its peer will only see a pause)");
                 }
                 lock(ctx.shared(), new NetworkLock.Flow(local, peer));
                 TcpRepair.enter(copy);
                 repaired(ctx.shared()).add(copy);
-                s.setTcp(TcpRepair.read(copy, fd.where()).toBuilder().setNetworkLock((String) ctx.shared().get(LOCK)));
+                s.setTcp(TcpRepair.read(copy, state, fd.where()).toBuilder().setNetworkLock((String) ctx.shared().get(LOCK)));
                 return true;
             }
             default -> throw new Refusal(fd.where() + ": a TCP socket in state " + TCP_STATES[Math.min(state, 12)]
-                    + "; only listening, established and closed ones are supported");
+                    + "; only listening, established (also half closed) and closed ones are supported");
         }
     }
 
@@ -178,7 +179,7 @@ public final class InetSockets implements FdHandler {
             boolean bound = InetAddress.of(local).port() != 0;
             SocketOptions.applyBeforeBind(copy, s.getOptionsList());
             if (s.hasTcp()) {
-                TcpRepair.restore(copy, local, s.getPeer().toByteArray(), s.getTcp());
+                TcpRepair.restore(copy, local, s.getPeer().toByteArray(), s.getTcp(), s.getTcpState());
                 // repair mode forced address reuse while it lasted, and leaving it reset that
                 SocketOptions.applyAfterBind(copy, s.getOptionsList(), true);
                 lifts(ctx.shared()).add(s.getTcp().getNetworkLock());
@@ -220,6 +221,7 @@ public final class InetSockets implements FdHandler {
         if (!s.getPeer().isEmpty()) {
             TcpConnection c = s.getTcp();
             return proto + " " + local + " -> " + InetAddress.of(s.getPeer().toByteArray())
+                    + (s.hasTcp() && s.getTcpState() != TCP_ESTABLISHED ? " " + TCP_STATES[s.getTcpState()] : "")
                     + (s.hasTcp() ? " (" + c.getSendQueue().size() + " bytes to send, " + c.getRecvQueue().size() + " to read)" : "")
                     + (s.getDatagramsCount() > 0 ? " (" + s.getDatagramsCount() + " datagrams waiting)" : "");
         }

@@ -48,7 +48,9 @@ public final class NetworkLock {
         }
         String table = "cryo_" + rootPid + "_" + Long.toHexString(System.currentTimeMillis());
         StringBuilder script = new StringBuilder("add table inet " + table + "\n")
-                .append("add chain inet ").append(table).append(" input { type filter hook input priority -150 ; policy accept ; }\n");
+                .append("add chain inet ").append(table).append(" input { type filter hook input priority -150 ; policy accept ; }\n")
+                // what restore itself sends in a peer's name (a FIN it received) must get through
+                .append("add rule inet ").append(table).append(" input meta mark ").append(RawPackets.MARK).append(" accept\n");
         for (Flow f : flows) {
             script.append("add rule inet ").append(table).append(" input ").append(f.rule()).append('\n');
         }

@@ -4,7 +4,9 @@ import com.google.protobuf.ByteString;
 import dev.cryo.core.Refusal;
 import dev.cryo.image.proto.TcpConnection;
 import dev.cryo.sys.Sockets;
+import dev.cryo.sys.Nr;
 import dev.cryo.sys.Structs;
+import dev.cryo.sys.Sys;
 
 import java.nio.ByteBuffer;
 
@@ -29,6 +31,7 @@ final class TcpRepair {
     private static final int TCPOPT_MSS = 2, TCPOPT_WINDOW = 3, TCPOPT_SACK_PERM = 4, TCPOPT_TIMESTAMP = 8;
     private static final int TCPI_OPT_TIMESTAMPS = 1, TCPI_OPT_SACK = 2, TCPI_OPT_WSCALE = 4;
     private static final int SO_SNDBUF = 7, SO_RCVBUF = 8, SO_SNDBUFFORCE = 32, SO_RCVBUFFORCE = 33;
+    private static final int SHUT_WR = 1, IPPROTO_TCP = 6, TH_FIN = 0x01, TH_ACK = 0x10;
 
     private TcpRepair() {
     }
@@ -43,8 +46,30 @@ final class TcpRepair {
         Sockets.setInt(fd, SOL_TCP, TCP_REPAIR, REPAIR_OFF_NO_WINDOW_PROBE);
     }
 
-    /** Reads the connection of a socket in repair mode. */
-    static TcpConnection read(int fd, String where) {
+    static final int ESTABLISHED = 1, FIN_WAIT1 = 4, FIN_WAIT2 = 5, CLOSE_WAIT = 8, LAST_ACK = 9;
+
+    /** States TCP_REPAIR can rebuild: established, and half closed in either direction (or both, waiting for the last ACK). */
+    static boolean restorable(int state) {
+        return state == ESTABLISHED || state == FIN_WAIT1 || state == FIN_WAIT2 || state == CLOSE_WAIT || state == LAST_ACK;
+    }
+
+    /** This end sent its FIN (shutdown for writing, or close). */
+    private static boolean finSent(int state) {
+        return state == FIN_WAIT1 || state == FIN_WAIT2 || state == LAST_ACK;
+    }
+
+    /** Its FIN is still waiting for the peer's ACK: it counts in the send queue's length. */
+    private static boolean finUnacknowledged(int state) {
+        return state == FIN_WAIT1 || state == LAST_ACK;
+    }
+
+    /** The peer's FIN arrived: it counts in rcv_nxt. */
+    private static boolean finReceived(int state) {
+        return state == CLOSE_WAIT || state == LAST_ACK;
+    }
+
+    /** Reads the connection of a socket in repair mode (in TCP state {@code state}). */
+    static TcpConnection read(int fd, int state, String where) {
         byte[] info = Sockets.get(fd, SOL_TCP, TCP_INFO, 104);
         TcpConnection.Builder c = TcpConnection.newBuilder()
                 .setOptions(info[5]).setSndWscale(info[6] & 0xf).setRcvWscale((info[6] >> 4) & 0xf)
@@ -54,7 +79,7 @@ final class TcpRepair {
         c.setSendSeq(Sockets.getInt(fd, SOL_TCP, TCP_QUEUE_SEQ));
         int outq = Sockets.ioctlInt(fd, SIOCOUTQ, "SIOCOUTQ");
         c.setUnsent(Sockets.ioctlInt(fd, SIOCOUTQNSD, "SIOCOUTQNSD"));
-        c.setSendQueue(peekAll(fd, outq, "send", where));
+        c.setSendQueue(peekAll(fd, outq - (finUnacknowledged(state) ? 1 : 0), "send", where));
         Sockets.setInt(fd, SOL_TCP, TCP_REPAIR_QUEUE, RECV_QUEUE);
         c.setRecvSeq(Sockets.getInt(fd, SOL_TCP, TCP_QUEUE_SEQ));
         c.setRecvQueue(peekAll(fd, Sockets.ioctlInt(fd, SIOCINQ, "SIOCINQ"), "receive", where));
@@ -80,13 +105,16 @@ final class TcpRepair {
      * sockaddrs. Leaves repair mode at the end, with a window probe so the peer learns at once
      * that the connection is alive again.
      */
-    static void restore(int fd, byte[] local, byte[] peer, TcpConnection c) {
+    static void restore(int fd, byte[] local, byte[] peer, TcpConnection c, int state) {
         int sendQueued = c.getSendQueue().size(), recvQueued = c.getRecvQueue().size();
+        // a FIN has a sequence number of its own: the data ends one before it
+        int sendStart = c.getSendSeq() - (finSent(state) ? 1 : 0) - sendQueued;
+        int recvStart = c.getRecvSeq() - (finReceived(state) ? 1 : 0) - recvQueued;
         Sockets.setInt(fd, SOL_TCP, TCP_REPAIR, REPAIR_ON);
         Sockets.setInt(fd, SOL_TCP, TCP_REPAIR_QUEUE, SEND_QUEUE);
-        Sockets.setInt(fd, SOL_TCP, TCP_QUEUE_SEQ, c.getSendSeq() - sendQueued);
+        Sockets.setInt(fd, SOL_TCP, TCP_QUEUE_SEQ, sendStart);
         Sockets.setInt(fd, SOL_TCP, TCP_REPAIR_QUEUE, RECV_QUEUE);
-        Sockets.setInt(fd, SOL_TCP, TCP_QUEUE_SEQ, c.getRecvSeq() - recvQueued);
+        Sockets.setInt(fd, SOL_TCP, TCP_QUEUE_SEQ, recvStart);
         Sockets.bind(fd, local);      // repair mode forces address reuse: a restored listener may hold the port
         Sockets.connect(fd, peer);    // in repair mode: no handshake, just ESTABLISHED
         Sockets.set(fd, SOL_TCP, TCP_REPAIR_OPTIONS, options(c));
@@ -103,8 +131,53 @@ final class TcpRepair {
             Sockets.send(fd, c.getSendQueue().toByteArray(), new byte[0]);
         }
         Sockets.setInt(fd, SOL_TCP, TCP_REPAIR_QUEUE, NO_QUEUE);
-        Sockets.set(fd, SOL_TCP, TCP_REPAIR_WINDOW, c.getWindow().toByteArray());
+        Sockets.set(fd, SOL_TCP, TCP_REPAIR_WINDOW, window(c, recvStart + recvQueued));
+        if (finSent(state) && !finReceived(state)) {
+            // in repair mode the FIN is queued as sent, after the data: FIN_WAIT1 (and FIN_WAIT2 once acked again)
+            Sys.call("shutdown(SHUT_WR)", Nr.SHUTDOWN, fd, SHUT_WR);
+        }
         Sockets.setInt(fd, SOL_TCP, TCP_REPAIR, REPAIR_OFF);
+        if (finReceived(state)) {
+            receiveFin(fd, local, peer, c, sendStart, recvStart + recvQueued);
+            if (finSent(state)) {
+                Sys.call("shutdown(SHUT_WR)", Nr.SHUTDOWN, fd, SHUT_WR);  // CLOSE_WAIT -> LAST_ACK, our FIN goes again
+            }
+        }
+    }
+
+    /**
+     * The peer's FIN cannot be put into a queue: it is sent again in the peer's name, as a raw
+     * packet (FIN|ACK at the sequence number it had, acknowledging nothing new), which the
+     * network lock lets through by its mark. The socket moves to CLOSE_WAIT as it receives it.
+     */
+    private static void receiveFin(int fd, byte[] local, byte[] peer, TcpConnection c, int ack, int finSeq) {
+        InetAddress from = InetAddress.of(peer), to = InetAddress.of(local);
+        int window = Structs.le(c.getWindow().toByteArray()).getInt(4) >>> c.getSndWscale(); // the peer's, as it advertises it
+        ByteBuffer tcp = ByteBuffer.allocate(20).order(java.nio.ByteOrder.BIG_ENDIAN);
+        tcp.putShort((short) from.port()).putShort((short) to.port()).putInt(finSeq).putInt(ack)
+                .putShort((short) (5 << 12 | TH_ACK | TH_FIN)).putShort((short) Math.min(window, 0xffff)).putShort((short) 0)
+                .putShort((short) 0);
+        RawPackets.send(from, to, IPPROTO_TCP, tcp.array(), 16);
+        long deadline = System.nanoTime() + 2_000_000_000L;
+        while (Sockets.get(fd, SOL_TCP, TCP_INFO, 104)[0] != CLOSE_WAIT) {
+            if (System.nanoTime() > deadline) {
+                throw new dev.cryo.CryoException("the restored connection " + to + " -> " + from
+                        + " did not take the peer's FIN again (state " + Sockets.get(fd, SOL_TCP, TCP_INFO, 104)[0] + ")");
+            }
+            Thread.onSpinWait();
+        }
+    }
+
+    /**
+     * struct tcp_repair_window as saved, but with rcv_wup no later than {@code rcvNxt}: the kernel
+     * refuses one past rcv_nxt, and before the peer's FIN is received again rcv_nxt is one short.
+     */
+    private static byte[] window(TcpConnection c, int rcvNxt) {
+        ByteBuffer w = Structs.le(c.getWindow().toByteArray());
+        if (w.getInt(16) - rcvNxt > 0) {
+            w.putInt(16, rcvNxt);
+        }
+        return w.array();
     }
 
     /** struct tcp_repair_opt[]: the options both ends agreed on in the handshake. */

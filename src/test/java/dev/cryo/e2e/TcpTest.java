@@ -109,6 +109,40 @@ class TcpTest extends TargetTest {
         assertThat(client.check(CHECK)).as(client.log()).isEqualTo("PASS");
     }
 
+    @Test
+    void halfClosedConnectionsComeBackHalfClosed() throws Exception {
+        Path state = Files.createDirectories(tmp.resolve("half"));
+        Target t = track(Target.start(state, java.util.List.of("python3",
+                Path.of("src/test/resources/python/tcp_half_closed.py").toAbsolutePath().toString(), state.toString())));
+        int port = Integer.parseInt(awaitFile(state.resolve("port")));
+        try (Socket closeWait = new Socket("127.0.0.1", port); Socket finWait = new Socket("127.0.0.1", port)) {
+            closeWait.setSoTimeout(20_000);
+            finWait.setSoTimeout(20_000);
+            closeWait.getOutputStream().write("hello".getBytes());
+            closeWait.shutdownOutput();                     // the tree's end: CLOSE_WAIT, "hello" unread
+            assertThat(new String(finWait.getInputStream().readNBytes(3))).isEqualTo("bye");
+            assertThat(finWait.getInputStream().read()).as("the tree's end shut its side: FIN_WAIT2").isEqualTo(-1);
+            Files.writeString(state.resolve("armed"), "armed");
+            t.awaitReady(READY);
+            Path images = tmp.resolve("img");
+            CryoCli.Result dump = CryoCli.run("checkpoint", pid(t), "-D", images.toString(), "--tcp-established");
+            assertThat(dump.exitCode()).as(dump + t.log()).isZero();
+            assertThat(CryoCli.run("inspect", images.toString()).out()).contains("CLOSE_WAIT").contains("FIN_WAIT2");
+            t.awaitPidFree(PID_FREE);
+            CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "-d");
+            assertThat(restore.exitCode()).as(restore.toString()).isZero();
+            finWait.getOutputStream().write("late".getBytes());
+            Files.writeString(state.resolve("go"), "go");
+            assertThat(new String(closeWait.getInputStream().readNBytes(10))).isEqualTo("still-open");
+            Path out = state.resolve("out");
+            long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+            while (!Files.exists(out) && System.nanoTime() < deadline) {
+                Thread.sleep(20);
+            }
+            assertThat(Files.exists(out) ? Files.readString(out).strip() : "no answer; " + t.log()).isEqualTo("hello,eof late");
+        }
+    }
+
     private static String awaitFile(Path file) throws Exception {
         long deadline = System.nanoTime() + READY.toNanos();
         while (System.nanoTime() < deadline) {
