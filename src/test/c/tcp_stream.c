@@ -5,8 +5,8 @@
  * connects to it. Each end sends
  * the same deterministic byte sequence at about 1 MB/s and checks every byte it receives
  * against it, so a lost, repeated or reordered byte is caught at its offset; a reset or an end
- * of stream fails too. A `slow` end reads only 8 KiB every 50 ms, so the other end's send
- * queue (and this end's receive queue) stay full. The server also answers every further
+ * of stream fails too. A `slow` end reads only 8 KiB every 50 ms into a small receive buffer
+ * (SO_RCVBUF 32 KiB), so the other end's send queue and this end's receive queue stay full. The server also answers every further
  * connection to its listening socket with "hello\n", to show the listener still works.
  * STATE/progress holds "RECEIVED SENT" (bytes). Check: nothing went wrong and bytes flowed.
  */
@@ -63,8 +63,10 @@ int main(int argc, char **argv)
     if (server) {
         socklen_t len = make_addr(argv[3], 0, &ss);
         listener = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        int one = 1;
+        int one = 1, small = 32768;
         setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (slow)  /* inherited by the accepted connection */
+            setsockopt(listener, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
         if (listener < 0 || bind(listener, (struct sockaddr *)&ss, len) != 0 || listen(listener, 16) != 0)
             target_die("listen on %s: %s", argv[3], strerror(errno));
         len = sizeof ss;
@@ -79,6 +81,9 @@ int main(int argc, char **argv)
     } else {
         socklen_t len = make_addr(argv[3], atoi(argv[4]), &ss);
         conn = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int small = 32768;
+        if (slow)
+            setsockopt(conn, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
         if (conn < 0 || connect(conn, (struct sockaddr *)&ss, len) != 0)
             target_die("connect to %s port %s: %s", argv[3], argv[4], strerror(errno));
     }
