@@ -140,6 +140,31 @@ class MoreFdFamiliesTest extends TargetTest {
         restoreTerminal.awaitGone(Duration.ofSeconds(10));
     }
 
+    /**
+     * A pty pair with both ends in the tree (ptypair.c: the parent holds the master, a child in a
+     * session of its own has the slave as its controlling terminal): bytes wait in both
+     * directions, a partial input line among them. A checkpoint that leaves the tree running
+     * puts them back; two checkpoint/restore rounds rebuild the pair with them, its termios,
+     * window size and packet mode, and the child's session gets its terminal back.
+     */
+    @Test
+    void ptyPairWithBothEndsInTheTree() throws IOException {
+        Target t = startReady("ptypair");
+        long child = Long.parseLong(Files.readString(t.stateDir().resolve("child")).strip());
+        toKill.add(child);
+        assertThat(t.check(CHECK)).as("before the checkpoints: " + t.log()).isEqualTo("PASS");
+
+        CryoCli.Result running = CryoCli.run("checkpoint", pid(t), "-D", tmp.resolve("img-running").toString(), "--leave-running");
+        assertThat(running.exitCode()).as("checkpoint --leave-running: " + running + "\n" + t.log()).isZero();
+        assertThat(t.check(CHECK)).as("after a checkpoint that left it running: " + t.log()).isEqualTo("PASS");
+
+        for (int round = 1; round <= ROUNDS; round++) {
+            checkpointAndRestore(t, tmp.resolve("img" + round));
+            assertThat(Path.of("/proc", Long.toString(child))).as("restored child, round " + round).exists();
+            assertThat(t.check(CHECK)).as("after restore " + round + ": " + t.log()).isEqualTo("PASS");
+        }
+    }
+
     /** Waits for STATE/ready of a target that is not the {@link Target}'s own process; returns its pid. */
     private static long awaitReady(Path state, Target launcher) {
         String ready = awaitFile(state.resolve("ready"), READY, launcher);
