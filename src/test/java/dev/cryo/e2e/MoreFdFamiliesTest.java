@@ -165,6 +165,62 @@ class MoreFdFamiliesTest extends TargetTest {
         }
     }
 
+    /**
+     * script(1) running an interactive bash: script holds the master, bash has the slave as its
+     * controlling terminal. Commands reach script through a FIFO this test holds open. A command
+     * half typed before the checkpoint is finished after the restore; each command runs once in
+     * bash and its output comes back through the master once, over two restores.
+     */
+    @Test
+    void scriptRunningBashGoesOnAfterRestore() throws Exception {
+        String script = onPath("script");
+        Assumptions.assumeTrue(script != null && onPath("bash") != null, "script(1) and bash are needed");
+        Path fifo = tmp.resolve("commands");
+        assertThat(new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor()).as("mkfifo").isZero();
+        Path typescript = tmp.resolve("typescript");
+        // read-write: opening never blocks, and script never sees its input end while the test runs
+        try (java.nio.channels.FileChannel commands = java.nio.channels.FileChannel.open(fifo,
+                java.nio.file.StandardOpenOption.READ, java.nio.file.StandardOpenOption.WRITE)) {
+            Target t = start("script-bash", List.of("sh", "-c", "exec " + quote(script) + " -qfc 'bash --norc --noprofile -i' "
+                    + quote(typescript.toString()) + " < " + quote(fifo.toString())));
+            Supplier<String> log = () -> "\n--- typescript:\n" + read(typescript) + "\n--- script's output:\n" + t.log();
+            type(commands, "echo ready-$((6*7))\n");
+            awaitText(typescript, "ready-42", TYPESCRIPT, t, log);
+            List<Long> shell = childrenOf(t.pid());
+            assertThat(shell).as("bash under script").hasSize(1);
+            toKill.addAll(shell);
+
+            for (int round = 1; round <= ROUNDS; round++) {
+                String word = "round" + round + "-";
+                type(commands, "echo " + word);  // half a line: in bash's line editor at the checkpoint
+                awaitText(typescript, "echo " + word, TYPESCRIPT, t, log);
+                checkpointAndRestore(t, tmp.resolve("img" + round));
+                assertThat(Path.of("/proc", Long.toString(shell.getFirst()))).as("bash after restore " + round + log.get()).exists();
+                type(commands, "$((6*7))\n");
+                awaitText(typescript, word + "42", TYPESCRIPT, t, log);
+                type(commands, "echo done-" + round + "-$((6*7))\n");
+                awaitText(typescript, "done-" + round + "-42", TYPESCRIPT, t, log);
+                String seen = read(typescript);
+                assertThat(count(seen, word + "42")).as("output of the finished command, once" + log.get()).isEqualTo(1);
+                assertThat(count(seen, "done-" + round + "-42")).as("output of a new command, once" + log.get()).isEqualTo(1);
+                assertThat(count(seen, "echo done-" + round)).as("the new command's echo, once" + log.get()).isEqualTo(1);
+                assertThat(t.isAlive()).as("script after restore " + round + log.get()).isTrue();
+            }
+        }
+    }
+
+    private static void type(java.nio.channels.FileChannel commands, String text) throws IOException {
+        commands.write(java.nio.ByteBuffer.wrap(text.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+    }
+
+    private static int count(String text, String what) {
+        int n = 0;
+        for (int at = text.indexOf(what); at >= 0; at = text.indexOf(what, at + what.length())) {
+            n++;
+        }
+        return n;
+    }
+
     /** Waits for STATE/ready of a target that is not the {@link Target}'s own process; returns its pid. */
     private static long awaitReady(Path state, Target launcher) {
         String ready = awaitFile(state.resolve("ready"), READY, launcher);
