@@ -1,7 +1,8 @@
 /*
  * A pty pair with both ends in the tree: the parent holds the master (in packet mode), a child
  * runs in a session of its own with the slave as controlling terminal, stdin and stdout.
- * The slave's termios is changed (-echo, VINTR = ^G) and its window is 33x101.
+ * The slave's termios is changed (-echo, VINTR = ^G) and its window is 33x101; once the child
+ * has it open, the pair is locked (TIOCSPTLCK: the slave cannot be opened again).
  *
  * Waiting at every checkpoint, in both directions:
  *   for the master: "out-line1\r\nout-partial"  (the child wrote "out-line1\nout-partial": ONLCR)
@@ -9,7 +10,7 @@
  * STATE/child holds the child's pid.
  *
  * Check (SIGUSR2 to the parent):
- *   parent: termios, window size and packet mode as set (seen from the master); reads exactly
+ *   parent: termios, window size, packet mode and lock as set (seen from the master); reads exactly
  *     the waiting bytes (one packet), nothing more; asks the child (SIGUSR2) for its part;
  *   child: the slave is its controlling terminal, its session is its own and its group is in the
  *     foreground; termios and window as set; FIONREAD counts the complete line only; reads
@@ -100,11 +101,7 @@ static void child_check(void)
         target_fail("child: stdin is not its session's terminal: %s", strerror(errno));
     if (tcgetpgrp(0) != getpgrp())
         target_fail("child: foreground group %d, its own %d", tcgetpgrp(0), getpgrp());
-    int fd = open("/dev/tty", O_RDWR | O_NOCTTY);
-    if (fd < 0)
-        target_fail("child: no controlling terminal: %s", strerror(errno));
-    else
-        close(fd);
+    /* (not open("/dev/tty"): that opens the slave again, which a locked pair refuses with EIO) */
     check_termios(0, "child");
     int queued = -1;
     if (ioctl(0, FIONREAD, &queued) != 0 || queued != 9)
@@ -157,6 +154,9 @@ static void parent_check(int m)
     int pkt = -1;
     if (ioctl(m, TIOCGPKT, &pkt) != 0 || pkt != 1)
         target_fail("packet mode is %d", pkt);
+    int locked = -1;
+    if (ioctl(m, TIOCGPTLCK, &locked) != 0 || locked != 1)
+        target_fail("the pair is not locked (%d)", locked);
     check_termios(m, "master");
     int queued = -1;
     if (ioctl(m, FIONREAD, &queued) != 0 || queued != (int)strlen(OUT_SEEN))
@@ -203,6 +203,8 @@ int main(int argc, char **argv)
     char text[64], pid[32];
     if (await_file("child-ready", text, sizeof text) != 0)
         target_die("the child did not get ready");
+    if (ioctl(m, TIOCSPTLCK, &one) != 0)
+        target_die("TIOCSPTLCK: %s", strerror(errno));
     snprintf(pid, sizeof pid, "%d\n", (int)child);
     target_write_file("child", pid);
     target_write_all(m, IN, strlen(IN));

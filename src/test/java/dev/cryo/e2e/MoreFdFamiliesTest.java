@@ -166,6 +166,30 @@ class MoreFdFamiliesTest extends TargetTest {
     }
 
     /**
+     * A pty end whose other end is outside the tree: the slave alone is a terminal (only a shell
+     * job's, with --shell-job), a master alone is refused; both keep running, the pair untouched.
+     */
+    @Test
+    void ptyEndWithItsOtherEndOutsideTheTreeIsRefused() throws IOException {
+        Target t = startReady("ptypair");
+        long child = Long.parseLong(Files.readString(t.stateDir().resolve("child")).strip());
+        toKill.add(child);
+        CryoCli.Result slaveOnly = CryoCli.run("checkpoint", Long.toString(child), "-D", tmp.resolve("img-slave").toString());
+        assertThat(slaveOnly.exitCode()).as("the slave's holder alone: " + slaveOnly).isNotZero();
+        assertThat(slaveOnly.err()).as("the slave's holder alone").contains("terminal").contains("--shell-job");
+        assertThat(t.check(CHECK)).as("after the refused checkpoint: " + t.log()).isEqualTo("PASS");
+
+        Assumptions.assumeTrue(onPath("python3") != null, "python3 holds a master alone");
+        Target alone = start("ptmx-alone", List.of("python3", "-c",
+                "import os, time\nm = os.open('/dev/ptmx', os.O_RDWR | os.O_NOCTTY)\nprint('open', flush=True)\ntime.sleep(600)"));
+        awaitText(alone.stateDir().resolve("out.log"), "open", READY, alone, alone::log);
+        CryoCli.Result masterOnly = CryoCli.run("checkpoint", pid(alone), "-D", tmp.resolve("img-master").toString());
+        assertThat(masterOnly.exitCode()).as("a master alone: " + masterOnly).isNotZero();
+        assertThat(masterOnly.err()).as("a master alone").contains("master of /dev/pts/").contains("slave is not open in the process tree");
+        assertThat(alone.isAlive()).as("the master's holder runs on").isTrue();
+    }
+
+    /**
      * script(1) running an interactive bash: script holds the master, bash has the slave as its
      * controlling terminal. Commands reach script through a FIFO this test holds open. A command
      * half typed before the checkpoint is finished after the restore; each command runs once in
