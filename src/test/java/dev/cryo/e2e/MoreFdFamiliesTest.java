@@ -230,6 +230,23 @@ class MoreFdFamiliesTest extends TargetTest {
                 assertThat(count(seen, "echo done-" + round)).as("the new command's echo, once" + log.get()).isEqualTo(1);
                 assertThat(t.isAlive()).as("script after restore " + round + log.get()).isTrue();
             }
+
+            // a foreground job of bash's: its group has the terminal after the restore, so ^C reaches it
+            type(commands, "sleep 600\n");
+            long bash = shell.getFirst();
+            long deadline = System.nanoTime() + TYPESCRIPT.toNanos();
+            while (childrenOf(bash).isEmpty() && System.nanoTime() < deadline) {
+                pause();
+            }
+            List<Long> job = childrenOf(bash);
+            assertThat(job).as("sleep under bash" + log.get()).hasSize(1);
+            toKill.addAll(job);
+            checkpointAndRestore(t, tmp.resolve("img-job"));
+            assertThat(dev.cryo.proc.ProcFiles.statField(dev.cryo.proc.ProcFiles.statFields((int) bash), 8)).as("bash's terminal's foreground group: the job's").isEqualTo(job.getFirst());
+            type(commands, "\u0003");
+            awaitPidFree(job.getFirst(), PID_FREE, true);
+            type(commands, "echo after-$((6*7))\n");
+            awaitText(typescript, "after-42", TYPESCRIPT, t, log);
         }
     }
 
