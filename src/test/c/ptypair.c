@@ -2,7 +2,8 @@
  * A pty pair with both ends in the tree: the parent holds the master (in packet mode), a child
  * runs in a session of its own with the slave as controlling terminal, stdin and stdout.
  * The slave's termios is changed (-echo, VINTR = ^G) and its window is 33x101; once the child
- * has it open, the pair is locked (TIOCSPTLCK: the slave cannot be opened again).
+ * has it open, the pair is locked (TIOCSPTLCK: the slave cannot be opened again), and the slave
+ * is in exclusive mode (TIOCEXCL).
  *
  * Waiting at every checkpoint, in both directions:
  *   for the master: "out-line1\r\nout-partial"  (the child wrote "out-line1\nout-partial": ONLCR)
@@ -13,8 +14,8 @@
  *   parent: termios, window size, packet mode and lock as set (seen from the master); reads exactly
  *     the waiting bytes (one packet), nothing more; asks the child (SIGUSR2) for its part;
  *   child: the slave is its controlling terminal, its session is its own and its group is in the
- *     foreground; termios and window as set; FIONREAD counts the complete line only; reads
- *     exactly "in-line1\n"; then STATE/child-step1;
+ *     foreground; termios, window and exclusive mode as set; FIONREAD counts the complete line
+ *     only; reads exactly "in-line1\n"; then STATE/child-step1;
  *   parent writes "-more\n": the child reads "in-partial-more\n" (the partial line was kept
  *     partial), answers "reply:in-partial-more\n", writes the bytes for the master again, then
  *     STATE/child-step2; the parent reads exactly "reply:in-partial-more\r\n" and writes the
@@ -103,6 +104,9 @@ static void child_check(void)
         target_fail("child: foreground group %d, its own %d", tcgetpgrp(0), getpgrp());
     /* (not open("/dev/tty"): that opens the slave again, which a locked pair refuses with EIO) */
     check_termios(0, "child");
+    int excl = -1;
+    if (ioctl(0, TIOCGEXCL, &excl) != 0 || excl != 1)
+        target_fail("child: the slave is not in exclusive mode (%d)", excl);
     int queued = -1;
     if (ioctl(0, FIONREAD, &queued) != 0 || queued != 9)
         target_fail("child: FIONREAD %d, expected 9 (the complete line)", queued);
@@ -139,6 +143,7 @@ static void child_main(const char *name)
     tcsetattr(0, TCSANOW, &t);
     struct winsize ws = { ROWS, COLS, 0, 0 };
     ioctl(0, TIOCSWINSZ, &ws);
+    ioctl(0, TIOCEXCL);
     target_write_all(1, OUT, strlen(OUT));
     target_write_file("child-ready", "ok");
     for (;;) {

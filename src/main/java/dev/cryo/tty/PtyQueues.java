@@ -59,9 +59,10 @@ final class PtyQueues {
         int slave = openSlave(master, locked);
         try {
             Termios t = Tty.getTermios(slave);
+            boolean exclusive = Tty.getInt(slave, Tty.TIOCGEXCL, "TIOCGEXCL") != 0;
             PtyPair.Builder p = PtyPair.newBuilder().setIndex(index).setTermios(toProto(t)).setRows(w.getShort(0) & 0xffff)
                     .setCols(w.getShort(2) & 0xffff).setXpixel(w.getShort(4) & 0xffff).setYpixel(w.getShort(6) & 0xffff)
-                    .setPacket(packet).setLocked(locked);
+                    .setPacket(packet).setLocked(locked).setExclusive(exclusive);
             readInput(slave, t, p);
             p.setToMaster(ByteString.copyFrom(readOutput(master, packet, index)));
             PtyPair pair = p.build();
@@ -118,7 +119,7 @@ final class PtyQueues {
 
     private static void readInput(int slave, Termios t, PtyPair.Builder p) {
         if ((t.lflag() & Tty.ICANON) == 0) {
-            p.setToSlaveRest(ByteString.copyFrom(readAll(slave, false)));
+            p.setToSlaveRest(ByteString.copyFrom(readAll(slave)));
             return;
         }
         boolean iexten = (t.lflag() & Tty.IEXTEN) != 0;
@@ -141,7 +142,7 @@ final class PtyQueues {
         // the line being typed: readable only outside canonical mode
         Tty.setTermios(slave, t.withFlags(t.iflag(), t.oflag(), t.lflag() & ~Tty.ICANON));
         try {
-            p.setToSlaveRest(ByteString.copyFrom(readAll(slave, false)));
+            p.setToSlaveRest(ByteString.copyFrom(readAll(slave)));
         } finally {
             Tty.setTermios(slave, t);
         }
@@ -183,8 +184,8 @@ final class PtyQueues {
         return out.toByteArray();
     }
 
-    private static byte[] readAll(int fd, boolean packet) {
-        return readAllPackets(fd, packet, -1);
+    private static byte[] readAll(int fd) {
+        return readAllPackets(fd, false, -1);
     }
 
     /** Writes the waiting bytes into a pair whose slave has (and gets back) the saved termios. */

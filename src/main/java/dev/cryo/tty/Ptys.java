@@ -41,7 +41,8 @@ import java.util.logging.Logger;
  * (/dev/ptmx opened inside the process that restores the first of its ends), unlocks it and
  * keeps one slave open from that moment on, so the master never reads EIO; it gives it the
  * saved window size (before any session owns it, so nobody gets SIGWINCH), termios, the bytes
- * waiting in both directions ({@link PtyQueues}), packet mode, and the lock last. Every open
+ * waiting in both directions ({@link PtyQueues}), packet mode, and exclusive mode and the lock
+ * last, once every end is open again. Every open
  * file of the slave is a new one (TIOCGPTPEER on the master), with its own flags. The session
  * leader of every session whose controlling terminal the slave was takes it back (TIOCSCTTY)
  * and sets the foreground group (TIOCSPGRP), as /proc/PID/stat (tty_nr, tpgid) said at
@@ -321,7 +322,16 @@ public final class Ptys implements FdHandler {
         RuntimeException failure = null;
         for (Map.Entry<Integer, Integer> m : mine.entrySet()) {
             try {
-                if (image(ctx).get(m.getKey()).getLocked()) {
+                PtyPair pair = image(ctx).get(m.getKey());
+                if (pair.getExclusive()) {
+                    int slave = Tty.openPeer(m.getValue(), O_RDWR | O_NOCTTY | O_CLOEXEC);
+                    try {
+                        Sys.call("ioctl(TIOCEXCL)", Nr.IOCTL, slave, Tty.TIOCEXCL);
+                    } finally {
+                        Sys.close(slave);
+                    }
+                }
+                if (pair.getLocked()) {
                     Tty.setInt(m.getValue(), Tty.TIOCSPTLCK, 1, "TIOCSPTLCK");
                 }
             } catch (RuntimeException e) {
