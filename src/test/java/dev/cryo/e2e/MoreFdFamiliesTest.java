@@ -231,6 +231,24 @@ class MoreFdFamiliesTest extends TargetTest {
                 assertThat(t.isAlive()).as("script after restore " + round + log.get()).isTrue();
             }
 
+            // a line typed ahead while bash runs a loop waits in the slave's input (canonical
+            // mode, echoed once by the terminal then); after the restore bash reads it and runs it once
+            Path go = tmp.resolve("go");
+            type(commands, "while [ ! -e " + go + " ]; do sleep 0.1; done\n");
+            awaitText(typescript, "done\r\n", TYPESCRIPT, t, log);
+            type(commands, "echo typed-$((6*7))\n");
+            awaitText(typescript, "echo typed-$((6*7))", TYPESCRIPT, t, log);
+            checkpointAndRestore(t, tmp.resolve("img-typed"));
+            Files.writeString(go, "");
+            awaitText(typescript, "typed-42", TYPESCRIPT, t, log);
+            type(commands, "echo after-$((1+1))-loop\n");
+            awaitText(typescript, "after-2-loop", TYPESCRIPT, t, log);
+            String seen = read(typescript);
+            assertThat(count(seen, "typed-42")).as("output of the typed-ahead command, once" + log.get()).isEqualTo(1);
+            // echoed by the terminal as typed, then shown again by bash's line editor as it reads it
+            assertThat(count(seen, "echo typed-$((6*7))")).as("the typed-ahead command shown twice, no more" + log.get())
+                    .isEqualTo(2);
+
             // a foreground job of bash's: its group has the terminal after the restore, so ^C reaches it
             type(commands, "sleep 600\n");
             long bash = shell.getFirst();
