@@ -125,7 +125,8 @@ final class PtyQueues {
         boolean iexten = (t.lflag() & Tty.IEXTEN) != 0;
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buf = arena.allocate(8192);
-            for (int i = 0; i < MAX_READS; i++) {
+            // at most one line per byte of the buffer: a read giving 0 forever (a hangup) ends here too
+            for (int i = 0; i <= MAX_INPUT; i++) {
                 long n = Sys.raw(Nr.READ, slave, buf.address(), buf.byteSize());
                 if (n == -Errno.EAGAIN) {
                     break;
