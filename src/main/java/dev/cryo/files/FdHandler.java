@@ -31,6 +31,13 @@ public interface FdHandler {
     default void afterAll(FdEntry entry, RestoreContext ctx) {
     }
 
+    /**
+     * Once every fd of the process is restored; every process of the tree exists by then (a
+     * session leader takes its controlling terminal back here).
+     */
+    default void afterFds(RestoreContext ctx) {
+    }
+
     /** After every process of the tree was dumped: write what spans processes, check what must pair up. */
     default void afterTreeDump(ImageWriter image, Map<String, Object> shared) {
     }

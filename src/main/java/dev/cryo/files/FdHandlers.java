@@ -13,7 +13,7 @@ import java.util.List;
 /** Every kind of open file Cryo can save, asked in this order. Adding one is a handler and a line here. */
 public final class FdHandlers {
     public static final List<FdHandler> ALL = List.of(new MessageQueues(), new RegularFiles(), new DeletedFiles(), new Memfds(), new Pipes(), new Fifos(),
-            new EventFds(), new Epolls(), new Inotifies(), new Terminals(), new SignalFds(), new TimerFds(), new UnixSockets(), new InetSockets());
+            new EventFds(), new Epolls(), new Inotifies(), new dev.cryo.tty.Ptys(), new Terminals(), new SignalFds(), new TimerFds(), new UnixSockets(), new InetSockets());
 
     private FdHandlers() {
     }

@@ -202,6 +202,9 @@ public final class Files implements TaskPart {
             }
             FileLocks.restore(e, ctx);
         }
+        for (FdHandler h : FdHandlers.ALL) {
+            h.afterFds(ctx);
+        }
         sys.call("chdir", Nr.CHDIR, sys.scratch().putString(image.getCwd()).value());
         sys.scratch().reset();
         sys.call("umask", Nr.UMASK, image.getUmask());

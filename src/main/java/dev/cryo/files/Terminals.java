@@ -15,9 +15,10 @@ import java.util.Set;
  * The terminal of a shell job (criu's --shell-job): a process started from a shell has a pty
  * (or tty) as stdin/out/err. It is saved only with --shell-job, and restore (also with
  * --shell-job) gives the process the terminal restore itself runs in, reopened with the saved
- * flags. A pty master, or a pty whose both ends are in the tree, is not supported yet.
+ * flags. A pty pair both of whose ends are in the tree is {@link dev.cryo.tty.Ptys}'s; it hands
+ * the slaves whose master is outside the tree on to this handler.
  */
-final class Terminals implements FdHandler {
+public final class Terminals implements FdHandler {
     @Override
     public Set<FdKind> kinds() {
         return Set.of(FdKind.TTY);

@@ -17,6 +17,7 @@ public final class SyscallRestart {
     }
 
     private static final long EINTR = -4;
+    private static final int RDX = Regs.NAMES.indexOf("rdx");
 
     /**
      * For the task itself, resumed in place (a checkpoint that leaves it running): a call with a
@@ -47,6 +48,15 @@ public final class SyscallRestart {
      * not restart it; the others are run again as in {@link #fixup}.
      */
     public static Regs forImage(Regs regs) {
+        if (regs.origRax() == Nr.POLL && regs.rax() == ERESTART_RESTARTBLOCK && (int) regs.get(RDX) < 0) {
+            // poll(2) always leaves through a restart block, even without a timeout; with none
+            // (a negative timeout, its third argument, still in rdx) running it again is exact,
+            // and a program that blocks every signal (script(1)) takes EINTR for a fatal error
+            Regs out = regs.copy();
+            out.rax(regs.origRax());
+            out.rip(regs.rip() - 2);
+            return out;
+        }
         if (regs.origRax() >= 0 && regs.rax() == ERESTART_RESTARTBLOCK) {
             Regs out = regs.copy();
             out.rax(EINTR);

@@ -140,6 +140,146 @@ class MoreFdFamiliesTest extends TargetTest {
         restoreTerminal.awaitGone(Duration.ofSeconds(10));
     }
 
+    /**
+     * A pty pair with both ends in the tree (ptypair.c: the parent holds the master, a child in a
+     * session of its own has the slave as its controlling terminal): bytes wait in both
+     * directions, a partial input line among them. A checkpoint that leaves the tree running
+     * puts them back; two checkpoint/restore rounds rebuild the pair with them, its termios,
+     * window size and packet mode, and the child's session gets its terminal back.
+     */
+    @Test
+    void ptyPairWithBothEndsInTheTree() throws IOException {
+        Target t = startReady("ptypair");
+        long child = Long.parseLong(Files.readString(t.stateDir().resolve("child")).strip());
+        toKill.add(child);
+        assertThat(t.check(CHECK)).as("before the checkpoints: " + t.log()).isEqualTo("PASS");
+
+        CryoCli.Result running = CryoCli.run("checkpoint", pid(t), "-D", tmp.resolve("img-running").toString(), "--leave-running");
+        assertThat(running.exitCode()).as("checkpoint --leave-running: " + running + "\n" + t.log()).isZero();
+        assertThat(t.check(CHECK)).as("after a checkpoint that left it running: " + t.log()).isEqualTo("PASS");
+
+        for (int round = 1; round <= ROUNDS; round++) {
+            checkpointAndRestore(t, tmp.resolve("img" + round));
+            assertThat(Path.of("/proc", Long.toString(child))).as("restored child, round " + round).exists();
+            assertThat(t.check(CHECK)).as("after restore " + round + ": " + t.log()).isEqualTo("PASS");
+        }
+    }
+
+    /**
+     * A pty end whose other end is outside the tree: the slave alone is a terminal (only a shell
+     * job's, with --shell-job), a master alone is refused; both keep running, the pair untouched.
+     */
+    @Test
+    void ptyEndWithItsOtherEndOutsideTheTreeIsRefused() throws IOException {
+        Target t = startReady("ptypair");
+        long child = Long.parseLong(Files.readString(t.stateDir().resolve("child")).strip());
+        toKill.add(child);
+        CryoCli.Result slaveOnly = CryoCli.run("checkpoint", Long.toString(child), "-D", tmp.resolve("img-slave").toString());
+        assertThat(slaveOnly.exitCode()).as("the slave's holder alone: " + slaveOnly).isNotZero();
+        assertThat(slaveOnly.err()).as("the slave's holder alone").contains("terminal").contains("--shell-job");
+        assertThat(t.check(CHECK)).as("after the refused checkpoint: " + t.log()).isEqualTo("PASS");
+
+        Assumptions.assumeTrue(onPath("python3") != null, "python3 holds a master alone");
+        Target alone = start("ptmx-alone", List.of("python3", "-c",
+                "import os, time\nm = os.open('/dev/ptmx', os.O_RDWR | os.O_NOCTTY)\nprint('open', flush=True)\ntime.sleep(600)"));
+        awaitText(alone.stateDir().resolve("out.log"), "open", READY, alone, alone::log);
+        CryoCli.Result masterOnly = CryoCli.run("checkpoint", pid(alone), "-D", tmp.resolve("img-master").toString());
+        assertThat(masterOnly.exitCode()).as("a master alone: " + masterOnly).isNotZero();
+        assertThat(masterOnly.err()).as("a master alone").contains("master of /dev/pts/").contains("slave is not open in the process tree");
+        assertThat(alone.isAlive()).as("the master's holder runs on").isTrue();
+    }
+
+    /**
+     * script(1) running an interactive bash: script holds the master, bash has the slave as its
+     * controlling terminal. Commands reach script through a FIFO this test holds open. A command
+     * half typed before the checkpoint is finished after the restore; each command runs once in
+     * bash and its output comes back through the master once, over two restores.
+     */
+    @Test
+    void scriptRunningBashGoesOnAfterRestore() throws Exception {
+        String script = onPath("script");
+        Assumptions.assumeTrue(script != null && onPath("bash") != null, "script(1) and bash are needed");
+        Path fifo = tmp.resolve("commands");
+        assertThat(new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor()).as("mkfifo").isZero();
+        Path typescript = tmp.resolve("typescript");
+        // read-write: opening never blocks, and script never sees its input end while the test runs
+        try (java.nio.channels.FileChannel commands = java.nio.channels.FileChannel.open(fifo,
+                java.nio.file.StandardOpenOption.READ, java.nio.file.StandardOpenOption.WRITE)) {
+            Target t = start("script-bash", List.of("sh", "-c", "exec " + quote(script) + " -qfc 'bash --norc --noprofile -i' "
+                    + quote(typescript.toString()) + " < " + quote(fifo.toString())));
+            Supplier<String> log = () -> "\n--- typescript:\n" + read(typescript) + "\n--- script's output:\n" + t.log();
+            type(commands, "echo ready-$((6*7))\n");
+            awaitText(typescript, "ready-42", TYPESCRIPT, t, log);
+            List<Long> shell = childrenOf(t.pid());
+            assertThat(shell).as("bash under script").hasSize(1);
+            toKill.addAll(shell);
+
+            for (int round = 1; round <= ROUNDS; round++) {
+                String word = "round" + round + "-";
+                type(commands, "echo " + word);  // half a line: in bash's line editor at the checkpoint
+                awaitText(typescript, "echo " + word, TYPESCRIPT, t, log);
+                checkpointAndRestore(t, tmp.resolve("img" + round));
+                assertThat(Path.of("/proc", Long.toString(shell.getFirst()))).as("bash after restore " + round + log.get()).exists();
+                type(commands, "$((6*7))\n");
+                awaitText(typescript, word + "42", TYPESCRIPT, t, log);
+                type(commands, "echo done-" + round + "-$((6*7))\n");
+                awaitText(typescript, "done-" + round + "-42", TYPESCRIPT, t, log);
+                String seen = read(typescript);
+                assertThat(count(seen, word + "42")).as("output of the finished command, once" + log.get()).isEqualTo(1);
+                assertThat(count(seen, "done-" + round + "-42")).as("output of a new command, once" + log.get()).isEqualTo(1);
+                assertThat(count(seen, "echo done-" + round)).as("the new command's echo, once" + log.get()).isEqualTo(1);
+                assertThat(t.isAlive()).as("script after restore " + round + log.get()).isTrue();
+            }
+
+            // a line typed ahead while bash runs a loop waits in the slave's input (canonical
+            // mode, echoed once by the terminal then); after the restore bash reads it and runs it once
+            Path go = tmp.resolve("go");
+            type(commands, "while [ ! -e " + go + " ]; do sleep 0.1; done\n");
+            awaitText(typescript, "done\r\n", TYPESCRIPT, t, log);
+            type(commands, "echo typed-$((6*7))\n");
+            awaitText(typescript, "echo typed-$((6*7))", TYPESCRIPT, t, log);
+            checkpointAndRestore(t, tmp.resolve("img-typed"));
+            Files.writeString(go, "");
+            awaitText(typescript, "typed-42", TYPESCRIPT, t, log);
+            type(commands, "echo after-$((1+1))-loop\n");
+            awaitText(typescript, "after-2-loop", TYPESCRIPT, t, log);
+            String seen = read(typescript);
+            assertThat(count(seen, "typed-42")).as("output of the typed-ahead command, once" + log.get()).isEqualTo(1);
+            // echoed by the terminal as typed, then shown again by bash's line editor as it reads it
+            assertThat(count(seen, "echo typed-$((6*7))")).as("the typed-ahead command shown twice, no more" + log.get())
+                    .isEqualTo(2);
+
+            // a foreground job of bash's: its group has the terminal after the restore, so ^C reaches it
+            type(commands, "sleep 600\n");
+            long bash = shell.getFirst();
+            long deadline = System.nanoTime() + TYPESCRIPT.toNanos();
+            while (childrenOf(bash).isEmpty() && System.nanoTime() < deadline) {
+                pause();
+            }
+            List<Long> job = childrenOf(bash);
+            assertThat(job).as("sleep under bash" + log.get()).hasSize(1);
+            toKill.addAll(job);
+            checkpointAndRestore(t, tmp.resolve("img-job"));
+            assertThat(dev.cryo.proc.ProcFiles.statField(dev.cryo.proc.ProcFiles.statFields((int) bash), 8)).as("bash's terminal's foreground group: the job's").isEqualTo(job.getFirst());
+            type(commands, "\u0003");
+            awaitPidFree(job.getFirst(), PID_FREE, true);
+            type(commands, "echo after-$((6*7))\n");
+            awaitText(typescript, "after-42", TYPESCRIPT, t, log);
+        }
+    }
+
+    private static void type(java.nio.channels.FileChannel commands, String text) throws IOException {
+        commands.write(java.nio.ByteBuffer.wrap(text.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+    }
+
+    private static int count(String text, String what) {
+        int n = 0;
+        for (int at = text.indexOf(what); at >= 0; at = text.indexOf(what, at + what.length())) {
+            n++;
+        }
+        return n;
+    }
+
     /** Waits for STATE/ready of a target that is not the {@link Target}'s own process; returns its pid. */
     private static long awaitReady(Path state, Target launcher) {
         String ready = awaitFile(state.resolve("ready"), READY, launcher);
