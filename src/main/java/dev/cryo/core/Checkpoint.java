@@ -37,10 +37,27 @@ public final class Checkpoint {
      * @param shellJob the tree may use the terminal it runs in (criu's --shell-job): it will get restore's terminal
      * @param ipcHost  the tree uses IPC objects of the host's namespace, which stay there and are reconnected at restore
      */
-    public record Options(int pid, Path dir, boolean leaveRunning, boolean shellJob, boolean ipcHost, Progress progress) {
+    public record Options(int pid, Path dir, boolean leaveRunning, boolean shellJob, boolean ipcHost, Progress progress,
+                          Container container) {
         public Options(int pid, Path dir, boolean leaveRunning) {
-            this(pid, dir, leaveRunning, false, false, Progress.NONE);
+            this(pid, dir, leaveRunning, false, false, Progress.NONE, null);
         }
+
+        public Options(int pid, Path dir, boolean leaveRunning, boolean shellJob, boolean ipcHost, Progress progress) {
+            this(pid, dir, leaveRunning, shellJob, ipcHost, progress, null);
+        }
+    }
+
+    /** What a container adds to the checkpoint of its tree (whose root is {@link Options#pid()}). */
+    public interface Container {
+        /** Stops the whole tree at once (its cgroup's freezer) before it is seized, so nothing forks meanwhile. */
+        void freeze();
+
+        /** Lets the cgroup run again once the tree is held by ptrace, or the seizing failed. */
+        void thaw();
+
+        /** Saves the state of the tree's namespaces into the image, from inside its root (whose session is open). */
+        void dumpNamespaces(DumpContext root);
     }
 
     /** Key in the tree-wide map of the dump context: set when --ipc-host was given. */
@@ -59,7 +76,7 @@ public final class Checkpoint {
         ImageWriter image = new ImageWriter(o.dir());
         FrozenTree tree;
         try {
-            tree = FrozenTree.freeze(o.pid(), FrozenTree.options());
+            tree = freeze(o);
         } catch (RuntimeException e) {
             abortQuietly(image, e);
             throw e;
@@ -80,14 +97,20 @@ public final class Checkpoint {
             if (o.ipcHost()) {
                 shared.put(IPC_HOST, Boolean.TRUE);
             }
+            String rootPidNs = PidNamespaceView.of(o.pid());
+            boolean ownPidNs = !rootPidNs.equals(PidNamespaceView.of(dev.cryo.sys.Sys.getpid()));
             for (FrozenTree.Proc p : tree.procs()) {
                 if (!p.zombie()) {
                     dump(o, p, List.copyOf(earlier), image, inventory, stats, shared);
                     earlier.add(p.pid());
                 }
-                pstree.addProcesses(PstreeEntry.newBuilder().setPid(p.pid()).setPpid(p.ppid()).setPgid(p.pgid())
+                PstreeEntry.Builder entry = PstreeEntry.newBuilder().setPid(p.pid()).setPpid(p.ppid()).setPgid(p.pgid())
                         .setSid(p.sid()).addAllThreads(p.threads().stream().map(Tracee::pid).toList())
-                        .setZombie(p.zombie()).setExitStatus(p.exitStatus()));
+                        .setZombie(p.zombie()).setExitStatus(p.exitStatus());
+                if (ownPidNs) {
+                    PidNamespaceView.describe(p, rootPidNs, entry);
+                }
+                pstree.addProcesses(entry);
             }
             Targets.checkTreeIds(pstree.build());
             for (TaskPart part : TaskParts.ALL) {
@@ -110,6 +133,19 @@ public final class Checkpoint {
         LOG.info(() -> "checkpoint of " + o.pid() + " done" + (o.leaveRunning() ? ", left running" : ", killed"));
         return new Result(o.pid(), tree.procs().size(), tree.threadCount(), stats.areas.get(), stats.pages.get(),
                 stats.bytes.get(), stats.fds.get(), frozenFor, System.nanoTime() - t0);
+    }
+
+    /** Seizes the tree; a container's is frozen by its cgroup meanwhile. */
+    private static FrozenTree freeze(Options o) {
+        if (o.container() == null) {
+            return FrozenTree.freeze(o.pid(), FrozenTree.options());
+        }
+        o.container().freeze();
+        try {
+            return FrozenTree.freeze(o.pid(), FrozenTree.options());
+        } finally {
+            o.container().thaw();
+        }
     }
 
     /** Opens a syscall session in every thread of one process, lets every part save its state, and closes them all again. */
@@ -139,6 +175,9 @@ public final class Checkpoint {
                     part.dump(ctx);
                     LOG.fine(() -> "process " + proc.pid() + ": " + part.name() + " saved in "
                             + (System.nanoTime() - t) / 1000 + " us");
+                }
+                if (o.container() != null && earlier.isEmpty()) {
+                    o.container().dumpNamespaces(ctx);
                 }
             } finally {
                 leader.munmap(scratch.value(), SCRATCH_SIZE);

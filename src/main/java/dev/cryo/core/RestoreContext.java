@@ -22,6 +22,7 @@ public final class RestoreContext {
     private final Map<Integer, WakeUp> wakeUps = new HashMap<>();
     private final Map<String, Object> shared;
     private final long[] cryoArea;
+    private final java.util.function.IntUnaryOperator inNamespace;
 
     /** Registers, xsave area and signal mask a thread resumes with. */
     public static final class WakeUp {
@@ -35,8 +36,9 @@ public final class RestoreContext {
     }
 
     public RestoreContext(int pid, List<ThreadHandle> threads, ImageReader image, Map<String, Object> shared,
-                          long[] cryoArea) {
+                          long[] cryoArea, java.util.function.IntUnaryOperator inNamespace) {
         this.pid = pid;
+        this.inNamespace = inNamespace;
         this.cryoArea = cryoArea;
         this.threads = threads;
         this.image = image;
@@ -51,7 +53,16 @@ public final class RestoreContext {
         return shared;
     }
 
+    /** The process's id as the image names it: its key in the image, not necessarily its pid now. */
     public int pid() { return pid; }
+
+    /**
+     * The pid (or tid) the process with image id {@code imageId} has inside the restored tree's
+     * own pid namespace: what injected calls that name a process (pidfd_open, rt_sigqueueinfo,
+     * /proc/PID in the task's view) must use. The same id unless the tree is a container's.
+     * Cryo's own view of the task is {@link #task()}{@code .pid()}.
+     */
+    public int inNamespace(int imageId) { return inNamespace.applyAsInt(imageId); }
 
     /** {start, end} of Cryo's own area in the task (the trampoline), which must stay mapped. */
     public long[] cryoArea() { return cryoArea.clone(); }

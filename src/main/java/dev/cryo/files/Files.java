@@ -161,7 +161,8 @@ public final class Files implements TaskPart {
             }
             if (e.getSharedPid() != 0) {
                 // the very open file of the other (already restored) process, fetched by this one
-                int pidfd = (int) sys.call("pidfd_open(" + e.getSharedPid() + ")", Nr.PIDFD_OPEN, e.getSharedPid(), 0);
+                int other = ctx.inNamespace(e.getSharedPid());
+                int pidfd = (int) sys.call("pidfd_open(" + other + ")", Nr.PIDFD_OPEN, other, 0);
                 int fd = (int) sys.call("pidfd_getfd", Nr.PIDFD_GETFD, pidfd, e.getSharedFd(), 0);
                 sys.closeFd(pidfd);
                 if (fd == e.getFd() && !e.getCloexec()) {

@@ -15,7 +15,9 @@ public enum ImageKind {
     TIMERS("timers-%d.img", 8, false),
     PSTREE("pstree.img", 9, false),
     PIPES("pipes.img", 10, false),
-    UNIX("unix.img", 11, false);
+    UNIX("unix.img", 11, false),
+    CONTAINER("container.img", 12, false),
+    ROOTFS_UPPER("rootfs-upper.img", 13, false);
 
     private final String pattern;
     private final int code;

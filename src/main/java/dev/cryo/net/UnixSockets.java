@@ -188,8 +188,8 @@ public final class UnixSockets implements FdHandler {
         int other = pair.getInt();
         sys.scratch().reset();
         Map<Long, List<ByteString>> queues = image(ctx);
-        refill(ctx.pid(), other, queues.getOrDefault(end.getInode(), List.of()));  // sent by the peer, read here
-        refill(ctx.pid(), mine, queues.getOrDefault(end.getPeer(), List.of()));    // sent from here, read by the peer
+        refill(ctx.task().pid(), other, queues.getOrDefault(end.getInode(), List.of()));  // sent by the peer, read here
+        refill(ctx.task().pid(), mine, queues.getOrDefault(end.getPeer(), List.of()));    // sent from here, read by the peer
         if (end.getPeer() != 0) {
             HiddenFds.hide(ctx, "unix:" + end.getPeer(), other);
         } else {

@@ -55,8 +55,13 @@ public final class RestoreStub implements AutoCloseable {
         return b.array();
     }
 
-    /** Writes the stub into a memfd, spawns it and seizes it. */
+    /** Writes the stub into a memfd, spawns it (stdio on /dev/null) and seizes it. */
     public static RestoreStub spawn() {
+        return spawn(false);
+    }
+
+    /** Writes the stub into a memfd, spawns it with Cryo's own stdio if {@code inheritStdio}, and seizes it. */
+    public static RestoreStub spawn(boolean inheritStdio) {
         int memfd = Sys.memfdCreate("cryo-restore-stub", 1 /* MFD_CLOEXEC */);
         int pid;
         try (Arena arena = Arena.ofConfined()) {
@@ -65,7 +70,8 @@ public final class RestoreStub implements AutoCloseable {
             seg.copyFrom(MemorySegment.ofArray(elf));
             Sys.write(memfd, seg);
             // through our own /proc entry: the child closes every inherited fd before it execs
-            pid = Sys.posixSpawn("/proc/" + Sys.getpid() + "/fd/" + memfd, new String[] {"cryo-restore"}, new String[0]);
+            pid = Sys.posixSpawn("/proc/" + Sys.getpid() + "/fd/" + memfd, new String[] {"cryo-restore"}, new String[0],
+                    inheritStdio);
         } finally {
             Sys.close(memfd);
         }
@@ -93,6 +99,17 @@ public final class RestoreStub implements AutoCloseable {
         }
         LOG.fine(() -> "created task " + pid + " from the restore stub " + stub.pid());
         return child;
+    }
+
+    /**
+     * Injects unshare({@code namespaces}) (CLONE_NEW* flags) into the stub: the child cloned next
+     * is the first task of the new namespaces, pid 1 of a new pid namespace (which only the
+     * stub's children enter; the stub stays where it was).
+     */
+    public void unshare(long namespaces) {
+        try (RemoteSyscalls sys = new RemoteSyscalls(stub, SYSCALL_INSN)) {
+            sys.call("unshare(0x" + Long.toHexString(namespaces) + ")", Nr.UNSHARE, namespaces);
+        }
     }
 
     public int pid() {

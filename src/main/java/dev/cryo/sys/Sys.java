@@ -100,13 +100,21 @@ public final class Sys {
      * stdout and stderr and no other fd. Returns the child's pid.
      */
     public static int posixSpawn(String path, String[] argv, String[] envp) {
+        return posixSpawn(path, argv, envp, false);
+    }
+
+    /**
+     * posix_spawn(3) with no fd of the JVM's but stdin, stdout and stderr: Cryo's own when
+     * {@code inheritStdio} (a container run in the foreground talks to the user), else /dev/null.
+     */
+    public static int posixSpawn(String path, String[] argv, String[] envp, boolean inheritStdio) {
         try (Arena arena = Arena.ofConfined()) {
-            // stdin, stdout and stderr from /dev/null and nothing else: the JVM's own fds are not the child's business
+            // the JVM's own fds are not the child's business
             MemorySegment actions = arena.allocate(FILE_ACTIONS_SIZE, 16);
             MemorySegment devNull = arena.allocateFrom("/dev/null");
             check("posix_spawn_file_actions_init", (int) FA_INIT.invokeExact(actions));
             try {
-                for (int fd = 0; fd < 3; fd++) {
+                for (int fd = 0; fd < 3 && !inheritStdio; fd++) {
                     check("posix_spawn_file_actions_addopen", (int) FA_ADDOPEN.invokeExact(actions, fd, devNull, fd == 0 ? 0 : 1, 0));
                 }
                 check("posix_spawn_file_actions_addclosefrom_np", (int) FA_ADDCLOSEFROM.invokeExact(actions, 3));

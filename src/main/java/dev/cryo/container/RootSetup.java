@@ -1,0 +1,73 @@
+package dev.cryo.container;
+
+import dev.cryo.CryoException;
+import dev.cryo.ns.Mounts;
+import dev.cryo.ns.Namespaces;
+import dev.cryo.ns.Uts;
+import dev.cryo.remote.RemoteSyscalls;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * What a container's first process does in its new namespaces before anything else runs there,
+ * both when `cryo run` starts it and when a restore recreates it: its mounts made private, the
+ * overlay root entered, a /proc of its own pid namespace, its host name.
+ *
+ * @param rootfs overlay lower layers (colon-separated), or null to keep the host's root
+ */
+record RootSetup(long namespaces, String rootfs, Path upper, Path work, Path merged, Uts.Names uts) {
+
+    /** The directories of an overlay root under the container's state directory. */
+    static RootSetup of(long namespaces, String rootfs, Path stateDir, Uts.Names uts) {
+        return new RootSetup(namespaces, rootfs, stateDir.resolve("upper"), stateDir.resolve("work"),
+                stateDir.resolve("rootfs"), uts);
+    }
+
+    /** Checks each lower layer and creates the upper, work and mount-point directories. */
+    void prepareDirectories() {
+        if (rootfs == null) {
+            return;
+        }
+        for (String layer : rootfs.split(":")) {
+            if (!Files.isDirectory(Path.of(layer))) {
+                throw new CryoException("rootfs " + layer + " is not a directory");
+            }
+        }
+        try {
+            Files.createDirectories(upper);
+            Files.createDirectories(work);
+            Files.createDirectories(merged);
+        } catch (IOException e) {
+            throw new CryoException("cannot create the overlay's directories under " + merged.getParent() + ": " + e.getMessage(), e);
+        }
+    }
+
+    void apply(RemoteSyscalls sys) {
+        if ((namespaces & Namespaces.NEWNS) != 0) {
+            Mounts.makePrivate(sys);
+            if (rootfs != null) {
+                Mounts.overlayRoot(sys, rootfs, upper, work, merged);
+            }
+            if ((namespaces & Namespaces.NEWPID) != 0) {
+                Mounts.mountProc(sys);
+            }
+        }
+        if ((namespaces & Namespaces.NEWUTS) != 0 && uts != null) {
+            Uts.apply(sys, uts);
+        }
+    }
+
+    /** Maps every uid and gid of a new user namespace to itself: root inside is root outside. */
+    static void identityIdMaps(int holder) {
+        for (String map : new String[] {"uid_map", "gid_map"}) {
+            Path f = Path.of("/proc/" + holder + "/" + map);
+            try {
+                Files.writeString(f, "0 0 4294967295\n");
+            } catch (IOException e) {
+                throw new CryoException("cannot write " + f + ": " + e.getMessage(), e);
+            }
+        }
+    }
+}
