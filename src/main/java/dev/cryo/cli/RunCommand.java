@@ -39,7 +39,7 @@ final class RunCommand implements java.util.concurrent.Callable<Integer> {
     @Option(names = "--user", description = "Also a user namespace (identity-mapped: root inside is root outside).")
     boolean user;
 
-    @Option(names = {"-d", "--detach"}, description = "Return once the command runs; its output goes to the container's console.log.")
+    @Option(names = {"-d", "--detach"}, description = "Return once the command runs, printing the name; its stdin, stdout and stderr are /dev/null.")
     boolean detach;
 
     @Parameters(arity = "1..*", paramLabel = "CMD", description = "Command and arguments (after --).")

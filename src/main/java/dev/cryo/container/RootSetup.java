@@ -44,11 +44,40 @@ record RootSetup(long namespaces, String rootfs, Path upper, Path work, Path mer
         }
     }
 
+    /**
+     * Where Cryo finds a path of the container's file system while its overlay is not mounted on
+     * Cryo's side: in the upper layer, else in the first lower layer that has it. A whiteout in a
+     * higher layer hides it (the path returned then does not exist). Links inside the layers
+     * are followed on the host, so this is a close look, not overlay's own.
+     */
+    Path hostView(String path) {
+        if (rootfs == null || path.startsWith("/dev/") || path.startsWith("/proc/")) {
+            return Path.of(path); // the same devices; a /proc of the same kind
+        }
+        String relative = path.startsWith("/") ? path.substring(1) : path;
+        java.util.List<Path> layers = new java.util.ArrayList<>(java.util.List.of(upper));
+        for (String layer : rootfs.split(":")) {
+            layers.add(Path.of(layer));
+        }
+        for (Path layer : layers) {
+            Path candidate = layer.resolve(relative);
+            try {
+                var a = Files.readAttributes(candidate, java.nio.file.attribute.BasicFileAttributes.class,
+                        java.nio.file.LinkOption.NOFOLLOW_LINKS);
+                return a.isOther() ? upper.resolve(".cryo-whiteout-of").resolve(relative) : candidate;
+            } catch (IOException absent) {
+                // not in this layer
+            }
+        }
+        return upper.resolve(relative);
+    }
+
     void apply(RemoteSyscalls sys) {
         if ((namespaces & Namespaces.NEWNS) != 0) {
             Mounts.makePrivate(sys);
             if (rootfs != null) {
                 Mounts.overlayRoot(sys, rootfs, upper, work, merged);
+                Mounts.mountDev(sys);
             }
             if ((namespaces & Namespaces.NEWPID) != 0) {
                 Mounts.mountProc(sys);

@@ -35,7 +35,6 @@ public final class Run {
     private static final Logger LOG = Logger.getLogger("container");
     private static final long SCRATCH_SIZE = 64 * 1024;
     private static final String DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-    private static final int O_WRONLY = 1, O_CREAT = 0x40, O_APPEND = 0x400;
 
     /** How the container reaches the network: a namespace with only loopback, the host's, or a veth pair. */
     public enum Net { NONE, HOST, VETH }
@@ -44,7 +43,8 @@ public final class Run {
      * @param name     null for a generated one
      * @param hostname null for the name
      * @param rootfs   overlay lower layers (colon-separated, the first on top), or null to share the host's root
-     * @param detach   the console goes to the state directory's console.log instead of Cryo's own stdio
+     * @param detach   stdin, stdout and stderr are /dev/null instead of Cryo's own (a log file of the
+     *                 host's would tie the container to a path a checkpoint could not take along)
      */
     public record Options(String name, String hostname, String rootfs, Net net, boolean user, boolean detach,
                           List<String> command) {
@@ -97,9 +97,6 @@ public final class Run {
                         RemoteSyscalls.MAP_PRIVATE | RemoteSyscalls.MAP_ANONYMOUS, -1, 0);
                 sys.attachScratch(new RemoteScratch(init, scratch, SCRATCH_SIZE));
                 sys.call("setsid", Nr.SETSID);
-                if (o.detach()) {
-                    console(sys, state.resolve("console.log"));
-                }
                 setup.apply(sys);
                 exec(sys, o.command(), env);
             }
@@ -141,14 +138,6 @@ public final class Run {
             env.add("TERM=" + term);
         }
         return env;
-    }
-
-    /** stdout and stderr appended to {@code log} (opened before any pivot_root, on the host's side). */
-    private static void console(RemoteSyscalls sys, Path log) {
-        int fd = sys.open(log.toString(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-        sys.call("dup2(console, 1)", Nr.DUP2, fd, 1);
-        sys.call("dup2(console, 2)", Nr.DUP2, fd, 2);
-        sys.closeFd(fd);
     }
 
     /**

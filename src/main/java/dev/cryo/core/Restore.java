@@ -64,6 +64,11 @@ public final class Restore {
         /** The namespaces exist, held by process {@code holder} (the stub), before any task is in them: user ns id maps. */
         void namespacesCreated(int holder);
 
+        /** Where Cryo finds a file the tree names by path ({@link HostPaths}), to check the image before restoring. */
+        default java.util.function.Function<String, Path> hostPaths() {
+            return Path::of;
+        }
+
         /** Runs in the new root, in its namespaces, before anything of the image is restored: mounts, hostname, cgroup. */
         void setUpRoot(RemoteSyscalls root);
     }
@@ -93,7 +98,13 @@ public final class Restore {
         if (!newPidNs) {
             checkIdsFree(tree); // a new pid namespace has all of them free
         }
-        Map<String, Object> options = o.shellJob() ? Map.of(Checkpoint.SHELL_JOB, Boolean.TRUE) : Map.of();
+        Map<String, Object> options = new HashMap<>();
+        if (o.shellJob()) {
+            options.put(Checkpoint.SHELL_JOB, Boolean.TRUE);
+        }
+        if (o.container() != null) {
+            options.put(HostPaths.KEY, o.container().hostPaths());
+        }
         for (PstreeEntry p : tree.getProcessesList()) {
             if (!p.getZombie()) {
                 for (TaskPart part : TaskParts.ALL) {
@@ -110,10 +121,11 @@ public final class Restore {
             }
             created.add(stub.cloneWithPid(ids.get(imageRoot)));
             stub.close();
+            int imageDirFd = -1;
             if (o.container() != null) {
-                setUpContainer(created.getFirst(), o.container());
+                imageDirFd = setUpContainer(created.getFirst(), o.container(), o.dir());
             }
-            build(created, image, tree, o.shellJob(), ids);
+            build(created, image, tree, o.shellJob(), ids, imageDirFd);
         } catch (RuntimeException e) {
             kill(created, e);
             if (!created.isEmpty()) {
@@ -149,15 +161,36 @@ public final class Restore {
         return ids;
     }
 
-    /** The container's own set-up in its root, through a session with a page of scratch memory of its own. */
-    private static void setUpContainer(Tracee root, Container container) {
+    /**
+     * The container's own set-up in its root, through a session with a page of scratch memory of
+     * its own. The root first opens the image directory (O_PATH): once it has a root of its own
+     * the image is out of its sight, but the processes still read their pages from it, through
+     * this fd (inherited by fork, closed once every process's memory is back). Returns the fd.
+     */
+    private static int setUpContainer(Tracee root, Container container, Path imageDir) {
         try (RemoteSyscalls sys = new RemoteSyscalls(root, RestoreStub.SYSCALL_INSN)) {
             RemoteScratch scratch = new RemoteScratch(root, sys.mmap(0, 4096, RemoteSyscalls.PROT_READ | RemoteSyscalls.PROT_WRITE,
                     RemoteSyscalls.MAP_PRIVATE | RemoteSyscalls.MAP_ANONYMOUS, -1, 0), 4096);
             sys.attachScratch(scratch);
+            int fd = sys.open(imageDir.toAbsolutePath().toString(), O_PATH | O_DIRECTORY, 0);
             container.setUpRoot(sys);
             sys.munmap(scratch.base().value(), 4096);
+            return fd;
         }
+    }
+
+    private static final int O_DIRECTORY = 0x10000, O_PATH = 0x200000;
+
+    /** close_range of every fd but {@code keep} (none when negative). */
+    private static void closeAllBut(RemoteSyscalls sys, int keep) {
+        if (keep < 0) {
+            sys.call("close_range", Nr.CLOSE_RANGE, 0, CLOSE_RANGE_ALL, 0);
+            return;
+        }
+        if (keep > 0) {
+            sys.call("close_range", Nr.CLOSE_RANGE, 0, keep - 1, 0);
+        }
+        sys.call("close_range", Nr.CLOSE_RANGE, keep + 1, CLOSE_RANGE_ALL, 0);
     }
 
     private static void checkIdsFree(PstreeImage tree) {
@@ -173,13 +206,13 @@ public final class Restore {
     }
 
     private static void build(List<Tracee> created, ImageReader image, PstreeImage tree, boolean shellJob,
-                              Map<Integer, Integer> ids) {
+                              Map<Integer, Integer> ids, int imageDirFd) {
         Map<Integer, Building> procs = new LinkedHashMap<>();
         PstreeEntry rootEntry = tree.getProcesses(0);
         Tracee rootTask = created.getFirst();
         RemoteSyscalls rootSys = new RemoteSyscalls(rootTask, RestoreStub.SYSCALL_INSN);
         // whatever the stub inherited from Cryo is not the restored processes'
-        rootSys.call("close_range", Nr.CLOSE_RANGE, 0, CLOSE_RANGE_ALL, 0);
+        closeAllBut(rootSys, imageDirFd);
         List<long[]> saved = new ArrayList<>();
         for (PstreeEntry p : tree.getProcessesList()) {
             if (!p.getZombie()) {
@@ -208,14 +241,20 @@ public final class Restore {
                 continue;
             }
             createThreads(b, trampoline, created, ids);
-            RestoreContext ctx = new RestoreContext(entry.getPid(), b.threads(), image, shared, cryoArea, ids::get);
+            RestoreContext ctx = new RestoreContext(entry.getPid(), b.threads(), image, shared, cryoArea, ids::get,
+                    imageDirFd);
             restoreParts(ctx, true);
             for (PstreeEntry child : tree.getProcessesList()) {
                 if (child.getPpid() == entry.getPid() && child != rootEntry) {
-                    procs.put(child.getPid(), fork(b, child, trampoline, created, ids));
+                    procs.put(child.getPid(), fork(b, child, trampoline, created, ids, imageDirFd));
                 }
             }
             contexts.add(ctx);
+        }
+        if (imageDirFd >= 0) {
+            for (RestoreContext ctx : contexts) {
+                ctx.syscalls().closeFd(imageDirFd); // every process's pages are in
+            }
         }
         for (RestoreContext ctx : contexts) {
             restoreParts(ctx, false);
@@ -254,7 +293,7 @@ public final class Restore {
 
     /** Forks {@code entry} from its (restored) parent with its PID; a zombie is made to exit with its status. */
     private static Building fork(Building parent, PstreeEntry entry, Trampoline trampoline, List<Tracee> created,
-                                 Map<Integer, Integer> ids) {
+                                 Map<Integer, Integer> ids, int imageDirFd) {
         if (parent == null || parent.entry().getZombie()) {
             throw new CryoException("process " + entry.getPid() + " has no restorable parent " + entry.getPpid() + " in the image");
         }
@@ -264,7 +303,8 @@ public final class Restore {
         // the child has its own copy of the trampoline, scratch area included, at the same address
         sys.attachScratch(new RemoteScratch(child, parent.leader().scratch().base(), parent.leader().scratch().size()));
         // and a copy of its parent's fd table, which holds only what restore keeps hidden there
-        sys.call("close_range", Nr.CLOSE_RANGE, 0, CLOSE_RANGE_ALL, 0);
+        // (and the image directory a container's processes read their pages through)
+        closeAllBut(sys, imageDirFd);
         setIds(sys, entry, parent.entry(), ids);
         if (entry.getZombie()) {
             becomeZombie(parent, entry, sys, child, ids.get(entry.getPid()));

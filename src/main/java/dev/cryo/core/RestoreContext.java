@@ -23,6 +23,7 @@ public final class RestoreContext {
     private final Map<String, Object> shared;
     private final long[] cryoArea;
     private final java.util.function.IntUnaryOperator inNamespace;
+    private final int imageDirFd;
 
     /** Registers, xsave area and signal mask a thread resumes with. */
     public static final class WakeUp {
@@ -36,8 +37,9 @@ public final class RestoreContext {
     }
 
     public RestoreContext(int pid, List<ThreadHandle> threads, ImageReader image, Map<String, Object> shared,
-                          long[] cryoArea, java.util.function.IntUnaryOperator inNamespace) {
+                          long[] cryoArea, java.util.function.IntUnaryOperator inNamespace, int imageDirFd) {
         this.pid = pid;
+        this.imageDirFd = imageDirFd;
         this.inNamespace = inNamespace;
         this.cryoArea = cryoArea;
         this.threads = threads;
@@ -67,6 +69,16 @@ public final class RestoreContext {
     /** {start, end} of Cryo's own area in the task (the trampoline), which must stay mapped. */
     public long[] cryoArea() { return cryoArea.clone(); }
     public List<ThreadHandle> threads() { return threads; }
+
+    /**
+     * The path under which the task itself opens a file of the image: the image directory's own
+     * path, or, for a container whose root hides it, through the fd its processes hold on the
+     * directory until their memory is restored (the parts restored before fork may use it).
+     */
+    public String imagePathInTask(dev.cryo.image.ImageKind kind, int id) {
+        return imageDirFd < 0 ? image.path(kind, id).toAbsolutePath().toString()
+                : "/proc/self/fd/" + imageDirFd + "/" + kind.fileName(id);
+    }
     public ImageReader image() { return image; }
 
     /** The thread group leader. */

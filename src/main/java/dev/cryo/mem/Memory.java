@@ -136,14 +136,14 @@ public final class Memory implements TaskPart {
         MmImage mm = image.read(ImageKind.MM, pid, MmImage.parser());
         for (VmaEntry vma : mm.getVmasList()) {
             if (Vmas.fileBacked(vma) && !recreatable(vma)) {
-                checkUnchanged(vma);
+                checkUnchanged(vma, dev.cryo.core.HostPaths.of(options, vma.getPath()));
             }
             if (vma.getKind() == VmaKind.SYSV_SHM && !SysvShm.exists(vma.getFileInode())) {
                 throw new ImageException("process " + pid + " had the host's SysV shm segment " + vma.getFileInode()
                         + " attached at " + Vmas.describe(vma) + "; it no longer exists");
             }
         }
-        if (!Files.isRegularFile(Path.of(mm.getExe()))) {
+        if (!Files.isRegularFile(dev.cryo.core.HostPaths.of(options, mm.getExe()))) {
             throw new ImageException("the program " + mm.getExe() + " of process " + pid + " no longer exists");
         }
     }
@@ -169,8 +169,7 @@ public final class Memory implements TaskPart {
         }
     }
 
-    private static void checkUnchanged(VmaEntry vma) {
-        Path file = Path.of(vma.getPath());
+    private static void checkUnchanged(VmaEntry vma, Path file) {
         BasicFileAttributes a;
         try {
             a = Files.readAttributes(file, BasicFileAttributes.class);
@@ -305,7 +304,7 @@ public final class Memory implements TaskPart {
             return;
         }
         RemoteSyscalls sys = ctx.syscalls();
-        String pagesFile = ctx.image().path(ImageKind.PAGES, ctx.pid()).toAbsolutePath().toString();
+        String pagesFile = ctx.imagePathInTask(ImageKind.PAGES, ctx.pid());
         int fd = sys.open(pagesFile, O_RDONLY | O_CLOEXEC, 0);
         try {
             long offset = 0;

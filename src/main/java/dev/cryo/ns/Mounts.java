@@ -13,7 +13,7 @@ import java.nio.file.Path;
  */
 public final class Mounts {
     private static final long MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8, MS_REC = 0x4000, MS_PRIVATE = 1L << 18;
-    private static final int MNT_DETACH = 2;
+    private static final int MNT_DETACH = 2, S_IFCHR = 0020000;
 
     private Mounts() {
     }
@@ -49,14 +49,49 @@ public final class Mounts {
         }
     }
 
+    /**
+     * A small /dev of its own for a container with its own root: a tmpfs with the harmless
+     * character devices every program expects (null, zero, full, random, urandom, tty), made with
+     * mknod(2), which needs CAP_MKNOD in the initial user namespace (in a user namespace /dev stays empty).
+     */
+    public static void mountDev(RemoteSyscalls sys) {
+        String[] names = {"null", "zero", "full", "random", "urandom", "tty"};
+        long[][] numbers = {{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}};
+        try {
+            long dev = mkdir(sys, "/dev", 0755);
+            long fs = sys.scratch().putString("tmpfs").value();
+            long opts = sys.scratch().putString("mode=755,size=1m").value();
+            sys.call("mount(tmpfs on /dev)", Nr.MOUNT, fs, dev, fs, MS_NOSUID, opts);
+            for (int i = 0; i < names.length; i++) {
+                long path = sys.scratch().putString("/dev/" + names[i]).value();
+                long devt = (numbers[i][0] << 8) | numbers[i][1];
+                long r = sys.raw(Nr.MKNOD, path, S_IFCHR | 0666, devt);
+                if (r == -Errno.EPERM) {
+                    return;
+                }
+                if (r < 0) {
+                    throw new dev.cryo.remote.RemoteSysException(sys.task().pid(), "mknod(/dev/" + names[i] + ")", (int) -r, path);
+                }
+            }
+        } finally {
+            sys.scratch().reset();
+        }
+    }
+
+    /** mkdir that is content with an existing directory; returns the path's address in the scratch area. */
+    private static long mkdir(RemoteSyscalls sys, String dir, int mode) {
+        long path = sys.scratch().putString(dir).value();
+        long r = sys.raw(Nr.MKDIR, path, mode);
+        if (r < 0 && r != -Errno.EEXIST) {
+            throw new dev.cryo.remote.RemoteSysException(sys.task().pid(), "mkdir(" + dir + ")", (int) -r, path);
+        }
+        return path;
+    }
+
     /** A fresh procfs on /proc, showing the caller's pid namespace (created if the root lacks the directory). */
     public static void mountProc(RemoteSyscalls sys) {
         try {
-            long proc = sys.scratch().putString("/proc").value();
-            long r = sys.raw(Nr.MKDIR, proc, 0555);
-            if (r < 0 && r != -Errno.EEXIST) {
-                throw new dev.cryo.remote.RemoteSysException(sys.task().pid(), "mkdir(/proc)", (int) -r, proc);
-            }
+            long proc = mkdir(sys, "/proc", 0555);
             long fs = sys.scratch().putString("proc").value();
             sys.call("mount(proc on /proc)", Nr.MOUNT, fs, proc, fs, MS_NOSUID | MS_NODEV | MS_NOEXEC, 0);
         } finally {

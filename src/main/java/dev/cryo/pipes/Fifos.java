@@ -63,7 +63,7 @@ public final class Fifos implements FdHandler {
 
     @Override
     public void verify(FdEntry e, int pid, java.util.Map<String, Object> options) {
-        if (!Files.exists(Path.of(e.getPath()))) {
+        if (!Files.exists(dev.cryo.core.HostPaths.of(options, e.getPath()))) {
             throw new ImageException("fd " + e.getFd() + " of process " + pid + " was the FIFO " + e.getPath()
                     + ", which no longer exists");
         }

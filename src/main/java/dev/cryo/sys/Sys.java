@@ -11,6 +11,7 @@ import java.lang.invoke.VarHandle;
 
 import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
 import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
@@ -170,6 +171,39 @@ public final class Sys {
 
     public static int pidfdGetfd(int pidfd, int targetFd) {
         return (int) call("pidfd_getfd", Nr.PIDFD_GETFD, pidfd, targetFd, 0);
+    }
+
+    /** mknod(2) at {@code path} (a whiteout of an overlay upper layer is a character device 0:0). */
+    public static void mknod(String path, int mode, long dev) {
+        try (Arena arena = Arena.ofConfined()) {
+            call("mknod[" + path + "]", Nr.MKNOD, arena.allocateFrom(path).address(), mode, dev);
+        }
+    }
+
+    /** lgetxattr(2): the value of extended attribute {@code name} of {@code path} itself, or null when it has none. */
+    public static byte[] lgetxattr(String path, String name) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buf = arena.allocate(4096);
+            long n = raw(Nr.LGETXATTR, arena.allocateFrom(path).address(), arena.allocateFrom(name).address(),
+                    buf.address(), buf.byteSize());
+            if (n == -Errno.ENODATA) {
+                return null;
+            }
+            if (n < 0) {
+                throw new SysException("lgetxattr[" + path + ", " + name + "]", (int) -n);
+            }
+            return buf.asSlice(0, n).toArray(JAVA_BYTE);
+        }
+    }
+
+    /** lsetxattr(2) of {@code name} on {@code path} itself. */
+    public static void lsetxattr(String path, String name, byte[] value) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment v = arena.allocate(Math.max(1, value.length));
+            v.copyFrom(MemorySegment.ofArray(value).reinterpret(value.length));
+            call("lsetxattr[" + path + ", " + name + "]", Nr.LSETXATTR, arena.allocateFrom(path).address(),
+                    arena.allocateFrom(name).address(), v.address(), value.length, 0);
+        }
     }
 
     public static int memfdCreate(String name, int flags) {

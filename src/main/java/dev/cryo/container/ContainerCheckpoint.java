@@ -1,0 +1,67 @@
+package dev.cryo.container;
+
+import dev.cryo.core.Checkpoint;
+import dev.cryo.core.DumpContext;
+import dev.cryo.core.Progress;
+import dev.cryo.image.ImageKind;
+import dev.cryo.image.proto.CgroupLimits;
+import dev.cryo.image.proto.ContainerImage;
+import dev.cryo.image.proto.ContainerRecord;
+import dev.cryo.image.proto.UtsNamespace;
+import dev.cryo.ns.Namespaces;
+import dev.cryo.ns.Uts;
+import dev.cryo.sys.Sys;
+
+import java.nio.file.Path;
+import java.util.logging.Logger;
+
+/**
+ * Checkpoints a whole container: its cgroup freezes every process at once while the tree is
+ * seized, then the tree is saved as any other, its ids inside its pid namespace with it; from
+ * inside its first process, what its namespaces hold (host and domain name), and from the host
+ * its cgroup's limits and its overlay's upper layer (frozen, so consistent with the memory).
+ */
+public final class ContainerCheckpoint {
+    private static final Logger LOG = Logger.getLogger("container");
+
+    private ContainerCheckpoint() {
+    }
+
+    public static Checkpoint.Result run(String name, Path dir, boolean leaveRunning, Progress progress) {
+        ContainerRecord r = Containers.running(name);
+        ContainerCgroup cgroup = new ContainerCgroup(Path.of(r.getCgroup()));
+        Checkpoint.Container hook = new Checkpoint.Container() {
+            @Override
+            public void freeze() {
+                cgroup.freeze();
+            }
+
+            @Override
+            public void thaw() {
+                cgroup.thaw();
+            }
+
+            @Override
+            public void dumpNamespaces(DumpContext root) {
+                long namespaces = Namespaces.ownOf(root.pid(), Sys.getpid());
+                ContainerImage.Builder image = ContainerImage.newBuilder().setName(name).addAllCommand(r.getCommandList())
+                        .setNamespaces(namespaces).setCgroup(CgroupLimits.newBuilder().putAllFiles(cgroup.limits()))
+                        .setRootfs(r.getRootfs());
+                if ((namespaces & Namespaces.NEWUTS) != 0) {
+                    Uts.Names uts = Uts.read(root.syscalls());
+                    image.setUts(UtsNamespace.newBuilder().setHostname(uts.hostname()).setDomainname(uts.domainname()));
+                }
+                if (!r.getRootfs().isEmpty()) {
+                    Path upper = RootSetup.of(namespaces, r.getRootfs(), StateStore.dir(name), null).upper();
+                    root.image().write(ImageKind.ROOTFS_UPPER, 0, RootfsLayers.save(upper));
+                    image.setUpperSaved(true);
+                }
+                root.image().write(ImageKind.CONTAINER, 0, image.build());
+                LOG.info(() -> "container " + name + ": namespaces " + Namespaces.describe(namespaces)
+                        + (image.hasUts() ? ", host name " + image.getUts().getHostname() : "") + ", cgroup limits "
+                        + image.getCgroup().getFilesMap() + (image.getUpperSaved() ? ", overlay upper layer" : "") + " saved");
+            }
+        };
+        return Checkpoint.run(new Checkpoint.Options(r.getInitPid(), dir, leaveRunning, false, false, progress, hook));
+    }
+}
