@@ -30,6 +30,15 @@ public final class Containers {
         }
     }
 
+    /** Its first process, alive or a zombie, still holds the recorded pid. */
+    private static boolean holdsPid(ContainerRecord r) {
+        try {
+            return ProcFiles.statField(ProcFiles.statFields(r.getInitPid()), 22) == r.getInitStartTime();
+        } catch (RuntimeException gone) {
+            return false;
+        }
+    }
+
     public static State state(ContainerRecord r) {
         if (!alive(r)) {
             return State.EXITED;
@@ -77,7 +86,9 @@ public final class Containers {
                 }
                 ContainerCgroup.sleepMillis(2);
             }
-            Sys.raw(Nr.WAIT4, r.getInitPid(), 0, 1 /* WNOHANG: reaped if it is Cryo's own child */, 0);
+        }
+        if (holdsPid(r)) {
+            Sys.raw(Nr.WAIT4, r.getInitPid(), 0, 1 /* WNOHANG: a zombie is reaped if it is Cryo's own child */, 0);
         }
         remove(r);
         LOG.info(() -> "container " + name + " stopped and removed");

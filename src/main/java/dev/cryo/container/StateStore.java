@@ -30,9 +30,15 @@ public final class StateStore {
     private StateStore() {
     }
 
+    /** System property that overrides $CRYO_STATE_DIR, for a JVM that runs Cryo's commands in-process (tests). */
+    public static final String PROPERTY = "cryo.state.dir";
+
     public static Path root() {
-        String env = System.getenv("CRYO_STATE_DIR");
-        return Path.of(env != null && !env.isEmpty() ? env : "/run/cryo");
+        String dir = System.getProperty(PROPERTY);
+        if (dir == null || dir.isEmpty()) {
+            dir = System.getenv("CRYO_STATE_DIR");
+        }
+        return Path.of(dir != null && !dir.isEmpty() ? dir : "/run/cryo");
     }
 
     public static Path dir(String name) {
