@@ -8,6 +8,8 @@ import dev.cryo.image.proto.CgroupLimits;
 import dev.cryo.image.proto.ContainerImage;
 import dev.cryo.image.proto.ContainerRecord;
 import dev.cryo.image.proto.UtsNamespace;
+import dev.cryo.core.Refusal;
+import dev.cryo.ns.Mounts;
 import dev.cryo.ns.Namespaces;
 import dev.cryo.ns.Uts;
 import dev.cryo.sys.Sys;
@@ -27,8 +29,28 @@ public final class ContainerCheckpoint {
     private ContainerCheckpoint() {
     }
 
+    /**
+     * A restore recreates the mounts `cryo run` made (overlay root, /dev, /proc), and a container
+     * without a root of its own gets a copy of the host's: one the container added itself would
+     * be missing after restore, so it is refused now, with its name.
+     */
+    private static void checkMounts(ContainerRecord r) {
+        java.util.Set<String> known = new java.util.HashSet<>(java.util.List.of("/proc (proc)"));
+        if (r.getRootfs().isEmpty()) {
+            known.addAll(Mounts.table(Sys.getpid()));
+        } else {
+            known.addAll(java.util.List.of("/ (overlay)", "/dev (tmpfs)"));
+        }
+        java.util.List<String> extra = Mounts.table(r.getInitPid()).stream().filter(m -> !known.contains(m)).toList();
+        if (!extra.isEmpty()) {
+            throw new Refusal("container " + r.getName() + " has mounts of its own that restore cannot recreate yet: "
+                    + String.join(", ", extra));
+        }
+    }
+
     public static Checkpoint.Result run(String name, Path dir, boolean leaveRunning, Progress progress) {
         ContainerRecord r = Containers.running(name);
+        checkMounts(r);
         ContainerCgroup cgroup = new ContainerCgroup(Path.of(r.getCgroup()));
         Checkpoint.Container hook = new Checkpoint.Container() {
             @Override

@@ -3,6 +3,7 @@ package dev.cryo.container;
 import dev.cryo.CryoException;
 import dev.cryo.ns.Mounts;
 import dev.cryo.ns.Namespaces;
+import dev.cryo.ns.Network;
 import dev.cryo.ns.Uts;
 import dev.cryo.remote.RemoteSyscalls;
 
@@ -13,7 +14,8 @@ import java.nio.file.Path;
 /**
  * What a container's first process does in its new namespaces before anything else runs there,
  * both when `cryo run` starts it and when a restore recreates it: its mounts made private, the
- * overlay root entered, a /proc of its own pid namespace, its host name.
+ * overlay root entered, a /proc of its own pid namespace, its host name, loopback up in a network
+ * namespace of its own.
  *
  * @param rootfs overlay lower layers (colon-separated), or null to keep the host's root
  */
@@ -85,6 +87,9 @@ record RootSetup(long namespaces, String rootfs, Path upper, Path work, Path mer
         }
         if ((namespaces & Namespaces.NEWUTS) != 0 && uts != null) {
             Uts.apply(sys, uts);
+        }
+        if ((namespaces & Namespaces.NEWNET) != 0) {
+            Network.loopbackUp(sys);
         }
     }
 

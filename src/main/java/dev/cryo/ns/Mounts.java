@@ -88,6 +88,29 @@ public final class Mounts {
         return path;
     }
 
+    /**
+     * The mounts of {@code pid}'s mount namespace as "mount point (fs type)", from its
+     * /proc/PID/mountinfo (mount points relative to its own root), in mount order.
+     */
+    public static java.util.List<String> table(int pid) {
+        java.util.List<String> out = new java.util.ArrayList<>();
+        for (String line : dev.cryo.proc.ProcFiles.readString(pid, "mountinfo").split("\n")) {
+            if (line.isBlank()) {
+                continue;
+            }
+            String[] f = line.split(" ");
+            int dash = java.util.Arrays.asList(f).indexOf("-");
+            out.add(unescape(f[4]) + " (" + f[dash + 1] + ")");
+        }
+        return out;
+    }
+
+    /** mountinfo writes space, tab, newline and backslash in octal (\040). */
+    private static String unescape(String s) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("\\\\([0-7]{3})").matcher(s);
+        return m.replaceAll(r -> java.util.regex.Matcher.quoteReplacement(String.valueOf((char) Integer.parseInt(r.group(1), 8))));
+    }
+
     /** A fresh procfs on /proc, showing the caller's pid namespace (created if the root lacks the directory). */
     public static void mountProc(RemoteSyscalls sys) {
         try {

@@ -1,6 +1,10 @@
 package dev.cryo.e2e;
 
 import dev.cryo.container.StateStore;
+import dev.cryo.image.ImageKind;
+import dev.cryo.image.ImageReader;
+import dev.cryo.image.proto.LayerEntry;
+import dev.cryo.image.proto.RootfsLayer;
 import dev.cryo.testing.CryoCli;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -22,7 +26,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * beside it, both appending counters to files in an overlay root; checkpoint the container,
  * restore it twice side by side as two clones. Each clone continues from the same state, its
  * files rolled back to checkpoint time, with the same pids inside (the script is still pid 1)
- * and the same host name, while the host pids differ.
+ * and the same host name, while the host pids differ; the original, left running, goes on too.
  */
 class ContainerTest extends TargetTest {
     private final List<String> containers = new ArrayList<>();
@@ -62,11 +66,11 @@ class ContainerTest extends TargetTest {
         awaitLines(origOut.resolve("shell.log"), 10);
 
         Path images = tmp.resolve("img");
-        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "orig", "-D", images.toString());
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "orig", "-D", images.toString(), "--leave-running");
         assertThat(dump.exitCode()).as(dump.toString()).isZero();
-        assertThat(dump.out()).contains("Checkpointed container orig");
-        List<String> shellAtCheckpoint = Files.readAllLines(origOut.resolve("shell.log"));
-        List<String> pythonAtCheckpoint = Files.readAllLines(origOut.resolve("python.log"));
+        assertThat(dump.out()).contains("Checkpointed container orig").contains("left running");
+        List<String> shellAtCheckpoint = savedLines(images, "out/shell.log");
+        List<String> pythonAtCheckpoint = savedLines(images, "out/python.log");
 
         for (String clone : new String[] {"clone1", "clone2"}) {
             CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", clone, "-d");
@@ -97,8 +101,34 @@ class ContainerTest extends TargetTest {
         assertThat(nsPids.get(0)).contains(1, Integer.parseInt(pythonAtCheckpoint.getFirst().split(" ")[1]));
         assertThat(nsPids.get(1)).contains(1, Integer.parseInt(pythonAtCheckpoint.getFirst().split(" ")[1]));
         assertThat(hostPid("clone1")).isNotEqualTo(hostPid("clone2"));
-        // the original's files stayed as they were at checkpoint (it was killed then)
-        assertThat(Files.readAllLines(origOut.resolve("shell.log"))).isEqualTo(shellAtCheckpoint);
+        // the original went on from the same point, in its own files
+        List<String> original = awaitLines(origOut.resolve("shell.log"), shellAtCheckpoint.size() + 20);
+        assertThat(original.subList(0, shellAtCheckpoint.size())).isEqualTo(shellAtCheckpoint);
+        assertCounts(original, "orig shell.log");
+        assertThat(CryoCli.run("ps").out()).containsPattern("orig +\\d+ running");
+    }
+
+    @Test
+    void aMountOfItsOwnIsRefusedAndTheContainerRunsOn() throws Exception {
+        run("mounter", "--rootfs", rootfs + ":/usr", "--", "/bin/sh", "-c",
+                "mkdir -p /scratch && mount -t tmpfs none /scratch && echo ok > /out/mounted && exec sleep 100");
+        awaitLines(state.resolve("mounter/upper/out/mounted"), 1);
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "mounter", "-D", tmp.resolve("img").toString());
+        assertThat(dump.exitCode()).isEqualTo(1);
+        assertThat(dump.err()).contains("container mounter has mounts of its own that restore cannot recreate yet: /scratch (tmpfs)");
+        assertThat(CryoCli.run("ps").out()).containsPattern("mounter +\\d+ running");
+    }
+
+    /** The lines of a file of the container's overlay upper layer, as the image saved it. */
+    private static List<String> savedLines(Path images, String path) {
+        RootfsLayer layer = ImageReader.open(images, true).read(ImageKind.ROOTFS_UPPER, 0, RootfsLayer.parser());
+        for (LayerEntry e : layer.getEntriesList()) {
+            if (e.getPath().equals(path)) {
+                String text = e.getData().toStringUtf8();
+                return List.of(text.substring(0, text.lastIndexOf('\n') + 1).split("\n"));
+            }
+        }
+        throw new AssertionError("the image's upper layer has no " + path);
     }
 
     @Test
