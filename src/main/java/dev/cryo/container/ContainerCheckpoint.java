@@ -9,6 +9,7 @@ import dev.cryo.image.proto.ContainerImage;
 import dev.cryo.image.proto.ContainerRecord;
 import dev.cryo.image.proto.UtsNamespace;
 import dev.cryo.core.Refusal;
+import dev.cryo.ipc.SysvSharedMemory;
 import dev.cryo.ns.Mounts;
 import dev.cryo.ns.Namespaces;
 import dev.cryo.ns.Uts;
@@ -52,7 +53,14 @@ public final class ContainerCheckpoint {
         ContainerRecord r = Containers.running(name);
         checkMounts(r);
         ContainerCgroup cgroup = new ContainerCgroup(Path.of(r.getCgroup()));
+        long namespaces = Namespaces.ownOf(r.getInitPid(), Sys.getpid());
         Checkpoint.Container hook = new Checkpoint.Container() {
+            @Override
+            public java.util.Map<String, Object> options() {
+                return (namespaces & Namespaces.NEWIPC) != 0 ? java.util.Map.of(Checkpoint.SYSV_SHM_IN_IMAGE, Boolean.TRUE)
+                        : java.util.Map.of();
+            }
+
             @Override
             public void freeze() {
                 cgroup.freeze();
@@ -65,13 +73,15 @@ public final class ContainerCheckpoint {
 
             @Override
             public void dumpNamespaces(DumpContext root) {
-                long namespaces = Namespaces.ownOf(root.pid(), Sys.getpid());
                 ContainerImage.Builder image = ContainerImage.newBuilder().setName(name).addAllCommand(r.getCommandList())
                         .setNamespaces(namespaces).setCgroup(CgroupLimits.newBuilder().putAllFiles(cgroup.limits()))
                         .setRootfs(r.getRootfs());
                 if ((namespaces & Namespaces.NEWUTS) != 0) {
                     Uts.Names uts = Uts.read(root.syscalls());
                     image.setUts(UtsNamespace.newBuilder().setHostname(uts.hostname()).setDomainname(uts.domainname()));
+                }
+                if ((namespaces & Namespaces.NEWIPC) != 0) {
+                    image.setIpc(SysvSharedMemory.save(root.syscalls()));
                 }
                 if (!r.getRootfs().isEmpty()) {
                     Path upper = RootSetup.of(namespaces, r.getRootfs(), StateStore.dir(name), null).upper();

@@ -1,7 +1,10 @@
 package dev.cryo.container;
 
 import dev.cryo.CryoException;
+import dev.cryo.core.Checkpoint;
+import dev.cryo.core.HostPaths;
 import dev.cryo.core.Restore;
+import dev.cryo.ipc.SysvSharedMemory;
 import dev.cryo.image.ImageKind;
 import dev.cryo.image.ImageReader;
 import dev.cryo.image.proto.ContainerImage;
@@ -76,14 +79,26 @@ public final class ContainerRestore {
                 }
 
                 @Override
-                public java.util.function.Function<String, Path> hostPaths() {
-                    return setup::hostView;
+                public java.util.Map<String, Object> options() {
+                    java.util.function.Function<String, Path> view = setup::hostView;
+                    return saved.hasIpc() ? java.util.Map.of(HostPaths.KEY, view, Checkpoint.SYSV_SHM_IN_IMAGE, Boolean.TRUE)
+                            : java.util.Map.of(HostPaths.KEY, view);
                 }
 
                 @Override
                 public void setUpRoot(RemoteSyscalls root) {
                     joined.join(root.task().pid());
                     setup.apply(root);
+                    if (saved.hasIpc()) {
+                        SysvSharedMemory.restore(root, saved.getIpc());
+                    }
+                }
+
+                @Override
+                public void beforeWakeUp(RemoteSyscalls root) {
+                    if (saved.hasIpc()) {
+                        SysvSharedMemory.removeMarked(root, saved.getIpc());
+                    }
                 }
             }));
         } catch (IOException | RuntimeException e) {

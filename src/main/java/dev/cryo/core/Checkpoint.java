@@ -58,10 +58,22 @@ public final class Checkpoint {
 
         /** Saves the state of the tree's namespaces into the image, from inside its root (whose session is open). */
         void dumpNamespaces(DumpContext root);
+
+        /** Options for the parts (keys of {@link DumpContext#shared()}), e.g. {@link #SYSV_SHM_IN_IMAGE}. */
+        default java.util.Map<String, Object> options() {
+            return java.util.Map.of();
+        }
     }
 
     /** Key in the tree-wide map of the dump context: set when --ipc-host was given. */
     public static final String IPC_HOST = "option:ipc-host";
+
+    /**
+     * Key in the tree-wide map of the dump context and in the restore options: the SysV shm
+     * segments the tree attaches are saved with its IPC namespace (a container's) and recreated
+     * with their ids before the tree, so attachments are kept by id like --ipc-host's.
+     */
+    public static final String SYSV_SHM_IN_IMAGE = "option:sysv-shm-in-image";
 
     /** Key in the tree-wide maps of dump and restore contexts: set when --shell-job was given. */
     public static final String SHELL_JOB = "option:shell-job";
@@ -96,6 +108,9 @@ public final class Checkpoint {
             }
             if (o.ipcHost()) {
                 shared.put(IPC_HOST, Boolean.TRUE);
+            }
+            if (o.container() != null) {
+                shared.putAll(o.container().options());
             }
             String rootPidNs = PidNamespaceView.of(o.pid());
             boolean ownPidNs = !rootPidNs.equals(PidNamespaceView.of(dev.cryo.sys.Sys.getpid()));

@@ -64,9 +64,16 @@ public final class Restore {
         /** The namespaces exist, held by process {@code holder} (the stub), before any task is in them: user ns id maps. */
         void namespacesCreated(int holder);
 
-        /** Where Cryo finds a file the tree names by path ({@link HostPaths}), to check the image before restoring. */
-        default java.util.function.Function<String, Path> hostPaths() {
-            return Path::of;
+        /**
+         * Options for the parts' checks of the image ({@link TaskPart#verify}): where Cryo finds
+         * a file the tree names by path ({@link HostPaths#KEY}), {@link Checkpoint#SYSV_SHM_IN_IMAGE}.
+         */
+        default Map<String, Object> options() {
+            return Map.of();
+        }
+
+        /** Runs in the root once the whole tree is rebuilt, just before it is woken: what needs every process in place. */
+        default void beforeWakeUp(RemoteSyscalls root) {
         }
 
         /** Runs in the new root, in its namespaces, before anything of the image is restored: mounts, hostname, cgroup. */
@@ -103,7 +110,7 @@ public final class Restore {
             options.put(Checkpoint.SHELL_JOB, Boolean.TRUE);
         }
         if (o.container() != null) {
-            options.put(HostPaths.KEY, o.container().hostPaths());
+            options.putAll(o.container().options());
         }
         for (PstreeEntry p : tree.getProcessesList()) {
             if (!p.getZombie()) {
@@ -125,7 +132,7 @@ public final class Restore {
             if (o.container() != null) {
                 imageDirFd = setUpContainer(created.getFirst(), o.container(), o.dir());
             }
-            build(created, image, tree, o.shellJob(), ids, imageDirFd);
+            build(created, image, tree, o.shellJob(), ids, imageDirFd, o.container());
         } catch (RuntimeException e) {
             kill(created, e);
             if (!created.isEmpty()) {
@@ -206,7 +213,7 @@ public final class Restore {
     }
 
     private static void build(List<Tracee> created, ImageReader image, PstreeImage tree, boolean shellJob,
-                              Map<Integer, Integer> ids, int imageDirFd) {
+                              Map<Integer, Integer> ids, int imageDirFd, Container container) {
         Map<Integer, Building> procs = new LinkedHashMap<>();
         PstreeEntry rootEntry = tree.getProcesses(0);
         Tracee rootTask = created.getFirst();
@@ -263,6 +270,9 @@ public final class Restore {
             for (TaskPart part : TaskParts.ALL) {
                 part.afterTreeRestore(ctx);
             }
+        }
+        if (container != null) {
+            container.beforeWakeUp(contexts.getFirst().syscalls());
         }
         for (RestoreContext ctx : contexts) {
             prepareWakeUp(ctx, trampoline);

@@ -69,7 +69,8 @@ public final class Memory implements TaskPart {
         List<VmaEntry> vmas = new ArrayList<>();
         for (Vma vma : ProcMaps.read(pid)) {
             if (vma.start() != ctx.cryoArea()) {
-                VmaEntry e = Vmas.entry(pid, vma, ctx.shared().containsKey(dev.cryo.core.Checkpoint.IPC_HOST));
+                VmaEntry e = Vmas.entry(pid, vma, ctx.shared().containsKey(dev.cryo.core.Checkpoint.IPC_HOST)
+                        || ctx.shared().containsKey(dev.cryo.core.Checkpoint.SYSV_SHM_IN_IMAGE));
                 vmas.add(Vmas.inheritable(e) && parentVmas.stream().anyMatch(p -> Vmas.sameArea(p, vma))
                         ? e.toBuilder().setInherited(true).build() : e);
             }
@@ -138,7 +139,8 @@ public final class Memory implements TaskPart {
             if (Vmas.fileBacked(vma) && !recreatable(vma)) {
                 checkUnchanged(vma, dev.cryo.core.HostPaths.of(options, vma.getPath()));
             }
-            if (vma.getKind() == VmaKind.SYSV_SHM && !SysvShm.exists(vma.getFileInode())) {
+            if (vma.getKind() == VmaKind.SYSV_SHM && !options.containsKey(dev.cryo.core.Checkpoint.SYSV_SHM_IN_IMAGE)
+                    && !SysvShm.exists(vma.getFileInode())) {
                 throw new ImageException("process " + pid + " had the host's SysV shm segment " + vma.getFileInode()
                         + " attached at " + Vmas.describe(vma) + "; it no longer exists");
             }

@@ -119,6 +119,42 @@ class ContainerTest extends TargetTest {
         assertThat(CryoCli.run("ps").out()).containsPattern("mounter +\\d+ running");
     }
 
+    @Test
+    void sysvSharedMemoryOfItsIpcNamespaceComesBackWithItsIds() throws Exception {
+        Path binary = dev.cryo.testing.TargetBuilder.build("sysvshm");
+        Path targetState = tmp.resolve("shm-state");
+        Files.createDirectories(targetState);
+        run("shm", "--", binary.toString(), targetState.toString());
+        awaitFile(targetState.resolve("ready"));
+        assertThat(check("shm", targetState)).isEqualTo("PASS");
+
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "shm", "-D", images.toString());
+        assertThat(dump.exitCode()).as(dump.toString()).isZero();
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "shm2", "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        containers.add("shm2");
+        assertThat(check("shm2", targetState)).isEqualTo("PASS");
+    }
+
+    /** Asks the target, pid 1 of container {@code name}, to check itself (SIGUSR2); its verdict. */
+    private String check(String name, Path targetState) throws Exception {
+        Files.deleteIfExists(targetState.resolve("result"));
+        dev.cryo.sys.Sys.kill(hostPid(name), 12);
+        return awaitFile(targetState.resolve("result")).strip();
+    }
+
+    private static String awaitFile(Path file) throws InterruptedException, IOException {
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (!Files.exists(file)) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError(file + " did not appear");
+            }
+            Thread.sleep(10);
+        }
+        return Files.readString(file);
+    }
+
     /** The lines of a file of the container's overlay upper layer, as the image saved it. */
     private static List<String> savedLines(Path images, String path) {
         RootfsLayer layer = ImageReader.open(images, true).read(ImageKind.ROOTFS_UPPER, 0, RootfsLayer.parser());
