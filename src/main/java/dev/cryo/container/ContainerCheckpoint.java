@@ -9,7 +9,7 @@ import dev.cryo.image.proto.ContainerImage;
 import dev.cryo.image.proto.ContainerRecord;
 import dev.cryo.image.proto.UtsNamespace;
 import dev.cryo.core.Refusal;
-import dev.cryo.ipc.SysvSharedMemory;
+import dev.cryo.ipc.IpcNamespaces;
 import dev.cryo.ns.Mounts;
 import dev.cryo.ns.Namespaces;
 import dev.cryo.ns.Uts;
@@ -81,7 +81,7 @@ public final class ContainerCheckpoint {
                     image.setUts(UtsNamespace.newBuilder().setHostname(uts.hostname()).setDomainname(uts.domainname()));
                 }
                 if ((namespaces & Namespaces.NEWIPC) != 0) {
-                    image.setIpc(SysvSharedMemory.save(root.syscalls()));
+                    image.setIpc(IpcNamespaces.save(root.syscalls()));
                 }
                 if (!r.getRootfs().isEmpty()) {
                     Path upper = RootSetup.of(namespaces, r.getRootfs(), StateStore.dir(name), null).upper();

@@ -4,7 +4,7 @@ import dev.cryo.CryoException;
 import dev.cryo.core.Checkpoint;
 import dev.cryo.core.HostPaths;
 import dev.cryo.core.Restore;
-import dev.cryo.ipc.SysvSharedMemory;
+import dev.cryo.ipc.IpcNamespaces;
 import dev.cryo.image.ImageKind;
 import dev.cryo.image.ImageReader;
 import dev.cryo.image.proto.ContainerImage;
@@ -90,14 +90,14 @@ public final class ContainerRestore {
                     joined.join(root.task().pid());
                     setup.apply(root);
                     if (saved.hasIpc()) {
-                        SysvSharedMemory.restore(root, saved.getIpc());
+                        IpcNamespaces.restore(root, saved.getIpc());
                     }
                 }
 
                 @Override
                 public void beforeWakeUp(RemoteSyscalls root) {
                     if (saved.hasIpc()) {
-                        SysvSharedMemory.removeMarked(root, saved.getIpc());
+                        IpcNamespaces.afterTreeRestore(root, saved.getIpc());
                     }
                 }
             }));

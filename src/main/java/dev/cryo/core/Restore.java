@@ -176,17 +176,19 @@ public final class Restore {
      */
     private static int setUpContainer(Tracee root, Container container, Path imageDir) {
         try (RemoteSyscalls sys = new RemoteSyscalls(root, RestoreStub.SYSCALL_INSN)) {
-            RemoteScratch scratch = new RemoteScratch(root, sys.mmap(0, 4096, RemoteSyscalls.PROT_READ | RemoteSyscalls.PROT_WRITE,
-                    RemoteSyscalls.MAP_PRIVATE | RemoteSyscalls.MAP_ANONYMOUS, -1, 0), 4096);
+            RemoteScratch scratch = new RemoteScratch(root, sys.mmap(0, SETUP_SCRATCH, RemoteSyscalls.PROT_READ
+                    | RemoteSyscalls.PROT_WRITE, RemoteSyscalls.MAP_PRIVATE | RemoteSyscalls.MAP_ANONYMOUS, -1, 0), SETUP_SCRATCH);
             sys.attachScratch(scratch);
             int fd = sys.open(imageDir.toAbsolutePath().toString(), O_PATH | O_DIRECTORY, 0);
             container.setUpRoot(sys);
-            sys.munmap(scratch.base().value(), 4096);
+            sys.munmap(scratch.base().value(), SETUP_SCRATCH);
             return fd;
         }
     }
 
     private static final int O_DIRECTORY = 0x10000, O_PATH = 0x200000;
+    /** Room for a container's set-up: paths, mount options, a SysV message being put back. */
+    private static final int SETUP_SCRATCH = 64 * 1024;
 
     /** close_range of every fd but {@code keep} (none when negative). */
     private static void closeAllBut(RemoteSyscalls sys, int keep) {

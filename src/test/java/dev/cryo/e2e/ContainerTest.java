@@ -120,8 +120,8 @@ class ContainerTest extends TargetTest {
     }
 
     @Test
-    void sysvSharedMemoryOfItsIpcNamespaceComesBackWithItsIds() throws Exception {
-        Path binary = dev.cryo.testing.TargetBuilder.build("sysvshm");
+    void sysvIpcObjectsOfItsNamespaceComeBackWithTheirIds() throws Exception {
+        Path binary = dev.cryo.testing.TargetBuilder.build("sysvipc");
         Path targetState = tmp.resolve("shm-state");
         Files.createDirectories(targetState);
         run("shm", "--", binary.toString(), targetState.toString());
