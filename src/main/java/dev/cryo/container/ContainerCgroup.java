@@ -22,6 +22,7 @@ import java.util.stream.Stream;
 public final class ContainerCgroup {
     private static final Logger LOG = Logger.getLogger("container");
     private static final long WAIT_NANOS = 5_000_000_000L;
+    private static final int FREEZE_ATTEMPTS = 50;
 
     private final Path dir;
 
@@ -76,6 +77,42 @@ public final class ContainerCgroup {
     void freeze() {
         write("cgroup.freeze", "1");
         awaitEvent("frozen 1");
+    }
+
+    /**
+     * Freezes the cgroup at a moment when every task of it can still be seized: a task frozen
+     * while it waits for a vfork child (state D, in kernel_clone) never reports a ptrace stop,
+     * as its child is frozen too and cannot exec or exit; seizing it would hang. Such a moment
+     * is caught by thawing and trying again; when none comes (a task stuck in D for other
+     * reasons), the cgroup is left running and false returned: ptrace alone holds the tree then
+     * (parents first, which lets a vfork child finish).
+     */
+    boolean freezeSeizable() {
+        for (int attempt = 0; attempt < FREEZE_ATTEMPTS; attempt++) {
+            freeze();
+            if (!anyTaskUninterruptible()) {
+                return true;
+            }
+            thaw();
+            sleepMillis(1);
+        }
+        LOG.warning(() -> "cgroup " + dir + " keeps a task in uninterruptible sleep when frozen; seizing it unfrozen");
+        return false;
+    }
+
+    private boolean anyTaskUninterruptible() {
+        for (String tid : read("cgroup.threads").split("\n")) {
+            if (!tid.isBlank()) {
+                try {
+                    if (ProcFiles.statFields(Integer.parseInt(tid.strip())).get(0).equals("D")) {
+                        return true;
+                    }
+                } catch (RuntimeException exited) {
+                    // gone meanwhile
+                }
+            }
+        }
+        return false;
     }
 
     void thaw() {

@@ -61,14 +61,18 @@ public final class ContainerCheckpoint {
                         : java.util.Map.of();
             }
 
+            private boolean frozen;
+
             @Override
             public void freeze() {
-                cgroup.freeze();
+                frozen = cgroup.freezeSeizable();
             }
 
             @Override
             public void thaw() {
-                cgroup.thaw();
+                if (frozen) {
+                    cgroup.thaw();
+                }
             }
 
             @Override

@@ -71,7 +71,7 @@ class ContainerTest extends TargetTest {
         assertThat(dump.out()).contains("Checkpointed container orig").contains("left running");
         CryoCli.Result inspect = CryoCli.run("inspect", images.toString());
         assertThat(inspect.out()).contains("Container orig: /app/counter.sh").contains("host name box")
-                .containsPattern("\\d+ +1 +1 +\\d+ +\\d+ +1  counter.sh ");
+                .containsPattern("\\d+ +1 +\\d+ +\\d+ +\\d+ +1  counter.sh ");
         List<String> shellAtCheckpoint = savedLines(images, "out/shell.log");
         List<String> pythonAtCheckpoint = savedLines(images, "out/python.log");
 
