@@ -38,9 +38,7 @@ public final class ContainerRestore {
     public record Restored(String name, Restore.Restored tree) {
         /** Waits for the container's first process to exit, removes the container, and gives the exit code as a shell would. */
         public int waitForExit() {
-            int code = tree.waitForExit();
-            StateStore.read(name).ifPresent(Containers::remove);
-            return code;
+            return Containers.waitInForeground(name, tree.pid());
         }
     }
 

@@ -95,6 +95,27 @@ public final class Containers {
         return r;
     }
 
+    /**
+     * Waits for the first process of a container run in the foreground (Cryo's child) to exit,
+     * then removes the container; gives the exit code as a shell would. Should Cryo be stopped
+     * meanwhile (Ctrl-C, SIGTERM), the container is stopped with it: its pid 1 ignores the
+     * signals it has no handler for, so it would otherwise run on unattended.
+     */
+    public static int waitInForeground(String name, int pid) {
+        Thread stopWithCryo = new Thread(() -> {
+            try {
+                kill(name);
+            } catch (RuntimeException e) {
+                LOG.warning(() -> "stopping container " + name + " with Cryo: " + e.getMessage());
+            }
+        }, "stop-container-" + name);
+        Runtime.getRuntime().addShutdownHook(stopWithCryo);
+        int status = Sys.wait4(pid, 0)[1];
+        Runtime.getRuntime().removeShutdownHook(stopWithCryo);
+        StateStore.read(name).ifPresent(Containers::remove);
+        return new dev.cryo.remote.WaitStatus(status).shellCode();
+    }
+
     /** Removes an exited container's cgroup and state directory. */
     static void remove(ContainerRecord r) {
         if (!r.getCgroup().isEmpty() && Files.isDirectory(Path.of(r.getCgroup()))) {

@@ -10,7 +10,6 @@ import dev.cryo.remote.RemoteScratch;
 import dev.cryo.remote.RemoteSyscalls;
 import dev.cryo.remote.RestoreStub;
 import dev.cryo.remote.Tracee;
-import dev.cryo.remote.WaitStatus;
 import dev.cryo.sys.Errno;
 import dev.cryo.sys.Nr;
 import dev.cryo.sys.Sys;
@@ -54,9 +53,7 @@ public final class Run {
     public record Started(String name, int pid) {
         /** Waits until its first process (Cryo's child) exits, removes the container, and gives the exit code as a shell would. */
         public int waitForExit() {
-            int status = Sys.wait4(pid, 0)[1];
-            StateStore.read(name).ifPresent(Containers::remove);
-            return new WaitStatus(status).shellCode();
+            return Containers.waitInForeground(name, pid);
         }
     }
 

@@ -179,6 +179,18 @@ class ContainerTest extends TargetTest {
     }
 
     @Test
+    void restoreInTheForegroundWaitsForTheContainer() throws Exception {
+        run("short", "--", "/bin/sh", "-c", "i=0; while [ $i -lt 30 ]; do i=$((i + 1)); sleep 0.02; done; exit 5");
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "short", "-D", images.toString());
+        assertThat(dump.exitCode()).as(dump.toString()).isZero();
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "short2");
+        assertThat(restore.exitCode()).as(restore.toString()).isEqualTo(5);
+        assertThat(restore.err()).contains("Restored container short2");
+        assertThat(Files.exists(state.resolve("short2"))).as("removed once it exited").isFalse();
+    }
+
+    @Test
     void clearErrors() throws IOException {
         run("busy", "--", "/bin/sleep", "100");
         CryoCli.Result taken = CryoCli.run("run", "-d", "--name", "busy", "--", "/bin/true");
