@@ -7,6 +7,7 @@ import dev.cryo.proc.ProcFiles;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -166,7 +167,7 @@ public final class ContainerCgroup {
                 boolean limit = name.endsWith(".max") || name.endsWith(".high") || name.endsWith(".low")
                         || name.endsWith(".min") || name.endsWith(".weight");
                 if (limit && !name.startsWith("cgroup.") && Files.isWritable(f)
-                        && (Files.getPosixFilePermissions(f).contains(java.nio.file.attribute.PosixFilePermission.OWNER_WRITE))) {
+                        && Files.getPosixFilePermissions(f).contains(PosixFilePermission.OWNER_WRITE)) {
                     out.put(name, read(name).strip());
                 }
             }

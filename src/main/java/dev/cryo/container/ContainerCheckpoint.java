@@ -3,12 +3,12 @@ package dev.cryo.container;
 import dev.cryo.core.Checkpoint;
 import dev.cryo.core.DumpContext;
 import dev.cryo.core.Progress;
+import dev.cryo.core.Refusal;
 import dev.cryo.image.ImageKind;
 import dev.cryo.image.proto.CgroupLimits;
 import dev.cryo.image.proto.ContainerImage;
 import dev.cryo.image.proto.ContainerRecord;
 import dev.cryo.image.proto.UtsNamespace;
-import dev.cryo.core.Refusal;
 import dev.cryo.ipc.IpcNamespaces;
 import dev.cryo.ns.Mounts;
 import dev.cryo.ns.Namespaces;
@@ -16,6 +16,10 @@ import dev.cryo.ns.Uts;
 import dev.cryo.sys.Sys;
 
 import java.nio.file.Path;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
 import java.util.logging.Logger;
 
 /**
@@ -36,13 +40,13 @@ public final class ContainerCheckpoint {
      * be missing after restore, so it is refused now, with its name.
      */
     private static void checkMounts(ContainerRecord r) {
-        java.util.Set<String> known = new java.util.HashSet<>(java.util.List.of("/proc (proc)"));
+        Set<String> known = new HashSet<>(List.of("/proc (proc)"));
         if (r.getRootfs().isEmpty()) {
             known.addAll(Mounts.table(Sys.getpid()));
         } else {
-            known.addAll(java.util.List.of("/ (overlay)", "/dev (tmpfs)"));
+            known.addAll(List.of("/ (overlay)", "/dev (tmpfs)"));
         }
-        java.util.List<String> extra = Mounts.table(r.getInitPid()).stream().filter(m -> !known.contains(m)).toList();
+        List<String> extra = Mounts.table(r.getInitPid()).stream().filter(m -> !known.contains(m)).toList();
         if (!extra.isEmpty()) {
             throw new Refusal("container " + r.getName() + " has mounts of its own that restore cannot recreate yet: "
                     + String.join(", ", extra));
@@ -56,9 +60,9 @@ public final class ContainerCheckpoint {
         long namespaces = Namespaces.ownOf(r.getInitPid(), Sys.getpid());
         Checkpoint.Container hook = new Checkpoint.Container() {
             @Override
-            public java.util.Map<String, Object> options() {
-                return (namespaces & Namespaces.NEWIPC) != 0 ? java.util.Map.of(Checkpoint.SYSV_SHM_IN_IMAGE, Boolean.TRUE)
-                        : java.util.Map.of();
+            public Map<String, Object> options() {
+                return (namespaces & Namespaces.NEWIPC) != 0 ? Map.of(Checkpoint.SYSV_SHM_IN_IMAGE, Boolean.TRUE)
+                        : Map.of();
             }
 
             private boolean frozen;

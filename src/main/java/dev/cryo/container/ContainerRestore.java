@@ -4,12 +4,12 @@ import dev.cryo.CryoException;
 import dev.cryo.core.Checkpoint;
 import dev.cryo.core.HostPaths;
 import dev.cryo.core.Restore;
-import dev.cryo.ipc.IpcNamespaces;
 import dev.cryo.image.ImageKind;
 import dev.cryo.image.ImageReader;
 import dev.cryo.image.proto.ContainerImage;
 import dev.cryo.image.proto.ContainerRecord;
 import dev.cryo.image.proto.RootfsLayer;
+import dev.cryo.ipc.IpcNamespaces;
 import dev.cryo.ns.Namespaces;
 import dev.cryo.ns.Uts;
 import dev.cryo.proc.ProcFiles;
@@ -18,6 +18,8 @@ import dev.cryo.remote.RemoteSyscalls;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
+import java.util.function.Function;
 
 /**
  * Restores a checkpointed container, under its own name or another: a new cgroup with the saved
@@ -77,10 +79,10 @@ public final class ContainerRestore {
                 }
 
                 @Override
-                public java.util.Map<String, Object> options() {
-                    java.util.function.Function<String, Path> view = setup::hostView;
-                    return saved.hasIpc() ? java.util.Map.of(HostPaths.KEY, view, Checkpoint.SYSV_SHM_IN_IMAGE, Boolean.TRUE)
-                            : java.util.Map.of(HostPaths.KEY, view);
+                public Map<String, Object> options() {
+                    Function<String, Path> view = setup::hostView;
+                    return saved.hasIpc() ? Map.of(HostPaths.KEY, view, Checkpoint.SYSV_SHM_IN_IMAGE, Boolean.TRUE)
+                            : Map.of(HostPaths.KEY, view);
                 }
 
                 @Override

@@ -3,6 +3,7 @@ package dev.cryo.container;
 import dev.cryo.CryoException;
 import dev.cryo.image.proto.ContainerRecord;
 import dev.cryo.proc.ProcFiles;
+import dev.cryo.remote.WaitStatus;
 import dev.cryo.sys.Nr;
 import dev.cryo.sys.Sys;
 
@@ -113,7 +114,7 @@ public final class Containers {
         int status = Sys.wait4(pid, 0)[1];
         Runtime.getRuntime().removeShutdownHook(stopWithCryo);
         StateStore.read(name).ifPresent(Containers::remove);
-        return new dev.cryo.remote.WaitStatus(status).shellCode();
+        return new WaitStatus(status).shellCode();
     }
 
     /** Removes an exited container's cgroup and state directory. */

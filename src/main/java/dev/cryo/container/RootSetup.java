@@ -9,7 +9,11 @@ import dev.cryo.remote.RemoteSyscalls;
 
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * What a container's first process does in its new namespaces before anything else runs there,
@@ -57,15 +61,14 @@ record RootSetup(long namespaces, String rootfs, Path upper, Path work, Path mer
             return Path.of(path); // the same devices; a /proc of the same kind
         }
         String relative = path.startsWith("/") ? path.substring(1) : path;
-        java.util.List<Path> layers = new java.util.ArrayList<>(java.util.List.of(upper));
+        List<Path> layers = new ArrayList<>(List.of(upper));
         for (String layer : rootfs.split(":")) {
             layers.add(Path.of(layer));
         }
         for (Path layer : layers) {
             Path candidate = layer.resolve(relative);
             try {
-                var a = Files.readAttributes(candidate, java.nio.file.attribute.BasicFileAttributes.class,
-                        java.nio.file.LinkOption.NOFOLLOW_LINKS);
+                BasicFileAttributes a = Files.readAttributes(candidate, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
                 return a.isOther() ? upper.resolve(".cryo-whiteout-of").resolve(relative) : candidate;
             } catch (IOException absent) {
                 // not in this layer

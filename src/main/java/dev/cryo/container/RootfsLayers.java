@@ -13,8 +13,10 @@ import java.nio.file.Path;
 import java.nio.file.attribute.FileTime;
 import java.nio.file.attribute.PosixFileAttributes;
 import java.nio.file.attribute.PosixFilePermission;
+import java.util.EnumSet;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
 /**
@@ -46,7 +48,7 @@ final class RootfsLayers {
     private static LayerEntry entry(Path upper, Path p) throws IOException {
         PosixFileAttributes a = Files.readAttributes(p, PosixFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
         LayerEntry.Builder e = LayerEntry.newBuilder().setPath(upper.relativize(p).toString())
-                .setMode(mode(a.permissions())).setMtimeMs(a.lastModifiedTime().toMillis());
+                .setMode(mode(a.permissions())).setMtimeNs(a.lastModifiedTime().to(TimeUnit.NANOSECONDS));
         if (a.isSymbolicLink()) {
             return e.setKind(LayerEntry.Kind.SYMLINK).setTarget(Files.readSymbolicLink(p).toString()).build();
         }
@@ -91,7 +93,7 @@ final class RootfsLayers {
             // times last, children first: creating an entry changes its directory's mtime
             for (LayerEntry e : layer.getEntriesList().reversed()) {
                 if (e.getKind() != LayerEntry.Kind.SYMLINK && e.getKind() != LayerEntry.Kind.WHITEOUT) {
-                    Files.setLastModifiedTime(upper.resolve(e.getPath()), FileTime.fromMillis(e.getMtimeMs()));
+                    Files.setLastModifiedTime(upper.resolve(e.getPath()), FileTime.from(e.getMtimeNs(), TimeUnit.NANOSECONDS));
                 }
             }
         } catch (IOException e) {
@@ -115,7 +117,7 @@ final class RootfsLayers {
     }
 
     private static Set<PosixFilePermission> permissions(int mode) {
-        Set<PosixFilePermission> out = java.util.EnumSet.noneOf(PosixFilePermission.class);
+        Set<PosixFilePermission> out = EnumSet.noneOf(PosixFilePermission.class);
         for (int i = 0; i < BITS.size(); i++) {
             if ((mode & (1 << i)) != 0) {
                 out.add(BITS.get(i));

@@ -9,8 +9,10 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.SimpleFileVisitor;
+import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.util.ArrayList;
 import java.util.List;
@@ -92,7 +94,7 @@ public final class StateStore {
             Files.createDirectories(dir);
             Path tmp = dir.resolve(RECORD + ".new");
             Files.writeString(tmp, JsonFormat.printer().print(record) + "\n");
-            Files.move(tmp, dir.resolve(RECORD), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            Files.move(tmp, dir.resolve(RECORD), StandardCopyOption.ATOMIC_MOVE);
         } catch (InvalidProtocolBufferException e) {
             throw new IllegalStateException(e);
         } catch (IOException e) {
@@ -107,7 +109,7 @@ public final class StateStore {
     }
 
     static void deleteTree(Path top) {
-        if (!Files.exists(top, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+        if (!Files.exists(top, LinkOption.NOFOLLOW_LINKS)) {
             return;
         }
         try {

@@ -1,10 +1,17 @@
 package dev.cryo.ns;
 
+import dev.cryo.proc.ProcFiles;
+import dev.cryo.remote.RemoteSysException;
 import dev.cryo.remote.RemoteSyscalls;
 import dev.cryo.sys.Errno;
 import dev.cryo.sys.Nr;
 
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * The mount table of a container's own mount namespace, built by calls injected into its first
@@ -14,6 +21,7 @@ import java.nio.file.Path;
 public final class Mounts {
     private static final long MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8, MS_REC = 0x4000, MS_PRIVATE = 1L << 18;
     private static final int MNT_DETACH = 2, S_IFCHR = 0020000;
+    private static final Pattern OCTAL = Pattern.compile("\\\\([0-7]{3})");
 
     private Mounts() {
     }
@@ -70,7 +78,7 @@ public final class Mounts {
                     return;
                 }
                 if (r < 0) {
-                    throw new dev.cryo.remote.RemoteSysException(sys.task().pid(), "mknod(/dev/" + names[i] + ")", (int) -r, path);
+                    throw new RemoteSysException(sys.task().pid(), "mknod(/dev/" + names[i] + ")", (int) -r, path);
                 }
             }
         } finally {
@@ -83,7 +91,7 @@ public final class Mounts {
         long path = sys.scratch().putString(dir).value();
         long r = sys.raw(Nr.MKDIR, path, mode);
         if (r < 0 && r != -Errno.EEXIST) {
-            throw new dev.cryo.remote.RemoteSysException(sys.task().pid(), "mkdir(" + dir + ")", (int) -r, path);
+            throw new RemoteSysException(sys.task().pid(), "mkdir(" + dir + ")", (int) -r, path);
         }
         return path;
     }
@@ -92,14 +100,19 @@ public final class Mounts {
      * The mounts of {@code pid}'s mount namespace as "mount point (fs type)", from its
      * /proc/PID/mountinfo (mount points relative to its own root), in mount order.
      */
-    public static java.util.List<String> table(int pid) {
-        java.util.List<String> out = new java.util.ArrayList<>();
-        for (String line : dev.cryo.proc.ProcFiles.readString(pid, "mountinfo").split("\n")) {
+    public static List<String> table(int pid) {
+        return parseTable(ProcFiles.readString(pid, "mountinfo"));
+    }
+
+    /** The lines of a mountinfo file as "mount point (fs type)". */
+    static List<String> parseTable(String mountinfo) {
+        List<String> out = new ArrayList<>();
+        for (String line : mountinfo.split("\n")) {
             if (line.isBlank()) {
                 continue;
             }
             String[] f = line.split(" ");
-            int dash = java.util.Arrays.asList(f).indexOf("-");
+            int dash = Arrays.asList(f).indexOf("-");
             out.add(unescape(f[4]) + " (" + f[dash + 1] + ")");
         }
         return out;
@@ -107,8 +120,8 @@ public final class Mounts {
 
     /** mountinfo writes space, tab, newline and backslash in octal (\040). */
     private static String unescape(String s) {
-        java.util.regex.Matcher m = java.util.regex.Pattern.compile("\\\\([0-7]{3})").matcher(s);
-        return m.replaceAll(r -> java.util.regex.Matcher.quoteReplacement(String.valueOf((char) Integer.parseInt(r.group(1), 8))));
+        Matcher m = OCTAL.matcher(s);
+        return m.replaceAll(r -> Matcher.quoteReplacement(String.valueOf((char) Integer.parseInt(r.group(1), 8))));
     }
 
     /** A fresh procfs on /proc, showing the caller's pid namespace (created if the root lacks the directory). */

@@ -1,5 +1,7 @@
 package dev.cryo.ns;
 
+import dev.cryo.proc.ProcFiles;
+
 import java.util.ArrayList;
 import java.util.List;
 
@@ -29,8 +31,8 @@ public final class Namespaces {
     public static long ownOf(int pid, int reference) {
         long own = 0;
         for (int i = 0; i < FLAGS.length; i++) {
-            String mine = dev.cryo.proc.ProcFiles.readLink(pid, "ns/" + NAMES[i]);
-            String theirs = dev.cryo.proc.ProcFiles.readLink(reference, "ns/" + NAMES[i]);
+            String mine = ProcFiles.readLink(pid, "ns/" + NAMES[i]);
+            String theirs = ProcFiles.readLink(reference, "ns/" + NAMES[i]);
             if (!mine.equals(theirs)) {
                 own |= FLAGS[i];
             }

@@ -200,7 +200,7 @@ public final class Sys {
     public static void lsetxattr(String path, String name, byte[] value) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment v = arena.allocate(Math.max(1, value.length));
-            v.copyFrom(MemorySegment.ofArray(value).reinterpret(value.length));
+            v.asSlice(0, value.length).copyFrom(MemorySegment.ofArray(value));
             call("lsetxattr[" + path + ", " + name + "]", Nr.LSETXATTR, arena.allocateFrom(path).address(),
                     arena.allocateFrom(name).address(), v.address(), value.length, 0);
         }

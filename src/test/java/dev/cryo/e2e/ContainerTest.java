@@ -7,6 +7,7 @@ import dev.cryo.image.proto.LayerEntry;
 import dev.cryo.image.proto.RootfsLayer;
 import dev.cryo.testing.CryoCli;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
@@ -35,6 +36,7 @@ class ContainerTest extends TargetTest {
 
     @BeforeEach
     void stateAndRootfs() throws IOException {
+        Assumptions.assumeTrue(dev.cryo.check.Cgroups.v2Mount() != null, "containers need a cgroup v2 hierarchy");
         state = tmp.resolve("state");
         System.setProperty(StateStore.PROPERTY, state.toString());
         // the test's own files on top of /usr, which gives the root /bin/sh, /bin/python3 and their libraries
