@@ -8,6 +8,7 @@ import dev.cryo.image.ImageKind;
 import dev.cryo.image.proto.CgroupLimits;
 import dev.cryo.image.proto.ContainerImage;
 import dev.cryo.image.proto.ContainerRecord;
+import dev.cryo.image.proto.TmpfsMount;
 import dev.cryo.image.proto.UtsNamespace;
 import dev.cryo.ipc.IpcNamespaces;
 import dev.cryo.ns.Mounts;
@@ -35,27 +36,36 @@ public final class ContainerCheckpoint {
     }
 
     /**
-     * A restore recreates the mounts `cryo run` made (overlay root, /dev, /proc), and a container
-     * without a root of its own gets a copy of the host's: one the container added itself would
-     * be missing after restore, so it is refused now, with its name.
+     * The mounts the container made itself, which a restore must make again: the ones `cryo run`
+     * made (overlay root, /dev, /proc) are made anyway, and a container without a root of its own
+     * gets a copy of the host's. Only tmpfs mounts can be (with their contents); any other is
+     * refused now, with its name.
      */
-    private static void checkMounts(ContainerRecord r) {
+    private static List<Mounts.Mount> ownMounts(ContainerRecord r) {
         Set<String> known = new HashSet<>(List.of("/proc (proc)"));
         if (r.getRootfs().isEmpty()) {
             known.addAll(Mounts.table(Sys.getpid()));
         } else {
             known.addAll(List.of("/ (overlay)", "/dev (tmpfs)"));
         }
-        List<String> extra = Mounts.table(r.getInitPid()).stream().filter(m -> !known.contains(m)).toList();
-        if (!extra.isEmpty()) {
+        List<Mounts.Mount> own = Mounts.of(r.getInitPid()).stream().filter(m -> !known.contains(m.describe())).toList();
+        List<String> refused = own.stream().filter(m -> !m.type().equals("tmpfs")).map(Mounts.Mount::describe).toList();
+        if (!refused.isEmpty()) {
             throw new Refusal("container " + r.getName() + " has mounts of its own that restore cannot recreate yet: "
-                    + String.join(", ", extra));
+                    + String.join(", ", refused));
         }
+        return own;
+    }
+
+    /** A tmpfs mount of the container with its contents, read through its pid 1's view of its file system. */
+    private static TmpfsMount tmpfs(int init, Mounts.Mount m) {
+        return TmpfsMount.newBuilder().setMountPoint(m.point()).setFlags(m.flags()).setData(m.tmpfsData())
+                .setContents(RootfsLayers.save(Path.of("/proc/" + init + "/root" + m.point()))).build();
     }
 
     public static Checkpoint.Result run(String name, Path dir, boolean leaveRunning, Progress progress) {
         ContainerRecord r = Containers.running(name);
-        checkMounts(r);
+        List<Mounts.Mount> ownMounts = ownMounts(r);
         ContainerCgroup cgroup = new ContainerCgroup(Path.of(r.getCgroup()));
         long namespaces = Namespaces.ownOf(r.getInitPid(), Sys.getpid());
         Checkpoint.Container hook = new Checkpoint.Container() {
@@ -91,6 +101,7 @@ public final class ContainerCheckpoint {
                 if ((namespaces & Namespaces.NEWIPC) != 0) {
                     image.setIpc(IpcNamespaces.save(root.syscalls()));
                 }
+                ownMounts.forEach(m -> image.addTmpfs(tmpfs(r.getInitPid(), m)));
                 if (!r.getRootfs().isEmpty()) {
                     Path upper = RootSetup.of(namespaces, r.getRootfs(), StateStore.dir(name), null).upper();
                     root.image().write(ImageKind.ROOTFS_UPPER, 0, RootfsLayers.save(upper));

@@ -53,12 +53,14 @@ public final class ContainerRestore {
         Containers.claimName(name);
         Path state = StateStore.dir(name);
         Uts.Names uts = saved.hasUts() ? new Uts.Names(saved.getUts().getHostname(), saved.getUts().getDomainname()) : null;
-        RootSetup setup = RootSetup.of(saved.getNamespaces(), saved.getRootfs().isEmpty() ? null : saved.getRootfs(), state, uts);
+        RootSetup setup = RootSetup.of(saved.getNamespaces(), saved.getRootfs().isEmpty() ? null : saved.getRootfs(), state, uts,
+                saved.getTmpfsList());
         ContainerCgroup cgroup = null;
         Restore.Restored tree;
         try {
             Files.createDirectories(state);
             setup.prepareDirectories();
+            setup.stageTmpfs();
             if (saved.getUpperSaved()) {
                 RootfsLayers.restore(ImageReader.open(dir, false).read(ImageKind.ROOTFS_UPPER, 0, RootfsLayer.parser()), setup.upper());
             }
@@ -115,6 +117,7 @@ public final class ContainerRestore {
             }
             throw new CryoException("cannot prepare container " + name + ": " + e.getMessage(), e);
         }
+        setup.dropStaged();
         StateStore.write(ContainerRecord.newBuilder().setName(name).setInitPid(tree.pid())
                 .setInitStartTime(ProcFiles.statField(ProcFiles.statFields(tree.pid()), 22))
                 .setCgroup(cgroup.dir().toString()).addAllCommand(saved.getCommandList()).setRootfs(saved.getRootfs())

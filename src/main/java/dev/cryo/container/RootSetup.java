@@ -2,6 +2,7 @@ package dev.cryo.container;
 
 import dev.cryo.CryoException;
 import dev.cryo.ns.Mounts;
+import dev.cryo.image.proto.TmpfsMount;
 import dev.cryo.ns.Namespaces;
 import dev.cryo.ns.Network;
 import dev.cryo.ns.Uts;
@@ -18,17 +19,23 @@ import java.util.List;
 /**
  * What a container's first process does in its new namespaces before anything else runs there,
  * both when `cryo run` starts it and when a restore recreates it: its mounts made private, the
- * overlay root entered, a /proc of its own pid namespace, its host name, loopback up in a network
- * namespace of its own.
+ * overlay root entered, a /proc of its own pid namespace, the tmpfs mounts it made itself with
+ * their contents (at restore), its host name, loopback up in a network namespace of its own.
  *
  * @param rootfs overlay lower layers (colon-separated), or null to keep the host's root
  */
-record RootSetup(long namespaces, String rootfs, Path upper, Path work, Path merged, Uts.Names uts) {
+record RootSetup(long namespaces, String rootfs, Path upper, Path work, Path merged, Uts.Names uts,
+                 List<TmpfsMount> tmpfs) {
 
     /** The directories of an overlay root under the container's state directory. */
     static RootSetup of(long namespaces, String rootfs, Path stateDir, Uts.Names uts) {
+        return of(namespaces, rootfs, stateDir, uts, List.of());
+    }
+
+    /** @param tmpfs mounts the container made itself, to make again with their contents */
+    static RootSetup of(long namespaces, String rootfs, Path stateDir, Uts.Names uts, List<TmpfsMount> tmpfs) {
         return new RootSetup(namespaces, rootfs, stateDir.resolve("upper"), stateDir.resolve("work"),
-                stateDir.resolve("rootfs"), uts);
+                stateDir.resolve("rootfs"), uts, tmpfs);
     }
 
     /** Checks each lower layer and creates the upper, work and mount-point directories. */
@@ -57,6 +64,12 @@ record RootSetup(long namespaces, String rootfs, Path upper, Path work, Path mer
      * are followed on the host, so this is a close look, not overlay's own.
      */
     Path hostView(String path) {
+        for (int i = tmpfs.size() - 1; i >= 0; i--) { // the last mount over a path is the one seen
+            String point = tmpfs.get(i).getMountPoint();
+            if (path.startsWith(point + "/")) {
+                return staged(i).resolve(path.substring(point.length() + 1));
+            }
+        }
         if (rootfs == null || path.startsWith("/dev/") || path.startsWith("/proc/")) {
             return Path.of(path); // the same devices; a /proc of the same kind
         }
@@ -77,6 +90,30 @@ record RootSetup(long namespaces, String rootfs, Path upper, Path work, Path mer
         return upper.resolve(relative);
     }
 
+    /**
+     * Puts the saved contents of the container's tmpfs mounts into directories of the state
+     * directory, where the image's check finds the files by {@link #hostView} before the
+     * container exists. {@link #dropStaged} removes them once it runs.
+     */
+    void stageTmpfs() {
+        for (int i = 0; i < tmpfs.size(); i++) {
+            try {
+                Files.createDirectories(staged(i));
+            } catch (IOException e) {
+                throw new CryoException("cannot create " + staged(i) + ": " + e.getMessage(), e);
+            }
+            RootfsLayers.restore(tmpfs.get(i).getContents(), staged(i));
+        }
+    }
+
+    void dropStaged() {
+        StateStore.deleteTree(merged.resolveSibling("tmpfs-staged"));
+    }
+
+    private Path staged(int i) {
+        return merged.resolveSibling("tmpfs-staged").resolve(Integer.toString(i));
+    }
+
     void apply(RemoteSyscalls sys) {
         if ((namespaces & Namespaces.NEWNS) != 0) {
             Mounts.makePrivate(sys);
@@ -86,6 +123,14 @@ record RootSetup(long namespaces, String rootfs, Path upper, Path work, Path mer
             }
             if ((namespaces & Namespaces.NEWPID) != 0) {
                 Mounts.mountProc(sys);
+            }
+            for (TmpfsMount t : tmpfs) {
+                Mounts.mountTmpfs(sys, t.getMountPoint(), t.getFlags(), t.getData());
+                // filled from Cryo's side through the task's view of its own mounts
+                RootfsLayers.restore(t.getContents(), Path.of("/proc/" + sys.task().pid() + "/root" + t.getMountPoint()));
+                if ((t.getFlags() & 1 /* MS_RDONLY */) != 0) {
+                    Mounts.remountReadOnly(sys, t.getMountPoint(), t.getFlags());
+                }
             }
         }
         if ((namespaces & Namespaces.NEWUTS) != 0 && uts != null) {

@@ -19,7 +19,8 @@ import java.util.regex.Pattern;
  * an overlay root entered with pivot_root(2), and a /proc of its own pid namespace.
  */
 public final class Mounts {
-    private static final long MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8, MS_REC = 0x4000, MS_PRIVATE = 1L << 18;
+    private static final long MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8, MS_REMOUNT = 32,
+            MS_BIND = 4096, MS_REC = 0x4000, MS_PRIVATE = 1L << 18;
     private static final int MNT_DETACH = 2, S_IFCHR = 0020000;
     private static final Pattern OCTAL = Pattern.compile("\\\\([0-7]{3})");
 
@@ -97,25 +98,88 @@ public final class Mounts {
     }
 
     /**
-     * The mounts of {@code pid}'s mount namespace as "mount point (fs type)", from its
-     * /proc/PID/mountinfo (mount points relative to its own root), in mount order.
+     * One line of /proc/PID/mountinfo.
+     *
+     * @param options      per-mount options (rw, nosuid, ...)
+     * @param superOptions the file system's own (size=, mode=, ...)
      */
-    public static List<String> table(int pid) {
-        return parseTable(ProcFiles.readString(pid, "mountinfo"));
+    public record Mount(String point, String type, String options, String superOptions) {
+        /** "mount point (fs type)". */
+        public String describe() {
+            return point + " (" + type + ")";
+        }
+
+        /** MS_RDONLY, MS_NOSUID, MS_NODEV and MS_NOEXEC as the per-mount options say. */
+        public long flags() {
+            long flags = 0;
+            for (String o : options.split(",")) {
+                flags |= switch (o) {
+                    case "ro" -> MS_RDONLY;
+                    case "nosuid" -> MS_NOSUID;
+                    case "nodev" -> MS_NODEV;
+                    case "noexec" -> MS_NOEXEC;
+                    default -> 0;
+                };
+            }
+            return flags;
+        }
+
+        /** The super options mount(2) takes back as data for a tmpfs: size, inodes, mode and owner. */
+        public String tmpfsData() {
+            return String.join(",", Arrays.stream(superOptions.split(","))
+                    .filter(o -> o.matches("(size|nr_inodes|mode|uid|gid)=.*")).toList());
+        }
     }
 
-    /** The lines of a mountinfo file as "mount point (fs type)". */
-    static List<String> parseTable(String mountinfo) {
-        List<String> out = new ArrayList<>();
+    /**
+     * The mounts of {@code pid}'s mount namespace, from its /proc/PID/mountinfo (mount points
+     * relative to its own root), in mount order.
+     */
+    public static List<Mount> of(int pid) {
+        return parse(ProcFiles.readString(pid, "mountinfo"));
+    }
+
+    /** The mounts of {@code pid}'s mount namespace as "mount point (fs type)". */
+    public static List<String> table(int pid) {
+        return of(pid).stream().map(Mount::describe).toList();
+    }
+
+    static List<Mount> parse(String mountinfo) {
+        List<Mount> out = new ArrayList<>();
         for (String line : mountinfo.split("\n")) {
             if (line.isBlank()) {
                 continue;
             }
             String[] f = line.split(" ");
             int dash = Arrays.asList(f).indexOf("-");
-            out.add(unescape(f[4]) + " (" + f[dash + 1] + ")");
+            out.add(new Mount(unescape(f[4]), f[dash + 1], f[5], dash + 3 < f.length ? f[dash + 3] : ""));
         }
         return out;
+    }
+
+    /**
+     * Mounts a tmpfs at {@code point} (made if missing) with {@code flags} and {@code data}, read-
+     * write: a read-only one is filled first and made read-only by {@link #remountReadOnly}.
+     */
+    public static void mountTmpfs(RemoteSyscalls sys, String point, long flags, String data) {
+        try {
+            long at = mkdir(sys, point, 0755);
+            long fs = sys.scratch().putString("tmpfs").value();
+            long options = sys.scratch().putString(data).value();
+            sys.call("mount(tmpfs on " + point + ")", Nr.MOUNT, fs, at, fs, flags & ~MS_RDONLY, options);
+        } finally {
+            sys.scratch().reset();
+        }
+    }
+
+    public static void remountReadOnly(RemoteSyscalls sys, String point, long flags) {
+        try {
+            long at = sys.scratch().putString(point).value();
+            sys.call("mount(" + point + ", MS_REMOUNT|MS_BIND|MS_RDONLY)", Nr.MOUNT, 0, at, 0,
+                    MS_REMOUNT | MS_BIND | flags | MS_RDONLY, 0);
+        } finally {
+            sys.scratch().reset();
+        }
     }
 
     /** mountinfo writes space, tab, newline and backslash in octal (\040). */

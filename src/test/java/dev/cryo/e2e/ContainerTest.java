@@ -5,6 +5,7 @@ import dev.cryo.image.ImageKind;
 import dev.cryo.image.ImageReader;
 import dev.cryo.image.proto.LayerEntry;
 import dev.cryo.image.proto.RootfsLayer;
+import dev.cryo.ns.Mounts;
 import dev.cryo.testing.CryoCli;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Assumptions;
@@ -114,14 +115,38 @@ class ContainerTest extends TargetTest {
     }
 
     @Test
-    void aMountOfItsOwnIsRefusedAndTheContainerRunsOn() throws Exception {
+    void aMountOfItsOwnOtherThanTmpfsIsRefusedAndTheContainerRunsOn() throws Exception {
         run("mounter", "--rootfs", rootfs + ":/usr", "--", "/bin/sh", "-c",
-                "mkdir -p /scratch && mount -t tmpfs none /scratch && echo ok > /out/mounted && exec sleep 100");
+                "mkdir -p /sys && mount -t sysfs none /sys && echo ok > /out/mounted && exec sleep 100");
         awaitLines(state.resolve("mounter/upper/out/mounted"), 1);
         CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "mounter", "-D", tmp.resolve("img").toString());
         assertThat(dump.exitCode()).isEqualTo(1);
-        assertThat(dump.err()).contains("container mounter has mounts of its own that restore cannot recreate yet: /scratch (tmpfs)");
+        assertThat(dump.err()).contains("container mounter has mounts of its own that restore cannot recreate yet: /sys (sysfs)");
         assertThat(CryoCli.run("ps").out()).containsPattern("mounter +\\d+ running");
+    }
+
+    @Test
+    void aTmpfsOfItsOwnComesBackWithItsFilesAndAnOpenOne() throws Exception {
+        // the shell keeps /scratch/log open on fd 3 and appends to it; /scratch/keep just stays
+        run("tmpfs", "--rootfs", rootfs + ":/usr", "--", "/bin/sh", "-c",
+                "mkdir -p /scratch && mount -t tmpfs -o size=1m,mode=750 none /scratch && echo kept > /scratch/keep"
+                        + " && exec 3>>/scratch/log && i=0 && while :; do i=$((i + 1)); echo \"$i x\" >&3;"
+                        + " cp /scratch/log /out/copy.tmp; mv /out/copy.tmp /out/copy; sleep 0.02; done");
+        awaitLines(state.resolve("tmpfs/upper/out/copy"), 5);
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "tmpfs", "-D", images.toString());
+        assertThat(dump.exitCode()).as(dump.toString()).isZero();
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "tmpfs2", "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        containers.add("tmpfs2");
+        int before = savedLines(images, "out/copy").size();
+        List<String> log = awaitLines(state.resolve("tmpfs2/upper/out/copy"), before + 10);
+        assertCounts(log, "the tmpfs log, copied out");
+        int pid = hostPid("tmpfs2");
+        assertThat(Files.readString(Path.of("/proc/" + pid + "/root/scratch/keep"))).isEqualTo("kept\n");
+        assertThat(Mounts.of(pid)).filteredOn(m -> m.point().equals("/scratch"))
+                .singleElement().satisfies(m -> assertThat(m.superOptions()).contains("size=1024k", "mode=750"));
+        assertThat(state.resolve("tmpfs2/tmpfs-staged")).doesNotExist();
     }
 
     @Test

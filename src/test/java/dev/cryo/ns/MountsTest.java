@@ -15,7 +15,7 @@ class MountsTest {
 
     @Test
     void mountPointsWithTheirTypes() {
-        assertThat(Mounts.parseTable(MOUNTINFO)).containsExactly("/ (overlay)", "/dev (tmpfs)", "/proc (proc)",
+        assertThat(Mounts.parse(MOUNTINFO).stream().map(Mounts.Mount::describe)).containsExactly("/ (overlay)", "/dev (tmpfs)", "/proc (proc)",
                 "/my data (tmpfs)");
     }
 }
