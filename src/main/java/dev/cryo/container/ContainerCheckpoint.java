@@ -90,6 +90,15 @@ public final class ContainerCheckpoint {
             }
 
             @Override
+            public void treeSeized(List<Integer> pids) {
+                List<Integer> outside = cgroup.procs().stream().filter(p -> !pids.contains(p)).toList();
+                if (!outside.isEmpty()) {
+                    throw new Refusal("container " + name + " has processes in its cgroup that are not descendants of its pid 1 "
+                            + "(put there from outside?): " + outside + "; they would be lost");
+                }
+            }
+
+            @Override
             public void dumpNamespaces(DumpContext root) {
                 ContainerImage.Builder image = ContainerImage.newBuilder().setName(name).addAllCommand(r.getCommandList())
                         .setNamespaces(namespaces).setCgroup(CgroupLimits.newBuilder().putAllFiles(cgroup.limits()))

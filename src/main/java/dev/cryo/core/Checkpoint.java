@@ -56,6 +56,10 @@ public final class Checkpoint {
         /** Lets the cgroup run again once the tree is held by ptrace, or the seizing failed. */
         void thaw();
 
+        /** The processes (pids as Cryo sees them) of the seized tree: whatever else the container holds would be lost. */
+        default void treeSeized(java.util.List<Integer> pids) {
+        }
+
         /** Saves the state of the tree's namespaces into the image, from inside its root (whose session is open). */
         void dumpNamespaces(DumpContext root);
 
@@ -97,6 +101,9 @@ public final class Checkpoint {
         DumpContext.Stats stats = new DumpContext.Stats();
         try {
             tree.checkNothingSharedBetweenProcesses();
+            if (o.container() != null) {
+                o.container().treeSeized(tree.procs().stream().map(FrozenTree.Proc::pid).toList());
+            }
             Inventory.Builder inventory = Inventory.newBuilder().setRootPid(o.pid())
                     .setToolVersion(dev.cryo.Version.VERSION).setKernelRelease(kernelRelease())
                     .setHostname(hostname()).setPageSize(4096);
