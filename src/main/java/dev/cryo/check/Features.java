@@ -1,11 +1,13 @@
 package dev.cryo.check;
 
+import dev.cryo.net.NetworkLock;
 import dev.cryo.proc.ProcFiles;
 import dev.cryo.remote.RestoreStub;
 import dev.cryo.remote.Tracee;
 import dev.cryo.sys.Errno;
 import dev.cryo.sys.Nr;
 import dev.cryo.sys.Ptrace;
+import dev.cryo.sys.Sockets;
 import dev.cryo.sys.Sys;
 import dev.cryo.task.HostCpu;
 
@@ -28,12 +30,12 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 public final class Features {
     private static final List<String> NAMES = List.of("ptrace_seize", "process_vm_readv", "ptrace_rseq_config",
             "clone3_set_tid", "pr_set_mm_map", "pidfd_getfd", "kcmp", "timer_restore_ids", "uffd_wp_async",
-            "pagemap_scan", "cgroup2_freeze", "namespaces", "overlayfs", "ipc_next_id", "xsave");
+            "pagemap_scan", "cgroup2_freeze", "namespaces", "overlayfs", "ipc_next_id", "xsave", "tcp_repair", "network_lock");
     private static final int PR_SET_MM = 35, PR_SET_MM_MAP_SIZE = 15, PR_TIMER_CREATE_RESTORE_IDS = 77;
     private static final long UFFDIO_API = 0xc018aa3fL, PAGEMAP_SCAN = 0xc0606610L;
     private static final long UFFD_FEATURE_WP_UNPOPULATED = 1L << 13, UFFD_FEATURE_WP_ASYNC = 1L << 15;
     private static final int UFFD_USER_MODE_ONLY = 1, O_CLOEXEC = 02000000;
-    private static final long PAGE_IS_WRITTEN = 1L << 3;
+    private static final long PAGE_IS_WRITTEN = dev.cryo.sys.PagemapScan.PAGE_IS_WRITTEN;
 
     private Features() {
     }
@@ -101,6 +103,19 @@ public final class Features {
             return "shm_next_id, sem_next_id, msg_next_id";
         }));
         out.add(probe("xsave", true, () -> "XCR0 0x" + Long.toHexString(HostCpu.xfeatures())));
+        out.add(probe("tcp_repair", false, () -> {
+            int fd = (int) Sys.call("socket(AF_INET, SOCK_STREAM)", Nr.SOCKET, 2, 1 | O_CLOEXEC, 0);
+            try {
+                Sockets.setInt(fd, Sockets.SOL_TCP, 19 /* TCP_REPAIR */, 1);
+                return "TCP_REPAIR (--tcp-established)";
+            } finally {
+                Sys.close(fd);
+            }
+        }));
+        out.add(probe("network_lock", false, () -> {
+            NetworkLock.unlock(NetworkLock.lock(Sys.getpid(), List.of()));
+            return "nftables table made and removed (keeps peers quiet during --tcp-established)";
+        }));
         return out;
     }
 

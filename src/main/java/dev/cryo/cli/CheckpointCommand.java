@@ -15,9 +15,9 @@ import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
 @Command(name = "checkpoint", aliases = "dump", mixinStandardHelpOptions = true,
-        description = {"Save a running process to an image directory, then kill it (or leave it running).",
-                "The process is stopped only while it is saved. Processes with threads, children, or fds other than",
-                "files, directories and /dev/null-like devices are refused with the reason; the process keeps running."})
+        description = {"Save a running process and all its descendants to an image directory, then kill them (or leave them running).",
+                "The processes are stopped only while they are saved. What Cryo cannot save faithfully is refused with",
+                "the reason (the fd, its kind and the process), and the processes keep running as they were."})
 final class CheckpointCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -44,6 +44,15 @@ final class CheckpointCommand implements Callable<Integer> {
             + " leave them there and attach to them again at restore (they must still exist).")
     boolean ipcHost;
 
+    @Option(names = "--tcp-established", description = "Save established TCP connections too (TCP_REPAIR). Their peers' packets"
+            + " are dropped from the checkpoint until restore (an nftables table), so a peer sees a pause, not a reset.")
+    boolean tcpEstablished;
+
+    @Option(names = "--ext-unix-sk", description = "Allow unix datagram sockets connected to a named socket outside the tree"
+            + " (such as /dev/log): restore connects them to that name again. Stream connections to outside processes are"
+            + " still refused.")
+    boolean extUnixSk;
+
     @Option(names = "--timeout", paramLabel = "SECONDS", description = "Accepted for criu compatibility (freezing a lone process is immediate).")
     Integer timeout;
 
@@ -53,6 +62,9 @@ final class CheckpointCommand implements Callable<Integer> {
     @Option(names = "--container", paramLabel = "NAME", description = "Checkpoint container NAME (started by cryo run):"
             + " frozen through its cgroup, saved with its namespaces, cgroup limits and overlay upper layer.")
     String container;
+
+    @Mixin
+    ParentOptions parent;
 
     @Override
     public Integer call() throws IOException {
@@ -79,8 +91,8 @@ final class CheckpointCommand implements Callable<Integer> {
         int target = pid != null ? pid : tree;
         java.nio.file.Files.createDirectories(dir); // the log may live in it
         Logs.configure(common.logFile(dir), common.verbosity, spec.commandLine().getErr());
-        Checkpoint.Result r = Checkpoint.run(new Checkpoint.Options(target, dir, leaveRunning, shellJob, ipcHost,
-                new ProgressLine(spec.commandLine().getErr())));
+        Checkpoint.Result r = Checkpoint.run(new Checkpoint.Options(target, dir, leaveRunning, shellJob, ipcHost, tcpEstablished,
+                extUnixSk, new ProgressLine(spec.commandLine().getErr()), parent.parentDir(spec, dir)));
         if (pidfile != null) {
             Files.writeString(pidfile, target + "\n");
         }
@@ -90,6 +102,11 @@ final class CheckpointCommand implements Callable<Integer> {
                 r.areas(), r.pages(), Sizes.human(r.bytes()),
                 r.fds(), r.frozenNanos() / 1_000_000, r.totalNanos() / 1_000_000,
                 leaveRunning ? "left running" : "killed");
+        if (parent.parentDir(spec, dir) != null) {
+            spec.commandLine().getOut().printf("Incremental: %d pages (%s) taken from the parent image %s instead of copied;"
+                            + " %d pages written since it copied before the freeze%n",
+                    r.pagesInParent(), Sizes.human(r.pagesInParent() * 4096), parent.parentDir(spec, dir), r.pagesEarly());
+        }
         return 0;
     }
 }

@@ -52,7 +52,7 @@ final class InspectCommand implements Callable<Integer> {
         Map<Integer, Map<String, Message>> processes = new LinkedHashMap<>();
         for (PstreeEntry p : tree.getProcessesList()) {
             if (!p.getZombie()) {
-                processes.put(p.getPid(), load(image, p.getPid()));
+                processes.put(p.getPid(), load(image, p.getPid(), inv.getPreDump()));
             }
         }
         PrintWriter out = spec.commandLine().getOut();
@@ -66,17 +66,33 @@ final class InspectCommand implements Callable<Integer> {
         if (image.has(ImageKind.CONTAINER, 0)) {
             printContainer(out, image);
         }
+        if (inv.getPreDump()) {
+            String keeper = image.has(ImageKind.TRACKER, 0)
+                    ? ", dirty tracking kept by process " + image.read(ImageKind.TRACKER, 0, dev.cryo.image.proto.TrackerImage.parser()).getKeeperPid()
+                    : "";
+            out.printf("Pre-dump: memory only, the parent of a later dump (not restorable by itself)%s%n", keeper);
+        }
+        if (!inv.getParentImage().isEmpty()) {
+            long inParent = processes.values().stream().mapToLong(m -> ((MmImage) m.get("mm")).getPagesInParent()).sum();
+            out.printf("Parent image: %s (id %s): %d pages (%s) are read from it (or from the copy made before the freeze)%n", dir.resolve(inv.getParentImage()).normalize(),
+                    inv.getParentImageId(), inParent, Sizes.human(inParent * 4096));
+        }
         out.printf("Process tree: %d process%s%n", tree.getProcessesCount(), tree.getProcessesCount() == 1 ? "" : "es");
         out.printf("  %7s %7s %7s %7s %7s %7s  %-16s %s%n", "PID", "INSIDE", "PPID", "PGID", "SID", "THREADS", "COMM", "STATE");
         for (PstreeEntry p : tree.getProcessesList()) {
-            String comm = p.getZombie() ? "" : ((TaskCore) processes.get(p.getPid()).get("core")).getThreads(0).getComm();
+            String comm = p.getZombie() || inv.getPreDump() ? "" : ((TaskCore) processes.get(p.getPid()).get("core")).getThreads(0).getComm();
             out.printf("  %7d %7s %7d %7d %7d %7d  %-16s %s%n", p.getPid(), p.getInOwnPidNs() ? Integer.toString(p.getNsPid()) : "-",
                     p.getPpid(), p.getPgid(), p.getSid(), p.getThreadsCount(), comm,
                     p.getZombie() ? "zombie, " + new dev.cryo.remote.WaitStatus(p.getExitStatus()) : "live");
         }
         for (Map.Entry<Integer, Map<String, Message>> e : processes.entrySet()) {
             out.println();
-            printProcess(out, e.getKey(), e.getValue());
+            if (inv.getPreDump()) {
+                out.printf("Process %d%n", e.getKey());
+                printMemory(out, (MmImage) e.getValue().get("mm"), (PagemapImage) e.getValue().get("pagemap"));
+            } else {
+                printProcess(out, e.getKey(), e.getValue());
+            }
         }
         long total = 0;
         for (FileChecksum f : inv.getFilesList()) {
@@ -105,8 +121,13 @@ final class InspectCommand implements Callable<Integer> {
         out.println();
     }
 
-    private static Map<String, Message> load(ImageReader image, int pid) {
+    private static Map<String, Message> load(ImageReader image, int pid, boolean preDump) {
         Map<String, Message> m = new LinkedHashMap<>();
+        if (preDump) { // memory only
+            m.put("mm", image.read(ImageKind.MM, pid, MmImage.parser()));
+            m.put("pagemap", image.read(ImageKind.PAGEMAP, pid, PagemapImage.parser()));
+            return m;
+        }
         m.put("core", image.read(ImageKind.CORE, pid, TaskCore.parser()));
         m.put("mm", image.read(ImageKind.MM, pid, MmImage.parser()));
         m.put("pagemap", image.read(ImageKind.PAGEMAP, pid, PagemapImage.parser()));
@@ -154,28 +175,41 @@ final class InspectCommand implements Callable<Integer> {
                     .map(ThreadSignals::getBlocked).orElse(0L);
             out.printf("  %7d %-16s rip 0x%x blocked 0x%x%n", t.getTid(), t.getComm(), t.getRegs().getRip(), blocked);
         }
-        out.printf("Memory: %d areas, %d pages saved (%s)%n", mm.getVmasCount(), mm.getTotalPages(),
-                Sizes.human(mm.getTotalPages() * 4096));
-        for (VmaEntry v : mm.getVmasList()) {
-            long saved = 0;
-            for (PageRun r : pm.getRunsList()) {
-                long end = r.getVaddr() + r.getNrPages() * 4096L;
-                saved += Math.max(0, Math.min(end, v.getEnd()) - Math.max(r.getVaddr(), v.getStart())) / 4096;
-            }
-            out.printf("  %012x-%012x %s %10s %-12s %6d pages saved  %s%n", v.getStart(), v.getEnd(), prot(v.getProt(), v.getFlags()),
-                    Sizes.human(v.getEnd() - v.getStart()), v.getKind(), saved, v.getPath());
-        }
+        printMemory(out, mm, pm);
         out.printf("Files: %d fds, cwd %s, root %s, umask %03o%n", files.getFdsCount(), files.getCwd(), files.getRoot(), files.getUmask());
         for (FdEntry f : files.getFdsList()) {
             String kind = f.hasDupOf() ? "dup of " + f.getDupOf()
                     : f.getSharedPid() != 0 ? "shared " + f.getSharedPid() + ":" + f.getSharedFd() : f.getKind().toString();
-            out.printf("  %4d %-11s %s flags 0%o pos %d%s%s%n", f.getFd(), kind, f.getPath(), f.getFlags(), f.getPos(),
+            String what = f.hasInet() ? dev.cryo.net.InetSockets.describe(f.getInet()) : f.getPath();
+            out.printf("  %4d %-11s %s flags 0%o pos %d%s%s%n", f.getFd(), kind, what, f.getFlags(), f.getPos(),
                     f.getCloexec() ? " cloexec" : "", f.getLocksCount() > 0 ? " locks " + f.getLocksCount() : "");
         }
         int pending = sig.getSharedPendingCount() + sig.getThreadsList().stream().mapToInt(ThreadSignals::getPendingCount).sum();
         out.printf("Signals: %d handlers, %d pending (%d process-wide)%n", sig.getActionsCount(), pending,
                 sig.getSharedPendingCount());
         out.printf("Timers: %d interval timers, %d POSIX timers%n", timers.getItimersCount(), timers.getPosixTimersCount());
+    }
+
+    private static void printMemory(PrintWriter out, MmImage mm, PagemapImage pm) {
+        out.printf("Memory: %d areas, %d pages saved (%s)%s%n", mm.getVmasCount(), mm.getTotalPages(),
+                Sizes.human(mm.getTotalPages() * 4096),
+                mm.getPagesInParent() > 0 ? ", " + mm.getPagesInParent() + " pages in the parent image or the early copy" : "");
+        for (VmaEntry v : mm.getVmasList()) {
+            long saved = 0;
+            long inParent = 0;
+            for (PageRun r : pm.getRunsList()) {
+                long end = r.getVaddr() + r.getNrPages() * 4096L;
+                long n = Math.max(0, Math.min(end, v.getEnd()) - Math.max(r.getVaddr(), v.getStart())) / 4096;
+                if (r.getInParent() || r.getEarly()) {
+                    inParent += n;
+                } else {
+                    saved += n;
+                }
+            }
+            out.printf("  %012x-%012x %s %10s %-12s %6d pages saved%s%s%s  %s%n", v.getStart(), v.getEnd(), prot(v.getProt(), v.getFlags()),
+                    Sizes.human(v.getEnd() - v.getStart()), v.getKind(), saved, inParent > 0 ? ", " + inParent + " in parent or early copy" : "",
+                    v.getDirtyTracked() ? " [tracked]" : "", v.getAppUserfaultfd() ? " [application's userfaultfd]" : "", v.getPath());
+        }
     }
 
     private static String prot(int prot, int flags) {

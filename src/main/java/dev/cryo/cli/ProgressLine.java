@@ -20,8 +20,9 @@ final class ProgressLine implements Progress {
         this.err = err;
     }
 
+    /** Called by the page copies of several processes at once. */
     @Override
-    public void update(String what, long done, long total) {
+    public synchronized void update(String what, long done, long total) {
         if (total < MIN_BYTES) {
             return;
         }

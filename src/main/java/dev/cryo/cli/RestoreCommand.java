@@ -33,6 +33,10 @@ final class RestoreCommand implements Callable<Integer> {
     @Option(names = "--pidfile", paramLabel = "FILE", description = "Write the restored PID to FILE.")
     Path pidfile;
 
+    @Option(names = "--tcp-established", description = "Accepted for criu compatibility: established TCP connections in the"
+            + " image are always restored, and the network lock taken at checkpoint is lifted once they are back.")
+    boolean tcpEstablished;
+
     @Option(names = {"-j", "--shell-job"}, description = "Put a process that used its terminal onto the terminal restore runs in, in its session and foreground group.")
     boolean shellJob;
 

@@ -28,6 +28,11 @@ public final class Training {
             cryo("checkpoint", "-R", Integer.toString(pid), "-D", work.resolve("a").toString(), "-v4", "-o", work.resolve("log").toString());
             cryo("inspect", work.resolve("a").toString());
             cryo("inspect", "--json", work.resolve("a").toString());
+            // incremental: the classes of pre-dump, dirty tracking and a checkpoint on top
+            cryo("pre-dump", Integer.toString(pid), "-D", work.resolve("p1").toString());
+            cryo("pre-dump", Integer.toString(pid), "-D", work.resolve("p2").toString(), "--parent", work.resolve("p1").toString());
+            cryo("checkpoint", "-R", Integer.toString(pid), "-D", work.resolve("c").toString(), "--parent", work.resolve("p2").toString());
+            cryo("inspect", work.resolve("c").toString());
             cryo("checkpoint", Integer.toString(pid), "-D", work.resolve("b").toString());
             cryo("restore", "-D", work.resolve("b").toString(), "-d");
         } finally {

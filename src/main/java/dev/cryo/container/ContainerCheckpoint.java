@@ -122,6 +122,7 @@ public final class ContainerCheckpoint {
                         + image.getCgroup().getFilesMap() + (image.getUpperSaved() ? ", overlay upper layer" : "") + " saved");
             }
         };
-        return Checkpoint.run(new Checkpoint.Options(r.getInitPid(), dir, leaveRunning, false, false, progress, hook));
+        return Checkpoint.run(new Checkpoint.Options(r.getInitPid(), dir, leaveRunning, false, false, false, false, progress,
+                null, hook));
     }
 }

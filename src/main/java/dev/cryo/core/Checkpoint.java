@@ -5,6 +5,7 @@ import dev.cryo.image.ImageWriter;
 import dev.cryo.image.proto.PstreeEntry;
 import dev.cryo.image.proto.PstreeImage;
 import dev.cryo.image.proto.Inventory;
+import dev.cryo.mem.Incremental;
 import dev.cryo.proc.ProcFiles;
 import dev.cryo.proc.ProcMaps;
 import dev.cryo.proc.Vma;
@@ -36,15 +37,17 @@ public final class Checkpoint {
     /**
      * @param shellJob the tree may use the terminal it runs in (criu's --shell-job): it will get restore's terminal
      * @param ipcHost  the tree uses IPC objects of the host's namespace, which stay there and are reconnected at restore
+     * @param parent   a pre-dump this checkpoint builds on (null: none): only pages written since it are copied
      */
-    public record Options(int pid, Path dir, boolean leaveRunning, boolean shellJob, boolean ipcHost, Progress progress,
-                          Container container) {
+    public record Options(int pid, Path dir, boolean leaveRunning, boolean shellJob, boolean ipcHost, boolean tcpEstablished,
+                          boolean extUnixSk, Progress progress, Path parent, Container container) {
         public Options(int pid, Path dir, boolean leaveRunning) {
-            this(pid, dir, leaveRunning, false, false, Progress.NONE, null);
+            this(pid, dir, leaveRunning, false, false, false, false, Progress.NONE, null, null);
         }
 
-        public Options(int pid, Path dir, boolean leaveRunning, boolean shellJob, boolean ipcHost, Progress progress) {
-            this(pid, dir, leaveRunning, shellJob, ipcHost, progress, null);
+        public Options(int pid, Path dir, boolean leaveRunning, boolean shellJob, boolean ipcHost, boolean tcpEstablished,
+                       boolean extUnixSk, Progress progress, Path parent) {
+            this(pid, dir, leaveRunning, shellJob, ipcHost, tcpEstablished, extUnixSk, progress, parent, null);
         }
     }
 
@@ -79,26 +82,55 @@ public final class Checkpoint {
      */
     public static final String SYSV_SHM_IN_IMAGE = "option:sysv-shm-in-image";
 
+    /** Key in the tree-wide map of the dump context: set when --tcp-established was given. */
+    public static final String TCP_ESTABLISHED = "option:tcp-established";
+
+    /** Key in the tree-wide map of the dump context: set when --ext-unix-sk was given. */
+    public static final String EXT_UNIX_SK = "option:ext-unix-sk";
+
+    /** Key in the tree-wide map of the dump context: the PID of the tree's root. */
+    public static final String ROOT_PID = "tree:root-pid";
+
     /** Key in the tree-wide maps of dump and restore contexts: set when --shell-job was given. */
     public static final String SHELL_JOB = "option:shell-job";
 
-    public record Result(int pid, int processes, int threads, long areas, long pages, long bytes, long fds, long frozenNanos, long totalNanos) {
+    /**
+     * @param pages         pages copied while the tree was frozen
+     * @param pagesInParent pages not copied because the parent image holds them unchanged
+     * @param pagesEarly    pages copied before the freeze (incremental), not written since
+     */
+    public record Result(int pid, int processes, int threads, long areas, long pages, long bytes, long fds, long frozenNanos,
+                         long totalNanos, long pagesInParent, long pagesEarly) {
     }
 
     public static Result run(Options o) {
         long t0 = System.nanoTime();
         Targets.checkCheckpointable(o.pid());
         checkDir(o.dir());
-        ImageWriter image = new ImageWriter(o.dir());
+        Incremental incremental = o.parent() == null ? null : Incremental.open(o.parent(), false);
+        ImageWriter image;
         FrozenTree tree;
+        try {
+            image = new ImageWriter(o.dir());
+        } catch (RuntimeException e) {
+            closeQuietly(incremental, e);
+            throw e;
+        }
+        if (incremental != null) {
+            incremental.copyBeforeFreeze(image, o.ipcHost());
+        }
         try {
             tree = freeze(o);
         } catch (RuntimeException e) {
             abortQuietly(image, e);
+            closeQuietly(incremental, e);
             throw e;
         }
         long frozen = System.nanoTime();
+        LOG.fine(() -> "tree of " + o.pid() + " frozen (" + tree.threadCount() + " threads)");
         DumpContext.Stats stats = new DumpContext.Stats();
+        java.util.Map<String, Object> shared = new java.util.HashMap<>();
+        shared.put(ROOT_PID, o.pid());
         try {
             tree.checkNothingSharedBetweenProcesses();
             if (o.container() != null) {
@@ -109,7 +141,12 @@ public final class Checkpoint {
                     .setHostname(hostname()).setPageSize(4096);
             PstreeImage.Builder pstree = PstreeImage.newBuilder();
             List<Integer> earlier = new ArrayList<>();
-            java.util.Map<String, Object> shared = new java.util.HashMap<>();
+            if (o.tcpEstablished()) {
+                shared.put(TCP_ESTABLISHED, Boolean.TRUE);
+            }
+            if (o.extUnixSk()) {
+                shared.put(EXT_UNIX_SK, Boolean.TRUE);
+            }
             if (o.shellJob()) {
                 shared.put(SHELL_JOB, Boolean.TRUE);
             }
@@ -121,6 +158,10 @@ public final class Checkpoint {
             }
             String rootPidNs = PidNamespaceView.of(o.pid());
             boolean ownPidNs = !rootPidNs.equals(PidNamespaceView.of(dev.cryo.sys.Sys.getpid()));
+            if (incremental != null) {
+                shared.put(Incremental.KEY, incremental);
+                setParent(inventory, o.dir(), incremental);
+            }
             for (FrozenTree.Proc p : tree.procs()) {
                 if (!p.zombie()) {
                     dump(o, p, List.copyOf(earlier), image, inventory, stats, shared);
@@ -139,22 +180,67 @@ public final class Checkpoint {
                 part.afterTreeDump(image, shared);
             }
             image.write(ImageKind.PSTREE, 0, pstree.build());
+            LOG.fine("writing the inventory");
             image.finish(inventory.setCreatedUnixMs(System.currentTimeMillis()));
         } catch (RuntimeException e) {
+            ended(shared, false, e);
             tree.release(e);
             abortQuietly(image, e);
+            closeQuietly(incremental, e); // the keeper, untouched, goes on tracking for another try
             LOG.severe("Error: checkpoint of " + o.pid() + " failed, the processes were left running: " + e.getMessage());
             throw e;
         }
         long frozenFor = System.nanoTime() - frozen;
         if (o.leaveRunning()) {
+            ended(shared, false, null);
             tree.release();
         } else {
             tree.kill();
+            ended(shared, true, null);
+        }
+        long inParent = 0;
+        long early = 0;
+        if (incremental != null) {
+            inParent = incremental.pagesInParent();
+            early = incremental.pagesCopiedEarly();
+            incremental.succeeded();
+            incremental.close();
         }
         LOG.info(() -> "checkpoint of " + o.pid() + " done" + (o.leaveRunning() ? ", left running" : ", killed"));
         return new Result(o.pid(), tree.procs().size(), tree.threadCount(), stats.areas.get(), stats.pages.get(),
-                stats.bytes.get(), stats.fds.get(), frozenFor, System.nanoTime() - t0);
+                stats.bytes.get(), stats.fds.get(), frozenFor, System.nanoTime() - t0, inParent, early);
+    }
+
+    /** Records the parent image: its path relative to this image's directory, and its id. */
+    static void setParent(Inventory.Builder inventory, Path dir, Incremental incremental) {
+        Path parent = incremental.parent().dir().toAbsolutePath().normalize();
+        inventory.setParentImage(dir.toAbsolutePath().normalize().relativize(parent).toString())
+                .setParentImageId(incremental.parent().inventory().getImageId());
+    }
+
+    static void closeQuietly(AutoCloseable c, Throwable primary) {
+        if (c == null) {
+            return;
+        }
+        try {
+            c.close();
+        } catch (Exception e) {
+            primary.addSuppressed(e);
+        }
+    }
+
+    /** Tells every part the checkpoint is over; a failure rides along with {@code primary}, or is thrown. */
+    private static void ended(java.util.Map<String, Object> shared, boolean killed, RuntimeException primary) {
+        for (TaskPart part : TaskParts.ALL) {
+            try {
+                part.afterCheckpoint(shared, killed);
+            } catch (RuntimeException e) {
+                if (primary == null) {
+                    throw e;
+                }
+                primary.addSuppressed(e);
+            }
+        }
     }
 
     /** Seizes the tree; a container's is frozen by its cgroup meanwhile. */
@@ -225,7 +311,7 @@ public final class Checkpoint {
      * is stopped right after, if it stopped in a system call.
      */
     static RemoteAddr findSyscallInstruction(Tracee task) {
-        for (Vma v : ProcMaps.read(task.pid())) {
+        for (Vma v : ProcMaps.readWithoutFlags(task.pid())) {
             if (v.path().equals("[vdso]")) {
                 byte[] code = task.read(new RemoteAddr(v.start()), (int) v.length());
                 for (int i = 0; i + 1 < code.length; i++) {
@@ -248,7 +334,7 @@ public final class Checkpoint {
      * complete) and log files (criu's habit: -o dump.log inside it). Anything else is someone's
      * data, and Cryo will not write next to it.
      */
-    private static void checkDir(Path dir) {
+    static void checkDir(Path dir) {
         if (!Files.exists(dir)) {
             return;
         }
@@ -268,7 +354,7 @@ public final class Checkpoint {
         }
     }
 
-    private static void abortQuietly(ImageWriter image, Throwable primary) {
+    static void abortQuietly(ImageWriter image, Throwable primary) {
         try {
             image.abort();
         } catch (RuntimeException e) {

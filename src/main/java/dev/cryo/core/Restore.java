@@ -99,6 +99,10 @@ public final class Restore {
     public static Restored run(Options o) {
         long t0 = System.nanoTime();
         ImageReader image = ImageReader.open(o.dir(), true);
+        if (image.inventory().getPreDump()) {
+            throw new CryoException(o.dir() + " is a pre-dump: it holds memory only, as the parent of a later dump;"
+                    + " restore the image of `cryo checkpoint PID -D DIR --parent " + o.dir() + "` instead");
+        }
         PstreeImage tree = image.read(ImageKind.PSTREE, 0, PstreeImage.parser());
         boolean newPidNs = o.container() != null && (o.container().namespaces() & CLONE_NEWPID) != 0;
         Map<Integer, Integer> ids = idsInNamespace(tree, newPidNs);
@@ -250,8 +254,9 @@ public final class Restore {
                 continue;
             }
             createThreads(b, trampoline, created, ids);
-            RestoreContext ctx = new RestoreContext(entry.getPid(), b.threads(), image, shared, cryoArea, ids::get,
-                    imageDirFd);
+            RestoreContext ctx = new RestoreContext(entry.getPid(), b.threads(), image, shared, cryoArea,
+                    id -> ids.getOrDefault(id, id), // a process outside the tree keeps its id
+                    imageDirFd, id -> procs.get(id).threads().getFirst().task().pid());
             restoreParts(ctx, true);
             for (PstreeEntry child : tree.getProcessesList()) {
                 if (child.getPpid() == entry.getPid() && child != rootEntry) {

@@ -37,6 +37,13 @@ public interface TaskPart {
     default void afterTreeDump(dev.cryo.image.ImageWriter image, java.util.Map<String, Object> shared) {
     }
 
+    /**
+     * The checkpoint is over, whatever its outcome: the tree was killed ({@code killed}), or runs
+     * on (left running, or the checkpoint failed). Release what the dump held on to.
+     */
+    default void afterCheckpoint(java.util.Map<String, Object> shared, boolean killed) {
+    }
+
     /** Once every process of the tree is fully restored, before any runs: drop what restore held for others. */
     default void afterTreeRestore(RestoreContext ctx) {
     }

@@ -35,6 +35,14 @@ public interface FdHandler {
     default void afterTreeDump(ImageWriter image, Map<String, Object> shared) {
     }
 
+    /** The checkpoint is over: the tree was killed, or runs on (left running, or the checkpoint failed). */
+    default void afterCheckpoint(Map<String, Object> shared, boolean killed) {
+    }
+
+    /** Once every process of the tree is restored, before any runs. */
+    default void afterTreeRestore(RestoreContext ctx) {
+    }
+
     /** Before anything is restored: can this be rebuilt here, with these restore options? */
     default void verify(FdEntry entry, int pid, Map<String, Object> options) {
     }

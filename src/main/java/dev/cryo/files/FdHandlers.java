@@ -1,6 +1,7 @@
 package dev.cryo.files;
 
 import dev.cryo.ipc.MessageQueues;
+import dev.cryo.net.InetSockets;
 import dev.cryo.net.UnixSockets;
 import dev.cryo.pipes.Fifos;
 import dev.cryo.pipes.Pipes;
@@ -12,7 +13,7 @@ import java.util.List;
 /** Every kind of open file Cryo can save, asked in this order. Adding one is a handler and a line here. */
 public final class FdHandlers {
     public static final List<FdHandler> ALL = List.of(new MessageQueues(), new RegularFiles(), new DeletedFiles(), new Memfds(), new Pipes(), new Fifos(),
-            new EventFds(), new Epolls(), new Inotifies(), new Terminals(), new SignalFds(), new TimerFds(), new UnixSockets());
+            new EventFds(), new Epolls(), new Inotifies(), new Terminals(), new SignalFds(), new TimerFds(), new UnixSockets(), new InetSockets());
 
     private FdHandlers() {
     }

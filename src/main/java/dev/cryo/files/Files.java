@@ -72,6 +72,7 @@ public final class Files implements TaskPart {
             if (!e.hasDupOf() && e.getSharedPid() == 0) {
                 FdHandlers.find(src).dump(src, e, ctx); // an open file of its own: its kind says how to save it
                 e.addAllLocks(FileLocks.parse(src.rawInfo(), posixLocks));
+                SignalOwner.dump(src, e);
             } else {
                 // the open file's own locks (OFD, flock) come with it; POSIX ones are this process's
                 e.addAllLocks(FileLocks.parse(src.rawInfo(), posixLocks).stream()
@@ -146,8 +147,26 @@ public final class Files implements TaskPart {
     }
 
     @Override
+    public void afterCheckpoint(Map<String, Object> shared, boolean killed) {
+        RuntimeException failure = null;
+        for (FdHandler h : FdHandlers.ALL) {
+            try {
+                h.afterCheckpoint(shared, killed);
+            } catch (RuntimeException e) {
+                failure = failure == null ? e : failure;
+            }
+        }
+        if (failure != null) {
+            throw failure;
+        }
+    }
+
+    @Override
     public void afterTreeRestore(RestoreContext ctx) {
         HiddenFds.closeAll(ctx);
+        for (FdHandler h : FdHandlers.ALL) {
+            h.afterTreeRestore(ctx);
+        }
     }
 
     @Override
@@ -172,6 +191,7 @@ public final class Files implements TaskPart {
                 continue;
             }
             int fd = FdHandlers.of(e).open(e, ctx);
+            SignalOwner.restore(e, fd, sys, ctx::inNamespace);
             if (fd == e.getFd()) {
                 sys.call("fcntl(F_SETFD)", Nr.FCNTL, fd, F_SETFD, e.getCloexec() ? 1 : 0);
             }

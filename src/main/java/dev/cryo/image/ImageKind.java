@@ -16,8 +16,10 @@ public enum ImageKind {
     PSTREE("pstree.img", 9, false),
     PIPES("pipes.img", 10, false),
     UNIX("unix.img", 11, false),
-    CONTAINER("container.img", 12, false),
-    ROOTFS_UPPER("rootfs-upper.img", 13, false);
+    TRACKER("tracker.img", 12, false),
+    EARLY_PAGES("pages-early-%d.img", 13, true),
+    CONTAINER("container.img", 14, false),
+    ROOTFS_UPPER("rootfs-upper.img", 15, false);
 
     private final String pattern;
     private final int code;

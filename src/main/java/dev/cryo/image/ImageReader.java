@@ -30,10 +30,13 @@ public final class ImageReader {
     private final Path dir;
     private final Inventory inventory;
     private final Map<String, FileChecksum> files = new HashMap<>();
+    private final boolean verifyData;
+    private ImageReader parent;
 
-    private ImageReader(Path dir, Inventory inventory) {
+    private ImageReader(Path dir, Inventory inventory, boolean verifyData) {
         this.dir = dir;
         this.inventory = inventory;
+        this.verifyData = verifyData;
         inventory.getFilesList().forEach(f -> files.put(f.getName(), f));
     }
 
@@ -48,7 +51,7 @@ public final class ImageReader {
                     + "; an interrupted checkpoint leaves none)");
         }
         Inventory inventory = parse(inv, ImageKind.INVENTORY, Inventory.parser());
-        ImageReader reader = new ImageReader(dir, inventory);
+        ImageReader reader = new ImageReader(dir, inventory, verifyData);
         for (FileChecksum f : inventory.getFilesList()) {
             reader.verify(f, verifyData);
         }
@@ -61,6 +64,33 @@ public final class ImageReader {
 
     public Inventory inventory() {
         return inventory;
+    }
+
+    /**
+     * The image this one builds on (an incremental dump's parent), opened and checked the same
+     * way, or null for a full image. Its id must be the one recorded when this image was made:
+     * a parent directory that now holds another image is rejected, naming it.
+     */
+    public ImageReader parent() {
+        if (inventory.getParentImage().isEmpty()) {
+            return null;
+        }
+        if (parent == null) {
+            Path at = dir.resolve(inventory.getParentImage()).normalize();
+            ImageReader r;
+            try {
+                r = open(at, verifyData);
+            } catch (ImageException e) {
+                throw new ImageException(dir + " builds on the parent image " + at + ", which cannot be used: " + e.getMessage(), e);
+            }
+            if (!r.inventory().getImageId().equals(inventory.getParentImageId())) {
+                throw new ImageException(dir + " builds on the parent image " + at + ", but that directory now holds another"
+                        + " image (id " + r.inventory().getImageId() + ", expected " + inventory.getParentImageId()
+                        + "): the parent was replaced or dumped again");
+            }
+            parent = r;
+        }
+        return parent;
     }
 
     public <T extends Message> T read(ImageKind kind, int pid, Parser<T> parser) {

@@ -75,7 +75,12 @@ public final class ImageWriter {
 
     /** A page file opened for streaming writes; its checksum is recorded on close. */
     public PageFileWriter pages(int pid) {
-        String name = ImageKind.PAGES.fileName(pid);
+        return pages(ImageKind.PAGES, pid);
+    }
+
+    /** A raw page file of {@code kind} ({@link ImageKind#raw()}) opened for streaming writes. */
+    public PageFileWriter pages(ImageKind kind, int pid) {
+        String name = kind.fileName(pid);
         try {
             FileChannel ch = FileChannel.open(dir.resolve(name), StandardOpenOption.CREATE,
                     StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE);
@@ -96,6 +101,9 @@ public final class ImageWriter {
      */
     public void finish(Inventory.Builder inventory) {
         inventory.setFormatVersion(ImageFormat.VERSION).clearFiles().addAllFiles(files);
+        if (inventory.getImageId().isEmpty()) {
+            inventory.setImageId(java.util.UUID.randomUUID().toString());
+        }
         byte[] body = inventory.build().toByteArray();
         ByteBuffer buf = ByteBuffer.allocate(ImageFormat.HEADER_SIZE + body.length);
         buf.putInt(ImageFormat.MAGIC).putShort((short) ImageKind.INVENTORY.code())

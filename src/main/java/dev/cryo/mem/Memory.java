@@ -60,14 +60,47 @@ public final class Memory implements TaskPart {
 
     // ------------------------------------------------------------------ dump
 
+    /** Tree-wide (dump): the page copies of the processes laid out so far, done together once all are. */
+    private static final String PENDING = "mem:pending-copies";
+
+    /**
+     * Saves the layout now and queues the copy of the pages: the copies of all processes run in
+     * parallel once the whole tree is laid out ({@link #afterTreeDump}), while it is still frozen.
+     */
     @Override
     public void dump(DumpContext ctx) {
+        pending(ctx.shared()).add(layout(ctx));
+    }
+
+    @Override
+    public void afterTreeDump(dev.cryo.image.ImageWriter image, java.util.Map<String, Object> shared) {
+        List<PageCopy> copies = pending(shared);
+        PageCopy.copyAll(copies, false);
+        copies.clear();
+    }
+
+    @SuppressWarnings("unchecked")
+    private static List<PageCopy> pending(java.util.Map<String, Object> shared) {
+        return (List<PageCopy>) shared.computeIfAbsent(PENDING, k -> new ArrayList<PageCopy>());
+    }
+
+    /**
+     * Saves the address space of the frozen process (mm and pagemap images) and returns the
+     * copy of its pages, still to be done: at once by a checkpoint, after the process was let
+     * go by a pre-dump. With an {@link Incremental} in the context, pages the parent image
+     * holds and nobody wrote since are marked in-parent instead of copied.
+     */
+    public PageCopy layout(DumpContext ctx) {
         int pid = ctx.pid();
+        Incremental inc = (Incremental) ctx.shared().get(Incremental.KEY);
+        long t0 = System.nanoTime();
+        DirtyPages dirty = inc == null ? null : DirtyPages.prepare(ctx, inc);
+        long t1 = System.nanoTime();
         int ppid = (int) ProcFiles.statField(ProcFiles.statFields(pid), 4);
         boolean parentDumped = ctx.earlier().contains(ppid);
         List<Vma> parentVmas = parentDumped ? ProcMaps.read(ppid) : List.of();
         List<VmaEntry> vmas = new ArrayList<>();
-        for (Vma vma : ProcMaps.read(pid)) {
+        for (Vma vma : dirty != null ? dirty.currentMaps(ctx.cryoArea()) : ProcMaps.read(pid)) {
             if (vma.start() != ctx.cryoArea()) {
                 VmaEntry e = Vmas.entry(pid, vma, ctx.shared().containsKey(dev.cryo.core.Checkpoint.IPC_HOST)
                         || ctx.shared().containsKey(dev.cryo.core.Checkpoint.SYSV_SHM_IN_IMAGE));
@@ -75,25 +108,42 @@ public final class Memory implements TaskPart {
                         ? e.toBuilder().setInherited(true).build() : e);
             }
         }
+        if (dirty != null) {
+            vmas = dirty.annotate(vmas);
+        }
+        boolean preDump = inc != null && inc.preDump();
         java.util.Set<Long> memfdsSeen = new java.util.HashSet<>();
-        for (int i = 0; i < vmas.size(); i++) {
+        for (int i = 0; i < vmas.size() && !preDump; i++) { // a pre-dump is never restored itself: no memfd bytes
             VmaEntry v = vmas.get(i);
             if (v.getKind() == VmaKind.MEMFD_AREA && memfdsSeen.add(v.getFileInode())) {
                 vmas.set(i, v.toBuilder().setFileContents(memfdContents(pid, v)).build());
             }
         }
+        long t2 = System.nanoTime();
         PageSaver.Plan plan;
         try (Pagemap pagemap = new Pagemap(pid); Pagemap parent = parentDumped ? new Pagemap(ppid) : null) {
-            plan = PageSaver.plan(vmas, pagemap, parent);
+            if (dirty == null) {
+                plan = PageSaver.plan(vmas, pagemap, parent);
+            } else {
+                int scanFd = dev.cryo.track.Tracker.openPagemap(pid);
+                try {
+                    plan = PageSaver.plan(vmas, pagemap, parent, v -> dirty.pagesToSave(v, scanFd, pagemap));
+                } finally {
+                    dev.cryo.sys.Sys.close(scanFd);
+                }
+            }
         }
-        List<PageRun> runs = plan.saved();
-        long pages = PageSaver.pages(runs);
-        try (PageFileWriter out = ctx.image().pages(pid);
-             PageSaver saver = new PageSaver(ctx.task(), out, ctx.progress())) {
-            saver.save(runs, plan.cowShared());
-            LOG.fine(() -> "pages shared copy-on-write, read without pinning: " + PageSaver.pages(plan.cowShared()));
-            LOG.fine(() -> "pages: process_vm_readv " + saver.readNanos / 1000 + " us, write " + saver.writeNanos / 1000 + " us");
+        long t3 = System.nanoTime();
+        List<PageRun> runs = dirty == null ? plan.saved() : dirty.split(vmas, plan.saved());
+        long t4 = System.nanoTime();
+        LOG.fine(() -> "process " + pid + ": tracking prepared in " + (t1 - t0) / 1000 + " us, areas read in " + (t2 - t1) / 1000
+                + " us, pagemap planned in " + (t3 - t2) / 1000 + " us, written pages found in " + (t4 - t3) / 1000 + " us");
+        if (dirty != null) {
+            dirty.rearm(vmas);
         }
+        List<PageRun> toCopy = runs.stream().filter(r -> !r.getInParent() && !r.getEarly()).toList();
+        long pages = PageSaver.pages(toCopy);
+        long inParent = PageSaver.pages(runs) - pages; // read from the parent chain or the early layer
         List<String> stat = ProcFiles.statFields(pid);
         long brk = ctx.syscalls().call("brk", Nr.BRK, 0);
         MmImage mm = MmImage.newBuilder().addAllVmas(vmas)
@@ -105,14 +155,106 @@ public final class Memory implements TaskPart {
                 .setEnvStart(ProcFiles.statField(stat, 50)).setEnvEnd(ProcFiles.statField(stat, 51))
                 .setAuxv(com.google.protobuf.ByteString.copyFrom(ProcFiles.readBytes(pid, "auxv")))
                 .setExe(ProcFiles.readLink(pid, "exe"))
-                .setTotalPages(pages).addAllZap(plan.zap()).build();
+                .setTotalPages(pages).setPagesInParent(inParent).addAllZap(plan.zap()).build();
+        long t5 = System.nanoTime();
         ctx.image().write(ImageKind.MM, pid, mm);
-        ctx.image().write(ImageKind.PAGEMAP, pid, PagemapImage.newBuilder().addAllRuns(runs).build());
+        ctx.image().write(ImageKind.PAGEMAP, pid, PagemapImage.newBuilder().addAllRuns(runs)
+                .addAllEarly(dirty == null ? List.of() : dirty.earlyIndex()).build());
+        LOG.fine(() -> "process " + pid + ": mm and pagemap written in " + (System.nanoTime() - t5) / 1000 + " us");
         ctx.stats().areas.addAndGet(vmas.size());
         ctx.stats().pages.addAndGet(pages);
         ctx.stats().bytes.addAndGet(pages * PAGE);
-        LOG.info(() -> "process " + pid + ": " + vmas.size() + " memory areas, " + pages + " pages saved in "
-                + runs.size() + " runs");
+        int areas = vmas.size();
+        LOG.info(() -> "process " + pid + ": " + areas + " memory areas, " + pages + " pages to save in "
+                + toCopy.size() + " runs" + (inc != null && inc.parent() != null
+                ? ", " + inParent + " pages unchanged (in the parent image or the copy before the freeze)" : ""));
+        return new PageCopy(ctx.task(), ctx.image(), pid, toCopy, plan.cowShared(), ctx.progress());
+    }
+
+    /** The pages of one process still to be copied into its page file. */
+    public static final class PageCopy {
+        private final dev.cryo.remote.Tracee task;
+        private final dev.cryo.image.ImageWriter image;
+        private final int pid;
+        private final List<PageRun> runs;
+        private final List<PageRun> cowShared;
+        private final dev.cryo.core.Progress progress;
+
+        PageCopy(dev.cryo.remote.Tracee task, dev.cryo.image.ImageWriter image, int pid, List<PageRun> runs,
+                 List<PageRun> cowShared, dev.cryo.core.Progress progress) {
+            this.task = task;
+            this.image = image;
+            this.pid = pid;
+            this.runs = runs;
+            this.cowShared = cowShared;
+            this.progress = progress;
+        }
+
+        /**
+         * Copies the pages of several processes, one process per core at a time: reading another
+         * task's memory (process_vm_readv, /proc/PID/mem) needs no ptrace stop, so any thread may
+         * do it. The first failure is thrown once all copies have ended, the others ride along.
+         */
+        public static void copyAll(List<PageCopy> copies, boolean taskRunning) {
+            int threads = Math.min(copies.size(), copyThreads());
+            if (threads <= 1) {
+                copies.forEach(c -> c.copy(taskRunning));
+                return;
+            }
+            java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(threads, r -> {
+                Thread t = new Thread(r, "cryo-page-copy");
+                t.setDaemon(true);
+                return t;
+            });
+            try {
+                List<java.util.concurrent.Future<?>> done = new ArrayList<>();
+                for (PageCopy c : copies) {
+                    done.add(pool.submit(() -> c.copy(taskRunning)));
+                }
+                RuntimeException failure = null;
+                for (java.util.concurrent.Future<?> f : done) {
+                    try {
+                        f.get();
+                    } catch (java.util.concurrent.ExecutionException e) {
+                        RuntimeException cause = e.getCause() instanceof RuntimeException r ? r
+                                : new IllegalStateException("copying pages", e.getCause());
+                        if (failure == null) {
+                            failure = cause;
+                        } else {
+                            failure.addSuppressed(cause);
+                        }
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        throw new IllegalStateException("interrupted while copying pages", e);
+                    }
+                }
+                if (failure != null) {
+                    throw failure;
+                }
+            } finally {
+                pool.shutdownNow();
+            }
+        }
+
+        /** One per core, or CRYO_COPY_THREADS if set above 0 (the benchmark compares 1 with the default). */
+        private static int copyThreads() {
+            try {
+                int n = Integer.parseInt(System.getenv().getOrDefault("CRYO_COPY_THREADS", "0"));
+                return n > 0 ? n : Runtime.getRuntime().availableProcessors();
+            } catch (NumberFormatException e) {
+                return Runtime.getRuntime().availableProcessors();
+            }
+        }
+
+        /** @param taskRunning the process was let go already (pre-dump): an area it unmapped meanwhile reads as zeros */
+        public void copy(boolean taskRunning) {
+            try (PageFileWriter out = image.pages(pid);
+                 PageSaver saver = new PageSaver(task, out, progress, taskRunning)) {
+                saver.save(runs, cowShared);
+                LOG.fine(() -> "pages shared copy-on-write, read without pinning: " + PageSaver.pages(cowShared));
+                LOG.fine(() -> "pages: process_vm_readv " + saver.readNanos / 1000 + " us, write " + saver.writeNanos / 1000 + " us");
+            }
+        }
     }
 
     /** The whole memfd behind a mapping, read through /proc/PID/map_files (the memfd need not be open as an fd). */
@@ -145,6 +287,7 @@ public final class Memory implements TaskPart {
                         + " attached at " + Vmas.describe(vma) + "; it no longer exists");
             }
         }
+        PageSources.of(image, pid); // every page in-parent must be found up the chain of parent images
         if (!Files.isRegularFile(dev.cryo.core.HostPaths.of(options, mm.getExe()))) {
             throw new ImageException("the program " + mm.getExe() + " of process " + pid + " no longer exists");
         }
@@ -300,31 +443,33 @@ public final class Memory implements TaskPart {
         return addWrite;
     }
 
-    /** The task reads its own pages from the image file: one pread per run, the copy done in the kernel. */
+    /**
+     * The task reads its own pages from the image files: one pread per piece, the copy done in
+     * the kernel. Pages of an incremental dump that are in a parent image come from that
+     * image's page file ({@link PageSources}).
+     */
     private static void loadPages(RestoreContext ctx, PagemapImage pagemap) {
         if (pagemap.getRunsCount() == 0) {
             return;
         }
         RemoteSyscalls sys = ctx.syscalls();
-        String pagesFile = ctx.imagePathInTask(ImageKind.PAGES, ctx.pid());
-        int fd = sys.open(pagesFile, O_RDONLY | O_CLOEXEC, 0);
+        Map<String, Integer> open = new HashMap<>();
         try {
-            long offset = 0;
-            for (PageRun run : pagemap.getRunsList()) {
-                long length = (long) run.getNrPages() * PAGE;
+            for (PageSources.Piece piece : PageSources.of(ctx.image(), ctx.pid())) {
+                int fd = open.computeIfAbsent(piece.file(), f -> sys.open(ctx.imagePathInTask(f), O_RDONLY | O_CLOEXEC, 0));
                 long done = 0;
-                while (done < length) {
-                    long n = sys.call("pread64", Nr.PREAD64, fd, run.getVaddr() + done, length - done, offset + done);
+                while (done < piece.length()) {
+                    long n = sys.call("pread64", Nr.PREAD64, fd, piece.vaddr() + done, piece.length() - done,
+                            piece.offset() + done);
                     if (n == 0) {
-                        throw new ImageException(pagesFile + ": ends before the page run at 0x"
-                                + Long.toHexString(run.getVaddr()));
+                        throw new ImageException(piece.file() + ": ends before the pages for 0x"
+                                + Long.toHexString(piece.vaddr()));
                     }
                     done += n;
                 }
-                offset += length;
             }
         } finally {
-            sys.closeFd(fd);
+            open.values().forEach(sys::closeFd);
         }
     }
 

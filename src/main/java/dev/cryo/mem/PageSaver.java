@@ -26,11 +26,20 @@ final class PageSaver implements AutoCloseable {
     private static final int PAGE = Pagemap.PAGE_SIZE;
 
     private final Tracee task;
+    private final int pid;
+    /** /proc/PID/mem when there is no tracee to read through. */
+    private java.nio.channels.FileChannel mem;
     private final PageFileWriter out;
     /** Shared: the writer thread reads what the reading thread filled. */
     private final Arena arena = Arena.ofShared();
-    /** Two buffers: one is written to the image while the next is read from the task. */
-    private final MemorySegment[] buffers = {arena.allocate(BUFFER_SIZE, PAGE), arena.allocate(BUFFER_SIZE, PAGE)};
+    /**
+     * Two buffers: one is written to the image while the next is read from the task. Made when
+     * the copy starts, no larger than what it copies: an incremental checkpoint copies a few
+     * hundred pages while the process is frozen, and zeroing 16 MiB of buffers for them would
+     * take longer than the copy.
+     */
+    private MemorySegment[] buffers;
+    private long bufferSize = BUFFER_SIZE;
     @SuppressWarnings("unchecked")
     private final java.util.concurrent.Future<?>[] writing = new java.util.concurrent.Future<?>[2];
     private final java.util.concurrent.ExecutorService writer = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
@@ -39,7 +48,7 @@ final class PageSaver implements AutoCloseable {
         return t;
     });
     private int current;
-    private MemorySegment buffer = buffers[0];
+    private MemorySegment buffer;
     private final long[] addrs = new long[MAX_IOV];
     private final long[] lens = new long[MAX_IOV];
     private int iovs;
@@ -48,16 +57,38 @@ final class PageSaver implements AutoCloseable {
     private long done;
     private long total;
 
+    /**
+     * True when the task runs on while its pages are copied (a pre-dump): a range it unmapped
+     * meanwhile is saved as zeros. That is safe because such an area is no longer registered
+     * with the tracker, so the next dump copies whatever is there then.
+     */
+    private final boolean taskRunning;
+
     PageSaver(Tracee task, PageFileWriter out, dev.cryo.core.Progress progress) {
+        this(task, out, progress, false);
+    }
+
+    PageSaver(Tracee task, PageFileWriter out, dev.cryo.core.Progress progress, boolean taskRunning) {
+        this(task, task.pid(), out, progress, taskRunning);
+    }
+
+    /** For a process that is not held (an incremental checkpoint's copy before the freeze): reads it by pid. */
+    PageSaver(int pid, PageFileWriter out, dev.cryo.core.Progress progress) {
+        this(null, pid, out, progress, true);
+    }
+
+    private PageSaver(Tracee task, int pid, PageFileWriter out, dev.cryo.core.Progress progress, boolean taskRunning) {
         this.task = task;
+        this.pid = pid;
         this.out = out;
         this.progress = progress;
+        this.taskRunning = taskRunning;
     }
 
     /** Which pages of the mapping hold data that is not in a file. */
     static boolean worthSaving(VmaKind kind, long entry) {
         boolean present = (entry & Pagemap.PRESENT) != 0;
-        boolean swapped = (entry & Pagemap.SWAPPED) != 0;
+        boolean swapped = (entry & Pagemap.SWAPPED) != 0 && !Pagemap.marker(entry);
         return switch (kind) {
             case PRIVATE_ANON, SHARED_ANON -> present || swapped;
             // a private file page that is no longer the file's own page was written by the task (copy-on-write)
@@ -92,12 +123,27 @@ final class PageSaver implements AutoCloseable {
      * that will restore it; a page the parent has and this process does not is to be zapped.
      */
     static Plan plan(List<VmaEntry> vmas, Pagemap pagemap, Pagemap parent) {
+        return plan(vmas, pagemap, parent, v -> null);
+    }
+
+    /**
+     * Like {@link #plan(List, Pagemap, Pagemap)}; {@code pagesToSave} may answer for an area
+     * with the ranges of its pages to save (found another way, see
+     * {@link DirtyPages#pagesToSave}), or null to have pagemap read for it page by page.
+     */
+    static Plan plan(List<VmaEntry> vmas, Pagemap pagemap, Pagemap parent,
+                     java.util.function.Function<VmaEntry, List<long[]>> pagesToSave) {
         RunBuilder saved = new RunBuilder();
         RunBuilder zap = new RunBuilder();
         RunBuilder cowShared = new RunBuilder();
         for (VmaEntry vma : vmas) {
             if (!worthSaving(vma.getKind(), Pagemap.PRESENT | Pagemap.SWAPPED)) {
                 continue; // vDSO and friends: the kernel provides them
+            }
+            List<long[]> known = vma.getInherited() ? null : pagesToSave.apply(vma);
+            if (known != null) {
+                known.forEach(r -> saved.addRange(r[0], r[1]));
+                continue;
             }
             long[] entries = pagemap.entries(vma.getStart(), vma.getEnd());
             long[] theirs = vma.getInherited() && parent != null ? parent.entries(vma.getStart(), vma.getEnd()) : null;
@@ -132,11 +178,15 @@ final class PageSaver implements AutoCloseable {
         private long end = -1;
 
         void add(long page) {
-            if (page != end) {
+            addRange(page, page + PAGE);
+        }
+
+        void addRange(long from, long to) {
+            if (from != end) {
                 flush();
-                start = page;
+                start = from;
             }
-            end = page + PAGE;
+            end = to;
         }
 
         private void flush() {
@@ -164,6 +214,10 @@ final class PageSaver implements AutoCloseable {
     /** Copies the pages of {@code runs} in order; those in {@code cowShared} through /proc/pid/mem (see {@link Plan}). */
     void save(List<PageRun> runs, List<PageRun> cowShared) {
         total = pages(runs) * PAGE;
+        if (buffers == null) {
+            bufferSize = Math.min(BUFFER_SIZE, Math.max(PAGE, total));
+            buffers = new MemorySegment[] {arena.allocate(bufferSize, PAGE), arena.allocate(bufferSize, PAGE)};
+        }
         int s = 0;
         for (PageRun run : runs) {
             long addr = run.getVaddr();
@@ -202,14 +256,14 @@ final class PageSaver implements AutoCloseable {
         long addr = from;
         long left = to - from;
         while (left > 0) {
-            long take = Math.min(left, BUFFER_SIZE - filled);
+            long take = Math.min(left, bufferSize - filled);
             addrs[iovs] = addr;
             lens[iovs] = take;
             iovs++;
             filled += take;
             addr += take;
             left -= take;
-            if (filled == BUFFER_SIZE || iovs == MAX_IOV) {
+            if (filled == bufferSize || iovs == MAX_IOV) {
                 flush();
             }
         }
@@ -225,7 +279,7 @@ final class PageSaver implements AutoCloseable {
         awaitWrite(current); // this buffer's previous contents must be in the file before it is reused
         buffer = buffers[current];
         long t0 = System.nanoTime();
-        long got = batchViaMem ? 0 : Sys.processVmReadv(task.pid(), buffer.address(), filled, addrs, lens, iovs);
+        long got = batchViaMem ? 0 : Sys.processVmReadv(pid, buffer.address(), filled, addrs, lens, iovs);
         if (got < filled) {
             // process_vm_readv stops at an unreadable range (PROT_NONE, say), and is not used at
             // all for pages shared copy-on-write: the rest goes through /proc/pid/mem
@@ -234,7 +288,15 @@ final class PageSaver implements AutoCloseable {
                 long end = offset + lens[k];
                 if (end > got) {
                     long from = Math.max(offset, got);
-                    task.readUnpinned(new RemoteAddr(addrs[k] + (from - offset)), buffer.asSlice(from, end - from));
+                    MemorySegment dst = buffer.asSlice(from, end - from);
+                    try {
+                        readUnpinned(new RemoteAddr(addrs[k] + (from - offset)), dst);
+                    } catch (dev.cryo.remote.InjectionException gone) {
+                        if (!taskRunning) {
+                            throw gone;
+                        }
+                        dst.fill((byte) 0);
+                    }
                 }
                 offset = end;
             }
@@ -253,6 +315,29 @@ final class PageSaver implements AutoCloseable {
         progress.update("memory", done, total);
         iovs = 0;
         filled = 0;
+    }
+
+    private void readUnpinned(RemoteAddr addr, MemorySegment dst) {
+        if (task != null) {
+            task.readUnpinned(addr, dst);
+            return;
+        }
+        try {
+            if (mem == null) {
+                mem = java.nio.channels.FileChannel.open(java.nio.file.Path.of("/proc", Integer.toString(pid), "mem"));
+            }
+            java.nio.ByteBuffer buf = dst.asByteBuffer();
+            long pos = addr.value();
+            while (buf.hasRemaining()) {
+                int n = mem.read(buf, pos);
+                if (n <= 0) {
+                    throw new dev.cryo.remote.InjectionException("reading memory at " + addr + " of process " + pid + ": short read");
+                }
+                pos += n;
+            }
+        } catch (java.io.IOException e) {
+            throw new dev.cryo.remote.InjectionException("reading memory at " + addr + " of process " + pid + ": " + e.getMessage(), e);
+        }
     }
 
     private void awaitWrite(int slot) {
@@ -284,6 +369,13 @@ final class PageSaver implements AutoCloseable {
         } finally {
             writer.shutdownNow();
             arena.close();
+            if (mem != null) {
+                try {
+                    mem.close();
+                } catch (java.io.IOException ignored) {
+                    // read-only /proc file
+                }
+            }
         }
     }
 }

@@ -1,27 +1,28 @@
 package dev.cryo.net;
 
 import com.google.protobuf.ByteString;
+import dev.cryo.core.Checkpoint;
 import dev.cryo.core.DumpContext;
 import dev.cryo.core.Refusal;
 import dev.cryo.core.RestoreContext;
 import dev.cryo.files.FdHandler;
 import dev.cryo.files.FdSource;
 import dev.cryo.files.HiddenFds;
+import dev.cryo.files.InFlightFiles;
 import dev.cryo.image.ImageKind;
 import dev.cryo.image.ImageWriter;
 import dev.cryo.image.proto.FdEntry;
 import dev.cryo.image.proto.FdKind;
+import dev.cryo.image.proto.PassedFiles;
 import dev.cryo.image.proto.UnixQueue;
 import dev.cryo.image.proto.UnixQueuesImage;
 import dev.cryo.image.proto.UnixSocketEnd;
 import dev.cryo.remote.RemoteAddr;
 import dev.cryo.remote.RemoteSyscalls;
-import dev.cryo.sys.Errno;
 import dev.cryo.sys.Nr;
+import dev.cryo.sys.Sockets;
 import dev.cryo.sys.Sys;
 
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
@@ -31,23 +32,29 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 
-import static java.lang.foreign.ValueLayout.JAVA_BYTE;
-import static java.lang.foreign.ValueLayout.JAVA_INT;
-import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
- * Connected, unnamed unix sockets: the ends of a socketpair, both in the tree (or one of them
- * closed), of any type, with what waits to be read at each end. sock_diag names each end's
- * peer; the queues are peeked through Cryo's own copy of each end (MSG_PEEK, stepping with
- * SO_PEEK_OFF for datagrams), never consumed, and saved once per end in unix.img. Restore makes
- * the pair where its first end is restored, refills both queues through Cryo's copies, and
- * keeps the other end hidden until its owner takes it. Queued descriptors (SCM_RIGHTS) and
- * named or listening sockets are refused for now.
+ * Unix sockets of every type: pairs connected inside the tree (socketpair, or connect + accept
+ * on a listener), listening sockets, sockets bound by path or abstract name, and datagram
+ * sockets connected to a named one of the tree. sock_diag names each socket's peer and name;
+ * queues are peeked through Cryo's own copy of each socket (MSG_PEEK, stepping with SO_PEEK_OFF
+ * for datagrams), never consumed, and saved once per socket in unix.img.
+ * <p>
+ * Restore makes a pair where its first end is restored and keeps the other end hidden until
+ * its owner takes it. An accepted end has its listener's name, which only accept(2) can give: the
+ * pair is made by connecting to the restored listener (or a temporary one bound to that name)
+ * and accepting. Sockets bound by path first clear the stale socket file of the killed tree.
+ * Refused for now: queued descriptors (SCM_RIGHTS), connections not yet accepted, and peers
+ * outside the tree.
  */
 public final class UnixSockets implements FdHandler {
-    private static final int AF_UNIX = 1, SOCK_STREAM = 1, SOCK_CLOEXEC = 02000000, SOL_SOCKET = 1, SO_PEEK_OFF = 42;
-    private static final int MSG_PEEK = 2, MSG_DONTWAIT = 0x40, FIONREAD = 0x541B, F_SETFL = 4, TCP_ESTABLISHED = 1;
-    private static final String QUEUES = "unix:queues", ENDS = "unix:ends", IMAGE = "unix:image";
+    private static final int AF_UNIX = 1, SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_CLOEXEC = 02000000;
+    private static final int FIONREAD = 0x541B, F_SETFL = 4, TCP_ESTABLISHED = 1, TCP_LISTEN = 10;
+    private static final String QUEUES = "unix:queues", ENDS = "unix:ends", IMAGE = "unix:image", CONNECTS = "unix:connects";
+
+    /** A datagram socket to connect once every socket of the tree exists. */
+    private record Connect(int pid, int fd, String name) {
+    }
 
     @Override
     public Set<FdKind> kinds() {
@@ -65,81 +72,102 @@ public final class UnixSockets implements FdHandler {
         if (info == null) {
             throw new Refusal(fd.where() + ": socket fds are not supported yet");
         }
-        if (!info.name().isEmpty()) {
-            throw new Refusal(fd.where() + ": a unix socket bound to " + info.name() + "; named unix sockets are not supported yet");
+        String name = info.name();
+        if (!name.isEmpty() && !name.startsWith("@") && !name.startsWith("/")) {
+            throw new Refusal(fd.where() + ": a unix socket bound to the relative path " + name + "; only absolute paths"
+                    + " and abstract names are supported");
         }
-        if (info.state() != TCP_ESTABLISHED) {
-            throw new Refusal(fd.where() + ": an unconnected unix socket (state " + info.state() + ") is not supported yet");
-        }
-        e.setKind(FdKind.UNIX_SOCKET).setPath(fd.link()).setUnix(UnixSocketEnd.newBuilder().setInode(info.inode())
-                .setPeer(info.peer()).setType(info.type()).setShutdown(info.shutdown()));
-        ends(ctx.shared()).put(info.inode(), info.peer());
-        queues(ctx.shared()).put(info.inode(), peek(fd, info));
-    }
-
-    /** What waits to be read at this end, in order, read without taking it. */
-    private static List<ByteString> peek(FdSource fd, UnixDiag.Info info) {
-        List<ByteString> out = new ArrayList<>();
         int copy = fd.copy();
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment count = arena.allocate(JAVA_INT);
-            Sys.call("ioctl(FIONREAD)", Nr.IOCTL, copy, FIONREAD, count.address());
-            int pending = count.get(JAVA_INT, 0);
-            if (pending <= 0) {
-                return out;
+        try {
+            if (!SocketFilter.read(copy, fd.where()).isEmpty()) {
+                throw new Refusal(fd.where() + ": a socket filter is attached to a unix socket; that is not supported yet");
             }
-            boolean stream = info.type() == SOCK_STREAM;
-            MemorySegment off = arena.allocate(JAVA_INT);
-            int before = -1;
-            if (!stream) {
-                // the socket is the application's too: its own peek offset is put back afterwards
-                MemorySegment len = arena.allocate(JAVA_INT);
-                len.set(JAVA_INT, 0, 4);
-                Sys.call("getsockopt(SO_PEEK_OFF)", Nr.GETSOCKOPT, copy, SOL_SOCKET, SO_PEEK_OFF, off.address(), len.address());
-                before = off.get(JAVA_INT, 0);
-                setPeekOffset(copy, off, 0);
-            }
-            try {
-                int size = Math.max(pending, 64 * 1024) + 1;
-                MemorySegment buf = arena.allocate(size);
-                MemorySegment control = arena.allocate(256, 8);
-                MemorySegment iov = dev.cryo.sys.Iovec.of(arena, buf.address(), size);
-                MemorySegment msg = arena.allocate(56, 8); // struct msghdr
-                long total = 0;
-                while (stream ? total == 0 : true) {
-                    msg.fill((byte) 0);
-                    msg.set(JAVA_LONG, 16, iov.address());  // msg_iov
-                    msg.set(JAVA_LONG, 24, 1);              // msg_iovlen
-                    msg.set(JAVA_LONG, 32, control.address()); // msg_control
-                    msg.set(JAVA_LONG, 40, 256);            // msg_controllen
-                    long n = Sys.raw(Nr.RECVMSG, copy, msg.address(), MSG_PEEK | MSG_DONTWAIT);
-                    if (n == -Errno.EAGAIN || n == 0 && stream) {
-                        break;
-                    }
-                    if (n < 0) {
-                        throw new Refusal(fd.where() + ": cannot peek at its queue: " + Errno.name((int) -n));
-                    }
-                    if (msg.get(JAVA_LONG, 40) != 0) {
-                        throw new Refusal(fd.where() + ": descriptors or credentials wait in its queue (SCM_RIGHTS);"
-                                + " that is not supported yet");
-                    }
-                    out.add(ByteString.copyFrom(buf.asSlice(0, n).toArray(JAVA_BYTE)));
-                    total += n;
-                }
-            } finally {
-                if (!stream) {
-                    setPeekOffset(copy, off, before);
-                }
-            }
-            return out;
         } finally {
             Sys.close(copy);
         }
+        UnixSocketEnd.Builder end = UnixSocketEnd.newBuilder().setInode(info.inode()).setType(info.type())
+                .setShutdown(info.shutdown()).setName(name);
+        UnixNames.saveFile(name, end);
+        e.setKind(FdKind.UNIX_SOCKET).setPath(fd.link());
+        if (info.state() == TCP_LISTEN) {
+            if (info.pending() > 0) {
+                throw new Refusal(fd.where() + ": listening on " + name + " with " + info.pending() + " connection(s) not yet"
+                        + " accepted; those cannot be saved yet (try again when the server has accepted them)");
+            }
+            e.setUnix(end.setListening(true).setBacklog(info.wqueue()));
+            ends(ctx.shared()).put(info.inode(), 0L);
+            return;
+        }
+        UnixDiag.Info peer = info.peer() == 0 ? null : UnixDiag.query(info.peer());
+        // a stream end whose peer was closed still counts as connected; a datagram socket with no
+        // peer (sock_diag may call a bound one ESTABLISHED too) is on its own
+        boolean pair = info.state() == TCP_ESTABLISHED && (peer == null ? info.type() != SOCK_DGRAM : peer.peer() == info.inode());
+        if (pair) {
+            String peerName = peer == null ? "" : peer.name();
+            if (!name.isEmpty() && !peerName.isEmpty()) {
+                throw new Refusal(fd.where() + ": both ends of the connection have names (" + name + ", " + peerName
+                        + "); that is not supported yet");
+            }
+            end.setPaired(true).setPeer(info.peer()).setPeerName(peerName);
+        } else if (peer != null) {
+            if (peer.name().isEmpty()) {
+                throw new Refusal(fd.where() + ": connected to an unnamed socket that is not connected back; not supported");
+            }
+            end.setConnectedTo(peer.name()).setPeer(info.peer());
+            connectedTo(ctx.shared()).put(info.inode(), peer.name());
+        }
+        e.setUnix(end);
+        ends(ctx.shared()).put(info.inode(), info.peer());
+        queues(ctx.shared()).put(info.inode(), peek(fd, info, pair, ctx));
     }
 
-    private static void setPeekOffset(int fd, MemorySegment value, int offset) {
-        value.set(JAVA_INT, 0, offset);
-        Sys.call("setsockopt(SO_PEEK_OFF)", Nr.SETSOCKOPT, fd, SOL_SOCKET, SO_PEEK_OFF, value.address(), 4);
+    /**
+     * What waits to be read at this end, in order, read without taking it, with the descriptors
+     * in flight among it (each saved as the open file it is).
+     */
+    private static UnixQueue peek(FdSource fd, UnixDiag.Info info, boolean pair, DumpContext ctx) {
+        UnixQueue.Builder queue = UnixQueue.newBuilder().setInode(info.inode());
+        int copy = fd.copy();
+        try {
+            int pending = Sockets.ioctlInt(copy, FIONREAD, "FIONREAD");
+            if (pending <= 0) {
+                return queue.build();
+            }
+            for (Sockets.Message m : Sockets.peekMessages(copy, Math.max(pending, 64 * 1024) + 1, info.type() == SOCK_STREAM)) {
+                List<String> others = new ArrayList<>();
+                List<Integer> passed = m.passedFds(others);
+                try {
+                    if (!others.isEmpty()) {
+                        throw new Refusal(fd.where() + ": " + others.getFirst() + " waits in its queue; only descriptors"
+                                + " (SCM_RIGHTS) can be saved with the messages");
+                    }
+                    if (!pair && m.source().length > 2) {
+                        throw new Refusal(fd.where() + ": datagrams from a named socket wait in its queue; their sender"
+                                + " cannot be restored yet");
+                    }
+                    if (!passed.isEmpty() && info.type() == SOCK_STREAM) {
+                        // a peek returns them with all the bytes before them, but not where their own bytes start
+                        throw new Refusal(fd.where() + ": descriptors in flight in a stream socket (SCM_RIGHTS); only"
+                                + " datagram and seqpacket sockets keep the message boundaries needed to send them again");
+                    }
+                    if (!passed.isEmpty()) {
+                        PassedFiles.Builder files = PassedFiles.newBuilder().setMessage(queue.getMessagesCount());
+                        for (int inFlight : passed) {
+                            files.addFiles(InFlightFiles.dump(inFlight, fd.where(), ctx));
+                        }
+                        queue.addPassed(files);
+                    }
+                    queue.addMessages(ByteString.copyFrom(m.data()));
+                } finally {
+                    passed.forEach(Sys::close);  // Cryo's copies, made by the peek
+                }
+            }
+            return queue.build();
+        } catch (dev.cryo.sys.SysException e) {
+            throw new Refusal(fd.where() + ": cannot peek at its queue: " + e.getMessage());
+        } finally {
+            Sys.close(copy);
+        }
     }
 
     /** Both ends of every pair must be in the tree: the other end would otherwise talk to nobody. */
@@ -147,14 +175,23 @@ public final class UnixSockets implements FdHandler {
     public void afterTreeDump(ImageWriter image, Map<String, Object> shared) {
         Map<Long, Long> ends = ends(shared);
         for (Map.Entry<Long, Long> end : ends.entrySet()) {
+            String name = connectedTo(shared).get(end.getKey());
+            if (name != null && !ends.containsKey(end.getValue())) {
+                if (!shared.containsKey(Checkpoint.EXT_UNIX_SK)) {
+                    throw new Refusal("unix datagram socket socket:[" + end.getKey() + "] is connected to " + name
+                            + ", a socket outside the process tree; give --ext-unix-sk to connect it to that name again at restore");
+                }
+                continue;  // connected by name again at restore: the socket there must exist then
+            }
             if (end.getValue() != 0 && !ends.containsKey(end.getValue())) {
                 throw new Refusal("unix socket socket:[" + end.getKey() + "] is connected to socket:[" + end.getValue()
-                        + "], which is outside the process tree; sockets to processes not checkpointed are not supported yet");
+                        + "], which is outside the process tree; a connection to a process that is not checkpointed cannot be"
+                        + " restored (its peer would not take part)");
             }
         }
         if (!ends.isEmpty()) {
             UnixQueuesImage.Builder b = UnixQueuesImage.newBuilder();
-            queues(shared).forEach((ino, msgs) -> b.addQueues(UnixQueue.newBuilder().setInode(ino).addAllMessages(msgs)));
+            queues(shared).values().forEach(b::addQueues);
             image.write(ImageKind.UNIX, 0, b.build());
         }
     }
@@ -162,8 +199,13 @@ public final class UnixSockets implements FdHandler {
     @Override
     public int open(FdEntry e, RestoreContext ctx) {
         UnixSocketEnd end = e.getUnix();
-        HiddenFds.Place waiting = HiddenFds.find(ctx, "unix:" + end.getInode());
-        int fd = waiting != null ? HiddenFds.fetch(ctx, waiting) : create(ctx, end);
+        int fd;
+        if (end.getPaired()) {
+            HiddenFds.Place waiting = HiddenFds.find(ctx, "unix:" + end.getInode());
+            fd = waiting != null ? HiddenFds.fetch(ctx, waiting) : createPair(ctx, end);
+        } else {
+            fd = createAlone(ctx, e.getFd(), end);
+        }
         RemoteSyscalls sys = ctx.syscalls();
         int how = switch (end.getShutdown() & 3) {
             case 1 -> 0;  // receive side shut: SHUT_RD
@@ -178,18 +220,47 @@ public final class UnixSockets implements FdHandler {
         return fd;
     }
 
+    /**
+     * A socket that is not one end of a pair: bound, listening (registered so that accepted ends
+     * can be made from it), or a datagram socket to connect once its peer exists.
+     */
+    private static int createAlone(RestoreContext ctx, int finalFd, UnixSocketEnd end) {
+        int fd = (int) ctx.syscalls().call("socket(AF_UNIX)", Nr.SOCKET, AF_UNIX, end.getType() | SOCK_CLOEXEC, 0);
+        int copy = Sys.fdOf(ctx.task().pid(), fd);
+        try {
+            if (!end.getName().isEmpty()) {
+                UnixNames.bind(copy, end.getName(), end.getType(), end);
+            }
+            if (end.getListening()) {
+                listenInTask(ctx.syscalls(), fd, end.getBacklog());
+                HiddenFds.register(ctx, "unix-listener:" + end.getName(), new HiddenFds.Place(ctx.pid(), finalFd));
+            } else if (!end.getConnectedTo().isEmpty()) {
+                connects(ctx.shared()).add(new Connect(ctx.pid(), finalFd, end.getConnectedTo()));
+            }
+        } finally {
+            Sys.close(copy);
+        }
+        UnixQueue queued = image(ctx).get(end.getInode());
+        if (queued != null && queued.getMessagesCount() > 0) {
+            // unnamed senders at checkpoint: a socket of Cryo's is as unnamed as they were
+            int sender = (int) Sys.call("socket(AF_UNIX)", Nr.SOCKET, AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+            try {
+                refill(ctx, sender, queued, UnixDiag.sockaddr(end.getName()));
+            } finally {
+                Sys.close(sender);
+            }
+        }
+        return fd;
+    }
+
     /** Makes the pair, puts back what each end had to read, and hides (or closes) the other end. */
-    private static int create(RestoreContext ctx, UnixSocketEnd end) {
+    private static int createPair(RestoreContext ctx, UnixSocketEnd end) {
         RemoteSyscalls sys = ctx.syscalls();
-        RemoteAddr sv = sys.scratch().alloc(8);
-        sys.call("socketpair", Nr.SOCKETPAIR, AF_UNIX, end.getType() | SOCK_CLOEXEC, 0, sv.value());
-        ByteBuffer pair = ByteBuffer.wrap(sys.scratch().read(sv, 8)).order(ByteOrder.LITTLE_ENDIAN);
-        int mine = pair.getInt();
-        int other = pair.getInt();
-        sys.scratch().reset();
-        Map<Long, List<ByteString>> queues = image(ctx);
-        refill(ctx.task().pid(), other, queues.getOrDefault(end.getInode(), List.of()));  // sent by the peer, read here
-        refill(ctx.task().pid(), mine, queues.getOrDefault(end.getPeer(), List.of()));    // sent from here, read by the peer
+        int[] ends = end.getName().isEmpty() && end.getPeerName().isEmpty() ? socketpair(sys, end.getType()) : acceptedPair(ctx, end);
+        int mine = ends[0], other = ends[1];
+        Map<Long, UnixQueue> queues = image(ctx);
+        refillThrough(ctx, other, queues.get(end.getInode()));  // sent by the peer, read here
+        refillThrough(ctx, mine, queues.get(end.getPeer()));    // sent from here, read by the peer
         if (end.getPeer() != 0) {
             HiddenFds.hide(ctx, "unix:" + end.getPeer(), other);
         } else {
@@ -198,41 +269,155 @@ public final class UnixSockets implements FdHandler {
         return mine;
     }
 
-    /** Sends {@code messages} through Cryo's own copy of the task's socket {@code taskFd}. */
-    private static void refill(int pid, int taskFd, List<ByteString> messages) {
-        if (messages.isEmpty()) {
+    private static int[] socketpair(RemoteSyscalls sys, int type) {
+        RemoteAddr sv = sys.scratch().alloc(8);
+        sys.call("socketpair", Nr.SOCKETPAIR, AF_UNIX, type | SOCK_CLOEXEC, 0, sv.value());
+        ByteBuffer pair = ByteBuffer.wrap(sys.scratch().read(sv, 8)).order(ByteOrder.LITTLE_ENDIAN);
+        sys.scratch().reset();
+        return new int[] {pair.getInt(), pair.getInt()};
+    }
+
+    /**
+     * A pair one of whose ends was accepted from a listener, and so has the listener's name:
+     * connect a new socket to that name and accept, from the restored listener if it is back
+     * already, else from a temporary one bound to the name for the moment. Returns {this end, other end}.
+     */
+    private static int[] acceptedPair(RestoreContext ctx, UnixSocketEnd end) {
+        RemoteSyscalls sys = ctx.syscalls();
+        boolean acceptedHere = !end.getName().isEmpty();
+        String name = acceptedHere ? end.getName() : end.getPeerName();
+        HiddenFds.Place restored = HiddenFds.find(ctx, "unix-listener:" + name);
+        int temporary = -1, listener;
+        if (restored != null) {
+            listener = Sys.fdOf(ctx.hostPid(restored.pid()), restored.fd());
+        } else {
+            temporary = (int) sys.call("socket(AF_UNIX)", Nr.SOCKET, AF_UNIX, end.getType() | SOCK_CLOEXEC, 0);
+            listener = Sys.fdOf(ctx.task().pid(), temporary);
+            UnixNames.bind(listener, name, end.getType(), null);
+            listenInTask(sys, temporary, 1);
+        }
+        try {
+            int client = (int) sys.call("socket(AF_UNIX)", Nr.SOCKET, AF_UNIX, end.getType() | SOCK_CLOEXEC, 0);
+            sys.call("connect(" + name + ")", Nr.CONNECT, client, sys.scratch().put(UnixDiag.sockaddr(name)).value(),
+                    UnixDiag.sockaddr(name).length);
+            sys.scratch().reset();
+            int acceptedInCryo = UnixNames.accept(listener);
+            int accepted;
+            try {
+                accepted = HiddenFds.fetch(ctx, new HiddenFds.Place(Sys.getpid(), acceptedInCryo));
+            } finally {
+                Sys.close(acceptedInCryo);
+            }
+            return acceptedHere ? new int[] {accepted, client} : new int[] {client, accepted};
+        } finally {
+            Sys.close(listener);
+            if (temporary >= 0) {
+                sys.closeFd(temporary);
+                UnixNames.unlink(name);
+            }
+        }
+    }
+
+    /**
+     * listen(2) and connect(2) run in the task itself, not on Cryo's copy: the kernel records the
+     * caller as the credentials (SO_PEERCRED) the other end of each connection sees.
+     */
+    private static void listenInTask(RemoteSyscalls sys, int fd, int backlog) {
+        sys.call("listen", Nr.LISTEN, fd, backlog);
+    }
+
+    /** Datagram sockets connect to their named peers once every socket of the tree exists. */
+    @Override
+    public void afterTreeRestore(RestoreContext ctx) {
+        List<Connect> all = connects(ctx.shared());
+        for (Connect c : all) {
+            if (c.pid() == ctx.pid()) {
+                int copy = Sys.fdOf(ctx.hostPid(c.pid()), c.fd());
+                try {
+                    Sockets.connect(copy, UnixDiag.sockaddr(c.name()));
+                } catch (dev.cryo.sys.SysException e) {
+                    throw new dev.cryo.CryoException("fd " + c.fd() + " of process " + c.pid() + " was connected to " + c.name()
+                            + ", and nothing answers there now: " + e.getMessage(), e);
+                } finally {
+                    Sys.close(copy);
+                }
+            }
+        }
+        all.removeIf(c -> c.pid() == ctx.pid());
+    }
+
+    /** Sends the messages of {@code queue} through Cryo's own copy of the task's socket {@code taskFd}. */
+    private static void refillThrough(RestoreContext ctx, int taskFd, UnixQueue queue) {
+        if (queue == null || queue.getMessagesCount() == 0) {
             return;
         }
-        int copy = Sys.fdOf(pid, taskFd);
-        try (Arena arena = Arena.ofConfined()) {
-            for (ByteString m : messages) {
-                MemorySegment buf = arena.allocate(Math.max(1, m.size()));
-                buf.asSlice(0, m.size()).copyFrom(MemorySegment.ofArray(m.toByteArray()));
-                long done = 0;
-                do {
-                    done += Sys.call("sendto", Nr.SENDTO, copy, buf.address() + done, m.size() - done, 0, 0, 0);
-                } while (done < m.size());
-            }
+        int copy = Sys.fdOf(ctx.task().pid(), taskFd);
+        try {
+            refill(ctx, copy, queue, new byte[0]);
         } finally {
             Sys.close(copy);
         }
     }
 
+    /**
+     * Sends every message of {@code queue} from Cryo's socket {@code sender} (to {@code to}, or
+     * its peer if empty); descriptors in flight are made again inside the restoring task, passed
+     * along with their message, and closed there.
+     */
+    private static void refill(RestoreContext ctx, int sender, UnixQueue queue, byte[] to) {
+        Map<Integer, PassedFiles> passed = new HashMap<>();
+        queue.getPassedList().forEach(p -> passed.put(p.getMessage(), p));
+        for (int i = 0; i < queue.getMessagesCount(); i++) {
+            byte[] data = queue.getMessages(i).toByteArray();
+            PassedFiles files = passed.get(i);
+            if (files == null) {
+                Sockets.send(sender, data, to);
+                continue;
+            }
+            int[] inTask = new int[files.getFilesCount()], inCryo = new int[files.getFilesCount()];
+            try {
+                for (int f = 0; f < inTask.length; f++) {
+                    inTask[f] = InFlightFiles.open(files.getFiles(f), ctx);
+                    inCryo[f] = Sys.fdOf(ctx.task().pid(), inTask[f]);
+                }
+                Sockets.sendWithFds(sender, data, inCryo, to);
+            } finally {
+                for (int f = 0; f < inTask.length; f++) {
+                    if (inCryo[f] > 0) {
+                        Sys.close(inCryo[f]);
+                    }
+                    if (inTask[f] > 0) {
+                        ctx.syscalls().closeFd(inTask[f]);
+                    }
+                }
+            }
+        }
+    }
+
     @SuppressWarnings("unchecked")
-    private static Map<Long, List<ByteString>> image(RestoreContext ctx) {
-        return (Map<Long, List<ByteString>>) ctx.shared().computeIfAbsent(IMAGE, k -> {
-            Map<Long, List<ByteString>> byInode = new HashMap<>();
+    private static Map<Long, UnixQueue> image(RestoreContext ctx) {
+        return (Map<Long, UnixQueue>) ctx.shared().computeIfAbsent(IMAGE, k -> {
+            Map<Long, UnixQueue> byInode = new HashMap<>();
             if (ctx.image().has(ImageKind.UNIX, 0)) {
-                ctx.image().read(ImageKind.UNIX, 0, UnixQueuesImage.parser()).getQueuesList()
-                        .forEach(q -> byInode.put(q.getInode(), q.getMessagesList()));
+                ctx.image().read(ImageKind.UNIX, 0, UnixQueuesImage.parser()).getQueuesList().forEach(q -> byInode.put(q.getInode(), q));
             }
             return byInode;
         });
     }
 
     @SuppressWarnings("unchecked")
-    private static Map<Long, List<ByteString>> queues(Map<String, Object> shared) {
-        return (Map<Long, List<ByteString>>) shared.computeIfAbsent(QUEUES, k -> new TreeMap<Long, List<ByteString>>());
+    private static Map<Long, UnixQueue> queues(Map<String, Object> shared) {
+        return (Map<Long, UnixQueue>) shared.computeIfAbsent(QUEUES, k -> new TreeMap<Long, UnixQueue>());
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Map<Long, String> connectedTo(Map<String, Object> shared) {
+        return (Map<Long, String>) shared.computeIfAbsent("unix:connected-to", k -> new HashMap<Long, String>());
+    }
+
+    @SuppressWarnings("unchecked")
+    private static List<Connect> connects(Map<String, Object> shared) {
+        return (List<Connect>) shared.computeIfAbsent(CONNECTS, k -> new ArrayList<Connect>());
     }
 
     @SuppressWarnings("unchecked")

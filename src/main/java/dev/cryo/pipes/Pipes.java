@@ -39,13 +39,11 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
  * end hidden in that process until whoever owns it (this process or another) takes it.
  */
 public final class Pipes implements FdHandler {
+    private static final int POLLHUP = 0x10;
     private static final Logger LOG = Logger.getLogger("pipes");
     private static final int F_SETFL = 4, F_SETPIPE_SZ = 1031, F_GETPIPE_SZ = 1032, FIONREAD = 0x541B,
             SPLICE_F_NONBLOCK = 2, O_CLOEXEC = 02000000;
     private static final String SAVED = "pipes:saved", ENDS = "pipes:ends", IMAGE = "pipes:image";
-    private static final int POLLERR = 0x8, POLLHUP = 0x10;
-    /** Bits of what the tree showed of a pipe: its ends, and whether the other end was closed everywhere. */
-    private static final int READ_END = 1, WRITE_END = 2, NO_WRITERS = 4, NO_READERS = 8;
 
     @Override
     public java.util.Set<FdKind> kinds() {
@@ -62,33 +60,14 @@ public final class Pipes implements FdHandler {
         long inode = fd.bracketNumber();
         boolean readEnd = (fd.flags() & FdSource.O_ACCMODE) == 0;
         e.setKind(FdKind.PIPE).setPath(fd.link()).setPipe(PipeEnd.newBuilder().setInode(inode).setReadEnd(readEnd));
-        int seen = readEnd ? READ_END : WRITE_END;
-        if (otherSideClosed(fd, readEnd)) {
-            seen |= readEnd ? NO_WRITERS : NO_READERS;
-        }
-        ends(ctx.shared()).merge(inode, seen, (a, b) -> a | b);
+        ends(ctx.shared()).merge(inode, readEnd ? 1 : 2, (a, b) -> a | b);
         Map<Long, PipeData> saved = saved(ctx.shared());
         if (readEnd && !saved.containsKey(inode)) {
-            saved.put(inode, peek(fd, inode));
-        }
-    }
-
-    /**
-     * Whether every fd of the pipe's other end is closed, anywhere: poll(2) on Cryo's copy says
-     * POLLHUP on a read end without writers, POLLERR on a write end without readers. A reader
-     * whose writer just exited (a shell reading a command substitution) has no other end to find
-     * in the tree, and needs none: the pipe comes back with that end closed.
-     */
-    private static boolean otherSideClosed(FdSource fd, boolean readEnd) {
-        int copy = fd.copy();
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment pollfd = arena.allocate(8);
-            pollfd.set(JAVA_INT, 0, copy);
-            Sys.call("poll(pipe)", Nr.POLL, pollfd.address(), 1, 0);
-            short revents = pollfd.get(java.lang.foreign.ValueLayout.JAVA_SHORT, 6);
-            return (revents & (readEnd ? POLLHUP : POLLERR)) != 0;
-        } finally {
-            Sys.close(copy);
+            PipeData data = peek(fd, inode);
+            saved.put(inode, data);
+            if (data.getWritersGone()) {
+                ends(ctx.shared()).merge(inode, 2, (a, b) -> a | b);  // closed by all, not held outside the tree
+            }
         }
     }
 
@@ -116,7 +95,8 @@ public final class Pipes implements FdHandler {
                 data = buf.asSlice(0, got).toArray(JAVA_BYTE);
             }
             LOG.fine(() -> fd.where() + ": " + pending + " bytes in flight, pipe size " + size);
-            return PipeData.newBuilder().setInode(inode).setSize(size).setData(ByteString.copyFrom(data)).build();
+            return PipeData.newBuilder().setInode(inode).setSize(size).setData(ByteString.copyFrom(data))
+                    .setWritersGone(hungUp(copy)).build();
         } finally {
             Sys.close(copy);
             if (mine != null) {
@@ -126,16 +106,23 @@ public final class Pipes implements FdHandler {
         }
     }
 
+    /** poll(2) says POLLHUP on a read end once no write end is open anywhere. */
+    private static boolean hungUp(int readEnd) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment pfd = arena.allocate(8, 4);
+            pfd.set(JAVA_INT, 0, readEnd);
+            pfd.set(java.lang.foreign.ValueLayout.JAVA_SHORT, 4, (short) 1); // POLLIN
+            Sys.call("poll", Nr.POLL, pfd.address(), 1, 0);
+            return (pfd.get(java.lang.foreign.ValueLayout.JAVA_SHORT, 6) & POLLHUP) != 0;
+        }
+    }
+
     /** Every pipe must have both ends in the tree: the other end would otherwise talk to nobody after restore. */
     @Override
     public void afterTreeDump(ImageWriter image, Map<String, Object> shared) {
         for (Map.Entry<Long, Integer> end : ends(shared).entrySet()) {
-            int seen = end.getValue();
-            boolean whole = (seen & (READ_END | WRITE_END)) == (READ_END | WRITE_END)
-                    || (seen & READ_END) != 0 && (seen & NO_WRITERS) != 0
-                    || (seen & WRITE_END) != 0 && (seen & NO_READERS) != 0;
-            if (!whole) {
-                throw new Refusal("pipe:[" + end.getKey() + "] has its " + ((seen & READ_END) != 0 ? "write" : "read")
+            if (end.getValue() != 3) {
+                throw new Refusal("pipe:[" + end.getKey() + "] has its " + (end.getValue() == 1 ? "write" : "read")
                         + " end outside the process tree; a pipe to a process that is not checkpointed cannot be restored");
             }
         }
@@ -171,7 +158,11 @@ public final class Pipes implements FdHandler {
             }
         }
         if (e.getPipe().getReadEnd()) {
-            HiddenFds.hide(ctx, "pipe:" + inode + ":w", writeFd);
+            if (data != null && data.getWritersGone()) {
+                sys.closeFd(writeFd);
+            } else {
+                HiddenFds.hide(ctx, "pipe:" + inode + ":w", writeFd);
+            }
             return readFd;
         }
         HiddenFds.hide(ctx, "pipe:" + inode + ":r", readFd);

@@ -29,6 +29,21 @@ public final class Pagemap implements AutoCloseable {
         }
     }
 
+    /** Bit 57: the page is write-protected by userfaultfd. */
+    public static final long UFFD_WP = 1L << 57;
+    /** Swap type of a pte marker (SWP_PTE_MARKER, the last of the 32 types), in bits 0-4 of a swap entry. */
+    private static final long SWP_PTE_MARKER = 31;
+
+    /**
+     * A swap-looking entry that is no page at all but a pte marker: userfaultfd write protection
+     * (WP_UNPOPULATED) puts one on every page never touched, so that a first write is seen too.
+     * pagemap reports it as swapped (bit 62) with type 31; the page reads as zeros. The type is
+     * only shown with CAP_SYS_ADMIN; without it a write-protected swap entry is taken for a page.
+     */
+    public static boolean marker(long entry) {
+        return (entry & SWAPPED) != 0 && (entry & UFFD_WP) != 0 && (entry & 0x1f) == SWP_PTE_MARKER;
+    }
+
     /** Two present pages with the same (known) frame: one physical page mapped twice, as after fork. */
     public static boolean samePage(long a, long b) {
         return (a & PRESENT) != 0 && (b & PRESENT) != 0 && (a & PFN_MASK) != 0 && (a & PFN_MASK) == (b & PFN_MASK);

@@ -4,10 +4,6 @@ import dev.cryo.sys.Nr;
 import dev.cryo.sys.Ptrace;
 import dev.cryo.sys.Sys;
 
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.util.logging.Logger;
 
 /**
@@ -27,7 +23,7 @@ public final class RestoreStub implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger("restore");
     /** Load address; anything works, as the stub's mappings are removed before the image's are made. */
     public static final long BASE = 0x7a000000L;
-    private static final int CODE_OFFSET = 0xb0;
+    private static final int CODE_OFFSET = TinyElf.CODE_OFFSET;
     /** Address of the {@code syscall} instruction: after the 5-byte {@code mov eax, imm32}. */
     public static final RemoteAddr SYSCALL_INSN = new RemoteAddr(BASE + CODE_OFFSET + 5);
 
@@ -39,20 +35,7 @@ public final class RestoreStub implements AutoCloseable {
     }
 
     static byte[] elf() {
-        byte[] code = {(byte) 0xb8, 34, 0, 0, 0, 0x0f, 0x05, (byte) 0xeb, (byte) 0xf7};
-        int size = CODE_OFFSET + code.length;
-        ByteBuffer b = ByteBuffer.allocate(size).order(ByteOrder.LITTLE_ENDIAN);
-        b.put(new byte[] {0x7f, 'E', 'L', 'F', 2, 1, 1, 0}).putLong(0);   // 64-bit, little endian, SysV
-        b.putShort((short) 2).putShort((short) 0x3e).putInt(1);           // ET_EXEC, x86_64, version 1
-        b.putLong(BASE + CODE_OFFSET).putLong(0x40).putLong(0);           // entry, phoff, shoff
-        b.putInt(0).putShort((short) 64).putShort((short) 56).putShort((short) 2); // flags, ehsize, phentsize, phnum
-        b.putShort((short) 64).putShort((short) 0).putShort((short) 0);   // shentsize, shnum, shstrndx
-        b.putInt(1).putInt(5).putLong(0).putLong(BASE).putLong(BASE)      // PT_LOAD, R|X, offset, vaddr, paddr
-                .putLong(size).putLong(size).putLong(0x1000);             // filesz, memsz, align
-        b.putInt(0x6474e551).putInt(6).putLong(0).putLong(0).putLong(0)   // PT_GNU_STACK, R|W
-                .putLong(0).putLong(0).putLong(16);
-        b.put(code);
-        return b.array();
+        return TinyElf.of(BASE, new byte[] {(byte) 0xb8, 34, 0, 0, 0, 0x0f, 0x05, (byte) 0xeb, (byte) 0xf7});
     }
 
     /** Writes the stub into a memfd, spawns it (stdio on /dev/null) and seizes it. */
@@ -60,21 +43,9 @@ public final class RestoreStub implements AutoCloseable {
         return spawn(false);
     }
 
-    /** Writes the stub into a memfd, spawns it with Cryo's own stdio if {@code inheritStdio}, and seizes it. */
+    /** Spawns the stub with Cryo's own stdio if {@code inheritStdio} (a container run in the foreground), and seizes it. */
     public static RestoreStub spawn(boolean inheritStdio) {
-        int memfd = Sys.memfdCreate("cryo-restore-stub", 1 /* MFD_CLOEXEC */);
-        int pid;
-        try (Arena arena = Arena.ofConfined()) {
-            byte[] elf = elf();
-            MemorySegment seg = arena.allocate(elf.length);
-            seg.copyFrom(MemorySegment.ofArray(elf));
-            Sys.write(memfd, seg);
-            // through our own /proc entry: the child closes every inherited fd before it execs
-            pid = Sys.posixSpawn("/proc/" + Sys.getpid() + "/fd/" + memfd, new String[] {"cryo-restore"}, new String[0],
-                    inheritStdio);
-        } finally {
-            Sys.close(memfd);
-        }
+        int pid = TinyElf.spawn(elf(), new String[] {"cryo-restore"}, new int[0], inheritStdio);
         try {
             Tracee t = Tracee.seize(pid, Ptrace.O_TRACESYSGOOD | Ptrace.O_TRACECLONE | Ptrace.O_TRACEFORK | Ptrace.O_EXITKILL);
             return new RestoreStub(t);

@@ -6,7 +6,7 @@ public final class Errno {
             ECHILD = 10, EAGAIN = 11, ENOMEM = 12, EACCES = 13, EFAULT = 14, EBUSY = 16,
             EEXIST = 17, ENOTDIR = 20, EISDIR = 21, EINVAL = 22, ENFILE = 23, EMFILE = 24,
             ENOSPC = 28, ESPIPE = 29, EROFS = 30, EPIPE = 32, ERANGE = 34, ENOSYS = 38,
-            ENODATA = 61, EOPNOTSUPP = 95, ETIMEDOUT = 110;
+            ENODATA = 61, EOPNOTSUPP = 95, EADDRINUSE = 98, ENOTCONN = 107, ETIMEDOUT = 110;
 
     private static final String[] NAMES = new String[134];
 
@@ -27,6 +27,8 @@ public final class Errno {
             "38 ENOSYS Function not implemented", "39 ENOTEMPTY Directory not empty",
             "40 ELOOP Too many levels of symbolic links", "61 ENODATA No data available",
             "75 EOVERFLOW Value too large for defined data type", "95 EOPNOTSUPP Operation not supported",
+            "97 EAFNOSUPPORT Address family not supported by protocol", "98 EADDRINUSE Address already in use",
+            "99 EADDRNOTAVAIL Cannot assign requested address", "107 ENOTCONN Transport endpoint is not connected",
             "110 ETIMEDOUT Connection timed out", "133 EHWPOISON Memory page has hardware error"};
         for (String entry : list) {
             String[] parts = entry.split(" ", 3);

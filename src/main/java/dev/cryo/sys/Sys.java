@@ -46,6 +46,8 @@ public final class Sys {
             FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT));
     private static final MethodHandle FA_ADDCLOSEFROM = downcall("posix_spawn_file_actions_addclosefrom_np",
             FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+    private static final MethodHandle FA_ADDDUP2 = downcall("posix_spawn_file_actions_adddup2",
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT));
 
     private Sys() {
     }
@@ -101,14 +103,23 @@ public final class Sys {
      * stdout and stderr and no other fd. Returns the child's pid.
      */
     public static int posixSpawn(String path, String[] argv, String[] envp) {
-        return posixSpawn(path, argv, envp, false);
+        return posixSpawn(path, argv, envp, new int[0]);
     }
 
     /**
-     * posix_spawn(3) with no fd of the JVM's but stdin, stdout and stderr: Cryo's own when
-     * {@code inheritStdio} (a container run in the foreground talks to the user), else /dev/null.
+     * Like {@link #posixSpawn(String, String[], String[])}, but the child also gets
+     * {@code passFds[i]} of this process as its fd {@code 3 + i}. The fds passed must be 10 or
+     * above ({@link #dupAbove}), so that no dup2 overwrites one still to be passed.
      */
-    public static int posixSpawn(String path, String[] argv, String[] envp, boolean inheritStdio) {
+    public static int posixSpawn(String path, String[] argv, String[] envp, int[] passFds) {
+        return posixSpawn(path, argv, envp, passFds, false);
+    }
+
+    /**
+     * The same, with Cryo's own stdin, stdout and stderr instead of /dev/null when
+     * {@code inheritStdio} (a container run in the foreground talks to the user).
+     */
+    public static int posixSpawn(String path, String[] argv, String[] envp, int[] passFds, boolean inheritStdio) {
         try (Arena arena = Arena.ofConfined()) {
             // the JVM's own fds are not the child's business
             MemorySegment actions = arena.allocate(FILE_ACTIONS_SIZE, 16);
@@ -118,7 +129,14 @@ public final class Sys {
                 for (int fd = 0; fd < 3 && !inheritStdio; fd++) {
                     check("posix_spawn_file_actions_addopen", (int) FA_ADDOPEN.invokeExact(actions, fd, devNull, fd == 0 ? 0 : 1, 0));
                 }
-                check("posix_spawn_file_actions_addclosefrom_np", (int) FA_ADDCLOSEFROM.invokeExact(actions, 3));
+                for (int i = 0; i < passFds.length; i++) {
+                    if (passFds[i] < 10) {
+                        throw new IllegalArgumentException("fd " + passFds[i] + " to pass is below 10");
+                    }
+                    // dup2 clears close-on-exec on the copy: the child keeps it across exec
+                    check("posix_spawn_file_actions_adddup2", (int) FA_ADDDUP2.invokeExact(actions, passFds[i], 3 + i));
+                }
+                check("posix_spawn_file_actions_addclosefrom_np", (int) FA_ADDCLOSEFROM.invokeExact(actions, 3 + passFds.length));
                 MemorySegment pid = arena.allocate(JAVA_INT);
                 int rc = (int) POSIX_SPAWN.invokeExact(pid, arena.allocateFrom(path), actions,
                         MemorySegment.NULL, stringArray(arena, argv), stringArray(arena, envp));
@@ -171,6 +189,26 @@ public final class Sys {
 
     public static int pidfdGetfd(int pidfd, int targetFd) {
         return (int) call("pidfd_getfd", Nr.PIDFD_GETFD, pidfd, targetFd, 0);
+    }
+
+    /** pidfd_send_signal(2): a signal to exactly the process the pidfd names, never to a reuser of its PID. */
+    public static void pidfdSendSignal(int pidfd, int signal) {
+        call("pidfd_send_signal", Nr.PIDFD_SEND_SIGNAL, pidfd, signal, 0, 0);
+    }
+
+    /** fcntl(F_DUPFD_CLOEXEC): a close-on-exec copy of {@code fd} numbered {@code min} or above. */
+    public static int dupAbove(int fd, int min) {
+        return (int) call("fcntl(F_DUPFD_CLOEXEC)", Nr.FCNTL, fd, 1030, min);
+    }
+
+    /** ioctl(2) with a pointer argument; returns the ioctl's non-negative result. */
+    public static long ioctl(String name, int fd, long request, MemorySegment arg) {
+        return call("ioctl(" + name + ")", Nr.IOCTL, fd, request, arg.address());
+    }
+
+    /** Like {@link #ioctl}, but returns {@code -errno} instead of throwing. */
+    public static long ioctlRaw(int fd, long request, MemorySegment arg) {
+        return raw(Nr.IOCTL, fd, request, arg.address());
     }
 
     /** mknod(2) at {@code path} (a whiteout of an overlay upper layer is a character device 0:0). */

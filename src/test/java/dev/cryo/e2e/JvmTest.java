@@ -19,6 +19,8 @@ import static org.assertj.core.api.Assertions.assertThat;
  * A real JVM (each JDK on the machine: 17 and 25) with a thread pool updating a
  * ConcurrentHashMap: checkpointed after it has run a while, restored, and then counting on from
  * where it was, with its heap and JIT-compiled code intact. Prints the times and image size.
+ * And a JVM TCP server whose IPv4 and IPv6 clients (this test) keep their connections across a
+ * checkpoint with --tcp-established, a line sent while it was gone included.
  */
 class JvmTest extends TargetTest {
     private Target target;
@@ -59,6 +61,53 @@ class JvmTest extends TargetTest {
         }
         System.out.printf("JVM %s: %s; checkpoint %d ms, restore %d ms, image %.1f MiB%n", javaHome,
                 dump.out().strip(), dumpMs, restoreMs, imageBytes / 1048576.0);
+    }
+
+    @org.junit.jupiter.api.Test
+    void jvmServerKeepsItsTcpClientsAcrossCheckpointAndRestore() throws Exception {
+        String javaHome = "/usr/lib/jvm/temurin-25-jdk-amd64";
+        Path classes = Files.createDirectories(tmp.resolve("classes"));
+        Path source = Path.of("src/test/resources/jvm/EchoServer.java").toAbsolutePath();
+        Process javac = new ProcessBuilder(javaHome + "/bin/javac", "-d", classes.toString(), source.toString())
+                .redirectErrorStream(true).start();
+        assertThat(javac.waitFor()).as(new String(javac.getInputStream().readAllBytes())).isZero();
+        Path port = tmp.resolve("port");
+        target = start("java-server", List.of(javaHome + "/bin/java", "-Xmx64m", "-cp", classes.toString(), "EchoServer",
+                port.toString()));
+        long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
+        while (!Files.exists(port) && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+        }
+        int p = Integer.parseInt(Files.readString(port).strip());
+        try (java.net.Socket a = new java.net.Socket("127.0.0.1", p); java.net.Socket b = new java.net.Socket("::1", p)) {
+            a.setSoTimeout(20_000);
+            b.setSoTimeout(20_000);
+            var inA = new java.io.BufferedReader(new java.io.InputStreamReader(a.getInputStream()));
+            var inB = new java.io.BufferedReader(new java.io.InputStreamReader(b.getInputStream()));
+            var outA = new java.io.PrintWriter(a.getOutputStream(), true);
+            var outB = new java.io.PrintWriter(b.getOutputStream(), true);
+            outA.println(1);
+            assertThat(inA.readLine()).isEqualTo("2 served=1");
+            outB.println(10);
+            assertThat(inB.readLine()).isEqualTo("11 served=2");
+
+            Path images = tmp.resolve("img");
+            CryoCli.Result dump = CryoCli.run("checkpoint", pid(target), "-D", images.toString(), "--tcp-established");
+            assertThat(dump.exitCode()).as(dump + target.log()).isZero();
+            target.awaitPidFree(PID_FREE);
+            outA.println(2); // sent while the server is gone: the network lock holds it back, TCP retransmits it
+            CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "-d");
+            assertThat(restore.exitCode()).as(restore.toString()).isZero();
+
+            assertThat(inA.readLine()).as("the line sent while the server was gone").isEqualTo("3 served=3");
+            outB.println(11);
+            assertThat(inB.readLine()).isEqualTo("12 served=4");
+            try (java.net.Socket c = new java.net.Socket("127.0.0.1", p)) {
+                new java.io.PrintWriter(c.getOutputStream(), true).println(100);
+                assertThat(new java.io.BufferedReader(new java.io.InputStreamReader(c.getInputStream())).readLine())
+                        .as("a new client of the restored listener").isEqualTo("101 served=5");
+            }
+        }
     }
 
     private long awaitTotal(Path progress, long min) throws InterruptedException {

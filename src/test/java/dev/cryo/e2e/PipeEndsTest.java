@@ -10,9 +10,9 @@ import java.util.List;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**
- * A pipe whose other end was closed everywhere is not a pipe to outside the tree: a reader
- * whose writer exited (a shell reading a command substitution) gets its bytes and then end of
- * file after restore, and a writer whose reader is gone gets EPIPE.
+ * A pipe whose write end was closed everywhere is not a pipe to outside the tree: a reader whose
+ * writer exited (a shell reading a command substitution) gets its bytes and then end of file
+ * after restore.
  */
 class PipeEndsTest extends TargetTest {
     @Test

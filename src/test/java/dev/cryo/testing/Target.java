@@ -109,6 +109,22 @@ public final class Target implements AutoCloseable {
         }
     }
 
+    /**
+     * A target started by another one (a child of a shell, say), known by its state directory:
+     * waits until it is ready and takes the pid it reports.
+     */
+    public static Target attach(Path stateDir) {
+        Path ready = stateDir.toAbsolutePath().resolve("ready");
+        long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
+        while (!Files.exists(ready)) {
+            if (System.nanoTime() > deadline) {
+                throw new IllegalStateException("no target said ready in " + stateDir + " within " + START_TIMEOUT);
+            }
+            pause();
+        }
+        return new Target(Long.parseLong(read(ready).trim()), stateDir.toAbsolutePath(), List.of("(started by another target)"));
+    }
+
     public long pid() {
         return pid;
     }

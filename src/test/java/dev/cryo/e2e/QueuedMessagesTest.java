@@ -1,0 +1,119 @@
+package dev.cryo.e2e;
+
+import dev.cryo.testing.CryoCli;
+import dev.cryo.testing.Target;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * Messages waiting in unix datagram and seqpacket socketpairs, and in UDP sockets, come back
+ * after restore exactly once, in order, each with its own boundaries (and a UDP datagram from
+ * its own sender); the restored program reads them itself. Sockets Cryo cannot save are refused
+ * with the reason, and the program goes on using them as if nothing happened.
+ */
+class QueuedMessagesTest extends TargetTest {
+    @Test
+    void waitingDatagramsAndSeqpacketsComeBackInOrder() throws Exception {
+        assertThat(restoreAndAsk("unix_datagrams.py")).isEqualTo("one two three seq-a seq-b | extra:");
+    }
+
+    @Test
+    void udpDatagramsComeBackFromTheirSendersAndConnectedSocketsKeepTheirPeer() throws Exception {
+        assertThat(restoreAndAsk("udp_queues.py")).isEqualTo(
+                "first@ok second@ok third@ok connected-ping@ok first@ok second@ok third@ok connected-ping@ok filtered-keep-me owner-ok");
+    }
+
+    @Test
+    void namedUnixSocketsKeepTheirNamesConnectionsAndQueues() throws Exception {
+        assertThat(restoreAndAsk("unix_named.py")).isEqualTo("to-server,to-client names-ok peercred-ok new-connection-new"
+                + " to-server,to-client names-ok peercred-ok new-connection-new d1,d2 d3 mode-640");
+    }
+
+    @Test
+    void descriptorsInFlightArriveLiveAfterRestore() throws Exception {
+        String each = "plain-first,with-fds,plain-last,3,56789,in-pipe,7";
+        assertThat(restoreAndAsk("scm_rights.py")).isEqualTo(each + " " + each);
+    }
+
+    @Test
+    void aDatagramSocketConnectedOutsideTheTreeNeedsExtUnixSkAndIsConnectedAgain() throws Exception {
+        Path log = tmp.resolve("log.sock"), lines = tmp.resolve("log.txt");
+        start("log-server", List.of("python3", Path.of("src/test/resources/python/unix_log_server.py").toAbsolutePath().toString(),
+                log.toString(), lines.toString()));
+        long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        while (!Files.exists(log) && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+        }
+        Path state = Files.createDirectories(tmp.resolve("state"));
+        Target t = track(Target.start(state, List.of("python3", Path.of("src/test/resources/python/unix_log_client.py")
+                .toAbsolutePath().toString(), state.toString(), log.toString())));
+        t.awaitReady(READY);
+        Path images = tmp.resolve("img");
+        CryoCli.Result refused = CryoCli.run("checkpoint", pid(t), "-D", images.toString());
+        assertThat(refused.exitCode()).isNotZero();
+        assertThat(refused.err()).contains(log.toString()).contains("--ext-unix-sk");
+        CryoCli.Result dump = CryoCli.run("checkpoint", pid(t), "-D", images.toString(), "--ext-unix-sk");
+        assertThat(dump.exitCode()).as(dump + t.log()).isZero();
+        t.awaitPidFree(PID_FREE);
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        Files.writeString(state.resolve("go"), "go");
+        while (!(Files.exists(lines) && Files.readString(lines).contains("after")) && System.nanoTime() < deadline + 10_000_000_000L) {
+            Thread.sleep(20);
+        }
+        assertThat(Files.readString(lines)).isEqualTo("before\nafter\n");
+    }
+
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.CsvSource(delimiter = '|', value = {
+            "stream-fds | descriptors in flight in a stream socket | x,through-the-pipe",
+            "pending    | not yet accepted                          | accepted-later",
+            "close-wait | state CLOSE_WAIT                          | eof"})
+    void socketsCryoCannotSaveAreRefusedAndKeepWorking(String mode, String reason, String afterwards) throws Exception {
+        Path state = Files.createDirectories(tmp.resolve("state"));
+        Target t = track(Target.start(state, List.of("python3", Path.of("src/test/resources/python/refused_sockets.py")
+                .toAbsolutePath().toString(), state.toString(), mode)));
+        t.awaitReady(READY);
+        CryoCli.Result r = CryoCli.run("checkpoint", pid(t), "-D", tmp.resolve("img").toString(), "--tcp-established");
+        assertThat(r.exitCode()).as(r.toString()).isEqualTo(1);
+        assertThat(r.err()).startsWith("Error: ").contains(reason);
+        assertThat(t.isAlive()).isTrue();
+        Files.writeString(state.resolve("go"), "go");
+        Path out = state.resolve("out");
+        long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        while (!Files.exists(out) && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+        }
+        assertThat(Files.exists(out) ? Files.readString(out).strip() : "no answer; log: " + t.log()).isEqualTo(afterwards);
+    }
+
+    /**
+     * Starts python program {@code name}, which sets up its sockets and says ready; checkpoints
+     * and restores it, then lets it read everything and returns what it wrote.
+     */
+    private String restoreAndAsk(String name) throws Exception {
+        Path state = Files.createDirectories(tmp.resolve("state"));
+        Path program = Path.of("src/test/resources/python/" + name).toAbsolutePath();
+        Target t = track(Target.start(state, List.of("python3", program.toString(), state.toString())));
+        t.awaitReady(READY);
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", pid(t), "-D", images.toString());
+        assertThat(dump.exitCode()).as(dump + t.log()).isZero();
+        t.awaitPidFree(PID_FREE);
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        Files.writeString(state.resolve("go"), "go");
+        Path out = state.resolve("out");
+        long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        while (!Files.exists(out) && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+        }
+        return Files.exists(out) ? Files.readString(out).strip() : "no answer; log: " + t.log();
+    }
+}
