@@ -30,7 +30,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 public final class Features {
     private static final List<String> NAMES = List.of("ptrace_seize", "process_vm_readv", "ptrace_rseq_config",
             "clone3_set_tid", "pr_set_mm_map", "pidfd_getfd", "kcmp", "timer_restore_ids", "uffd_wp_async",
-            "pagemap_scan", "cgroup2_freeze", "namespaces", "xsave", "tcp_repair", "network_lock");
+            "pagemap_scan", "cgroup2_freeze", "namespaces", "overlayfs", "ipc_next_id", "xsave", "tcp_repair", "network_lock");
     private static final int PR_SET_MM = 35, PR_SET_MM_MAP_SIZE = 15, PR_TIMER_CREATE_RESTORE_IDS = 77;
     private static final long UFFDIO_API = 0xc018aa3fL, PAGEMAP_SCAN = 0xc0606610L;
     private static final long UFFD_FEATURE_WP_UNPOPULATED = 1L << 13, UFFD_FEATURE_WP_ASYNC = 1L << 15;
@@ -86,6 +86,22 @@ public final class Features {
             }
             return "user pid mnt ipc uts net cgroup time";
         }));
+        out.add(probe("overlayfs", false, () -> {
+            // the root of a container run with --rootfs
+            if (!fileSystemKnown("overlay")) {
+                throw new IllegalStateException("no overlay in /proc/filesystems (modprobe overlay)");
+            }
+            return "overlay file system for container roots";
+        }));
+        out.add(probe("ipc_next_id", false, () -> {
+            // SysV IPC objects of a container come back with their ids through these sysctls
+            for (String kind : List.of("shm", "sem", "msg")) {
+                if (!Files.exists(Path.of("/proc/sys/kernel/" + kind + "_next_id"))) {
+                    throw new IllegalStateException("no /proc/sys/kernel/" + kind + "_next_id (CONFIG_CHECKPOINT_RESTORE)");
+                }
+            }
+            return "shm_next_id, sem_next_id, msg_next_id";
+        }));
         out.add(probe("xsave", true, () -> "XCR0 0x" + Long.toHexString(HostCpu.xfeatures())));
         out.add(probe("tcp_repair", false, () -> {
             int fd = (int) Sys.call("socket(AF_INET, SOCK_STREAM)", Nr.SOCKET, 2, 1 | O_CLOEXEC, 0);
@@ -101,6 +117,15 @@ public final class Features {
             return "nftables table made and removed (keeps peers quiet during --tcp-established)";
         }));
         return out;
+    }
+
+    /** Whether /proc/filesystems, which lists each file system the kernel knows after a tab, names {@code type}. */
+    private static boolean fileSystemKnown(String type) {
+        try {
+            return Files.readString(Path.of("/proc/filesystems")).contains("\t" + type + "\n");
+        } catch (java.io.IOException e) {
+            throw new IllegalStateException("cannot read /proc/filesystems: " + e.getMessage());
+        }
     }
 
     private static Feature probe(String name, boolean required, Supplier<String> body) {

@@ -59,11 +59,29 @@ final class CheckpointCommand implements Callable<Integer> {
     @Option(names = "--pidfile", paramLabel = "FILE", description = "Write the checkpointed PID to FILE.")
     Path pidfile;
 
+    @Option(names = "--container", paramLabel = "NAME", description = "Checkpoint container NAME (started by cryo run):"
+            + " frozen through its cgroup, saved with its namespaces, cgroup limits and overlay upper layer.")
+    String container;
+
     @Mixin
     ParentOptions parent;
 
     @Override
     public Integer call() throws IOException {
+        if (container != null) {
+            if (pid != null || tree != null) {
+                throw new ParameterException(spec.commandLine(), "Give either a PID or --container, not both");
+            }
+            java.nio.file.Files.createDirectories(dir);
+            Logs.configure(common.logFile(dir), common.verbosity, spec.commandLine().getErr());
+            Checkpoint.Result r = dev.cryo.container.ContainerCheckpoint.run(container, dir, leaveRunning,
+                    new ProgressLine(spec.commandLine().getErr()));
+            spec.commandLine().getOut().printf("Checkpointed container %s (%d processes, %d threads) to %s: %d pages (%s); "
+                            + "frozen %d ms, total %d ms; %s%n", container, r.processes(), r.threads(), dir, r.pages(),
+                    Sizes.human(r.bytes()), r.frozenNanos() / 1_000_000, r.totalNanos() / 1_000_000,
+                    leaveRunning ? "left running" : "killed");
+            return 0;
+        }
         if (pid == null && tree == null) {
             throw new ParameterException(spec.commandLine(), "Missing the PID to checkpoint (cryo checkpoint PID -D DIR)");
         }

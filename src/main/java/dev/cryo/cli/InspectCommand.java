@@ -63,6 +63,9 @@ final class InspectCommand implements Callable<Integer> {
         out.printf("Image %s (format %d, Cryo %s), taken %s on %s, kernel %s, xsave features 0x%x%n", dir,
                 inv.getFormatVersion(), inv.getToolVersion(), Instant.ofEpochMilli(inv.getCreatedUnixMs()),
                 inv.getHostname(), inv.getKernelRelease(), inv.getXfeatures());
+        if (image.has(ImageKind.CONTAINER, 0)) {
+            printContainer(out, image);
+        }
         if (inv.getPreDump()) {
             String keeper = image.has(ImageKind.TRACKER, 0)
                     ? ", dirty tracking kept by process " + image.read(ImageKind.TRACKER, 0, dev.cryo.image.proto.TrackerImage.parser()).getKeeperPid()
@@ -75,11 +78,12 @@ final class InspectCommand implements Callable<Integer> {
                     inv.getParentImageId(), inParent, Sizes.human(inParent * 4096));
         }
         out.printf("Process tree: %d process%s%n", tree.getProcessesCount(), tree.getProcessesCount() == 1 ? "" : "es");
-        out.printf("  %7s %7s %7s %7s %7s  %-16s %s%n", "PID", "PPID", "PGID", "SID", "THREADS", "COMM", "STATE");
+        out.printf("  %7s %7s %7s %7s %7s %7s  %-16s %s%n", "PID", "INSIDE", "PPID", "PGID", "SID", "THREADS", "COMM", "STATE");
         for (PstreeEntry p : tree.getProcessesList()) {
             String comm = p.getZombie() || inv.getPreDump() ? "" : ((TaskCore) processes.get(p.getPid()).get("core")).getThreads(0).getComm();
-            out.printf("  %7d %7d %7d %7d %7d  %-16s %s%n", p.getPid(), p.getPpid(), p.getPgid(), p.getSid(),
-                    p.getThreadsCount(), comm, p.getZombie() ? "zombie, " + new dev.cryo.remote.WaitStatus(p.getExitStatus()) : "live");
+            out.printf("  %7d %7s %7d %7d %7d %7d  %-16s %s%n", p.getPid(), p.getInOwnPidNs() ? Integer.toString(p.getNsPid()) : "-",
+                    p.getPpid(), p.getPgid(), p.getSid(), p.getThreadsCount(), comm,
+                    p.getZombie() ? "zombie, " + new dev.cryo.remote.WaitStatus(p.getExitStatus()) : "live");
         }
         for (Map.Entry<Integer, Map<String, Message>> e : processes.entrySet()) {
             out.println();
@@ -96,6 +100,25 @@ final class InspectCommand implements Callable<Integer> {
         }
         out.printf("%nImage size: %s in %d files%n", Sizes.human(total), inv.getFilesCount() + 1);
         return 0;
+    }
+
+    /** A container's image: its name, namespaces and what they held, its cgroup limits and saved file changes. */
+    private static void printContainer(PrintWriter out, ImageReader image) {
+        dev.cryo.image.proto.ContainerImage c = image.read(ImageKind.CONTAINER, 0, dev.cryo.image.proto.ContainerImage.parser());
+        out.printf("Container %s: %s%n", c.getName(), String.join(" ", c.getCommandList()));
+        out.printf("  namespaces %s%s%n", dev.cryo.ns.Namespaces.describe(c.getNamespaces()),
+                c.hasUts() ? ", host name " + c.getUts().getHostname() + ", domain " + c.getUts().getDomainname() : "");
+        if (c.hasIpc()) {
+            out.printf("  IPC: %d SysV shm segment(s), %d semaphore set(s), %d message queue(s)%n", c.getIpc().getShmCount(),
+                    c.getIpc().getSemCount(), c.getIpc().getMsgCount());
+        }
+        out.printf("  cgroup limits %s%n", c.getCgroup().getFilesMap().isEmpty() ? "none" : c.getCgroup().getFilesMap());
+        if (!c.getRootfs().isEmpty()) {
+            int entries = c.getUpperSaved() ? image.read(ImageKind.ROOTFS_UPPER, 0,
+                    dev.cryo.image.proto.RootfsLayer.parser()).getEntriesCount() : 0;
+            out.printf("  root: overlay of %s, %d changed entries saved%n", c.getRootfs(), entries);
+        }
+        out.println();
     }
 
     private static Map<String, Message> load(ImageReader image, int pid, boolean preDump) {

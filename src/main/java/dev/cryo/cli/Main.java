@@ -13,7 +13,8 @@ import java.io.UncheckedIOException;
  */
 @Command(name = "cryo", mixinStandardHelpOptions = true, version = "cryo " + dev.cryo.Version.VERSION,
         description = {"Checkpoint a running Linux process to an image, and restore it later from exactly that point.", ""},
-        subcommands = {CheckCommand.class, PreDumpCommand.class, CheckpointCommand.class, RestoreCommand.class, InspectCommand.class},
+        subcommands = {CheckCommand.class, PreDumpCommand.class, CheckpointCommand.class, RestoreCommand.class, InspectCommand.class,
+                RunCommand.class, PsCommand.class, KillCommand.class},
         footer = {"", "criu spellings work too: cryo dump -t PID -D DIR, cryo restore -D DIR -d, cryo check --feature F."})
 public final class Main implements Runnable {
     public static final int EXIT_FAILURE = 1;

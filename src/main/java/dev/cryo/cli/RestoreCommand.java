@@ -1,5 +1,6 @@
 package dev.cryo.cli;
 
+import dev.cryo.container.ContainerRestore;
 import dev.cryo.core.Restore;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -39,9 +40,19 @@ final class RestoreCommand implements Callable<Integer> {
     @Option(names = {"-j", "--shell-job"}, description = "Put a process that used its terminal onto the terminal restore runs in, in its session and foreground group.")
     boolean shellJob;
 
+    @Option(names = "--name", paramLabel = "NAME", description = "For a container's image: the restored container's name"
+            + " (default: the saved one). Another name clones the container, also while the original runs.")
+    String name;
+
     @Override
     public Integer call() throws IOException {
         Logs.configure(common.logFile(dir), common.verbosity, spec.commandLine().getErr());
+        if (ContainerRestore.isContainerImage(dir)) {
+            return restoreContainer();
+        }
+        if (name != null) {
+            throw new dev.cryo.CryoException("--name is for container images; " + dir + " holds a process tree's");
+        }
         Restore.Restored r = Restore.run(new Restore.Options(dir, shellJob));
         if (pidfile != null) {
             Files.writeString(pidfile, r.pid() + "\n");
@@ -54,5 +65,21 @@ final class RestoreCommand implements Callable<Integer> {
         spec.commandLine().getErr().printf("Restored process %d (%d ms); waiting for it to exit%n", r.pid(), r.nanos() / 1_000_000);
         spec.commandLine().getErr().flush();
         return r.waitForExit();
+    }
+
+    private int restoreContainer() throws IOException {
+        ContainerRestore.Restored c = ContainerRestore.run(dir, name);
+        if (pidfile != null) {
+            Files.writeString(pidfile, c.tree().pid() + "\n");
+        }
+        if (detach) {
+            spec.commandLine().getOut().println(c.tree().pid());
+            spec.commandLine().getOut().flush();
+            return 0;
+        }
+        spec.commandLine().getErr().printf("Restored container %s (pid %d, %d processes, %d ms); waiting for it to exit%n",
+                c.name(), c.tree().pid(), c.tree().processes(), c.tree().nanos() / 1_000_000);
+        spec.commandLine().getErr().flush();
+        return c.waitForExit();
     }
 }

@@ -40,14 +40,47 @@ public final class Checkpoint {
      * @param parent   a pre-dump this checkpoint builds on (null: none): only pages written since it are copied
      */
     public record Options(int pid, Path dir, boolean leaveRunning, boolean shellJob, boolean ipcHost, boolean tcpEstablished,
-                          boolean extUnixSk, Progress progress, Path parent) {
+                          boolean extUnixSk, Progress progress, Path parent, Container container) {
         public Options(int pid, Path dir, boolean leaveRunning) {
-            this(pid, dir, leaveRunning, false, false, false, false, Progress.NONE, null);
+            this(pid, dir, leaveRunning, false, false, false, false, Progress.NONE, null, null);
+        }
+
+        public Options(int pid, Path dir, boolean leaveRunning, boolean shellJob, boolean ipcHost, boolean tcpEstablished,
+                       boolean extUnixSk, Progress progress, Path parent) {
+            this(pid, dir, leaveRunning, shellJob, ipcHost, tcpEstablished, extUnixSk, progress, parent, null);
+        }
+    }
+
+    /** What a container adds to the checkpoint of its tree (whose root is {@link Options#pid()}). */
+    public interface Container {
+        /** Stops the whole tree at once (its cgroup's freezer) before it is seized, so nothing forks meanwhile. */
+        void freeze();
+
+        /** Lets the cgroup run again once the tree is held by ptrace, or the seizing failed. */
+        void thaw();
+
+        /** The processes (pids as Cryo sees them) of the seized tree: whatever else the container holds would be lost. */
+        default void treeSeized(java.util.List<Integer> pids) {
+        }
+
+        /** Saves the state of the tree's namespaces into the image, from inside its root (whose session is open). */
+        void dumpNamespaces(DumpContext root);
+
+        /** Options for the parts (keys of {@link DumpContext#shared()}), e.g. {@link #SYSV_SHM_IN_IMAGE}. */
+        default java.util.Map<String, Object> options() {
+            return java.util.Map.of();
         }
     }
 
     /** Key in the tree-wide map of the dump context: set when --ipc-host was given. */
     public static final String IPC_HOST = "option:ipc-host";
+
+    /**
+     * Key in the tree-wide map of the dump context and in the restore options: the SysV shm
+     * segments the tree attaches are saved with its IPC namespace (a container's) and recreated
+     * with their ids before the tree, so attachments are kept by id like --ipc-host's.
+     */
+    public static final String SYSV_SHM_IN_IMAGE = "option:sysv-shm-in-image";
 
     /** Key in the tree-wide map of the dump context: set when --tcp-established was given. */
     public static final String TCP_ESTABLISHED = "option:tcp-established";
@@ -87,7 +120,7 @@ public final class Checkpoint {
             incremental.copyBeforeFreeze(image, o.ipcHost());
         }
         try {
-            tree = FrozenTree.freeze(o.pid(), FrozenTree.options());
+            tree = freeze(o);
         } catch (RuntimeException e) {
             abortQuietly(image, e);
             closeQuietly(incremental, e);
@@ -100,6 +133,9 @@ public final class Checkpoint {
         shared.put(ROOT_PID, o.pid());
         try {
             tree.checkNothingSharedBetweenProcesses();
+            if (o.container() != null) {
+                o.container().treeSeized(tree.procs().stream().map(FrozenTree.Proc::pid).toList());
+            }
             Inventory.Builder inventory = Inventory.newBuilder().setRootPid(o.pid())
                     .setToolVersion(dev.cryo.Version.VERSION).setKernelRelease(kernelRelease())
                     .setHostname(hostname()).setPageSize(4096);
@@ -117,6 +153,11 @@ public final class Checkpoint {
             if (o.ipcHost()) {
                 shared.put(IPC_HOST, Boolean.TRUE);
             }
+            if (o.container() != null) {
+                shared.putAll(o.container().options());
+            }
+            String rootPidNs = PidNamespaceView.of(o.pid());
+            boolean ownPidNs = !rootPidNs.equals(PidNamespaceView.of(dev.cryo.sys.Sys.getpid()));
             if (incremental != null) {
                 shared.put(Incremental.KEY, incremental);
                 setParent(inventory, o.dir(), incremental);
@@ -126,9 +167,13 @@ public final class Checkpoint {
                     dump(o, p, List.copyOf(earlier), image, inventory, stats, shared);
                     earlier.add(p.pid());
                 }
-                pstree.addProcesses(PstreeEntry.newBuilder().setPid(p.pid()).setPpid(p.ppid()).setPgid(p.pgid())
+                PstreeEntry.Builder entry = PstreeEntry.newBuilder().setPid(p.pid()).setPpid(p.ppid()).setPgid(p.pgid())
                         .setSid(p.sid()).addAllThreads(p.threads().stream().map(Tracee::pid).toList())
-                        .setZombie(p.zombie()).setExitStatus(p.exitStatus()));
+                        .setZombie(p.zombie()).setExitStatus(p.exitStatus());
+                if (ownPidNs) {
+                    PidNamespaceView.describe(p, rootPidNs, entry);
+                }
+                pstree.addProcesses(entry);
             }
             Targets.checkTreeIds(pstree.build());
             for (TaskPart part : TaskParts.ALL) {
@@ -198,6 +243,19 @@ public final class Checkpoint {
         }
     }
 
+    /** Seizes the tree; a container's is frozen by its cgroup meanwhile. */
+    private static FrozenTree freeze(Options o) {
+        if (o.container() == null) {
+            return FrozenTree.freeze(o.pid(), FrozenTree.options());
+        }
+        o.container().freeze();
+        try {
+            return FrozenTree.freeze(o.pid(), FrozenTree.options());
+        } finally {
+            o.container().thaw();
+        }
+    }
+
     /** Opens a syscall session in every thread of one process, lets every part save its state, and closes them all again. */
     private static void dump(Options o, FrozenTree.Proc proc, List<Integer> earlier, ImageWriter image,
                              Inventory.Builder inventory, DumpContext.Stats stats, java.util.Map<String, Object> shared) {
@@ -225,6 +283,9 @@ public final class Checkpoint {
                     part.dump(ctx);
                     LOG.fine(() -> "process " + proc.pid() + ": " + part.name() + " saved in "
                             + (System.nanoTime() - t) / 1000 + " us");
+                }
+                if (o.container() != null && earlier.isEmpty()) {
+                    o.container().dumpNamespaces(ctx);
                 }
             } finally {
                 leader.munmap(scratch.value(), SCRATCH_SIZE);

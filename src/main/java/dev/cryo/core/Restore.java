@@ -38,12 +38,49 @@ public final class Restore {
     private static final long CLOSE_RANGE_ALL = 0xffffffffL;
     private static final int SIGCHLD = 17, RLIMIT_CORE = 4, RT_SIGTIMEDWAIT = 128;
 
-    /** @param shellJob the tree goes onto the terminal restore runs in, in restore's session and foreground group */
-    public record Options(Path dir, boolean shellJob) {
+    /**
+     * @param shellJob  the tree goes onto the terminal restore runs in, in restore's session and foreground group
+     * @param container the tree is restored as a container, in new namespaces; null for a plain restore
+     */
+    public record Options(Path dir, boolean shellJob, Container container) {
         public Options(Path dir) {
-            this(dir, false);
+            this(dir, false, null);
+        }
+
+        public Options(Path dir, boolean shellJob) {
+            this(dir, shellJob, null);
         }
     }
+
+    /**
+     * A tree restored as a container: the restore stub unshares new namespaces, so the root is
+     * their first process (pid 1 of a new pid namespace, every process with the pid it had in
+     * its own), and the container sets itself up inside the root before any state is restored.
+     */
+    public interface Container {
+        /** CLONE_NEW* flags of the namespaces to create. */
+        long namespaces();
+
+        /** The namespaces exist, held by process {@code holder} (the stub), before any task is in them: user ns id maps. */
+        void namespacesCreated(int holder);
+
+        /**
+         * Options for the parts' checks of the image ({@link TaskPart#verify}): where Cryo finds
+         * a file the tree names by path ({@link HostPaths#KEY}), {@link Checkpoint#SYSV_SHM_IN_IMAGE}.
+         */
+        default Map<String, Object> options() {
+            return Map.of();
+        }
+
+        /** Runs in the root once the whole tree is rebuilt, just before it is woken: what needs every process in place. */
+        default void beforeWakeUp(RemoteSyscalls root) {
+        }
+
+        /** Runs in the new root, in its namespaces, before anything of the image is restored: mounts, hostname, cgroup. */
+        void setUpRoot(RemoteSyscalls root);
+    }
+
+    private static final long CLONE_NEWPID = 0x20000000L;
 
     /** A restored, running process tree. Its root is Cryo's child: {@link #waitForExit()} gives its exit code. */
     public record Restored(int pid, int processes, long nanos) {
@@ -67,8 +104,18 @@ public final class Restore {
                     + " restore the image of `cryo checkpoint PID -D DIR --parent " + o.dir() + "` instead");
         }
         PstreeImage tree = image.read(ImageKind.PSTREE, 0, PstreeImage.parser());
-        checkIdsFree(tree);
-        Map<String, Object> options = o.shellJob() ? Map.of(Checkpoint.SHELL_JOB, Boolean.TRUE) : Map.of();
+        boolean newPidNs = o.container() != null && (o.container().namespaces() & CLONE_NEWPID) != 0;
+        Map<Integer, Integer> ids = idsInNamespace(tree, newPidNs);
+        if (!newPidNs) {
+            checkIdsFree(tree); // a new pid namespace has all of them free
+        }
+        Map<String, Object> options = new HashMap<>();
+        if (o.shellJob()) {
+            options.put(Checkpoint.SHELL_JOB, Boolean.TRUE);
+        }
+        if (o.container() != null) {
+            options.putAll(o.container().options());
+        }
         for (PstreeEntry p : tree.getProcessesList()) {
             if (!p.getZombie()) {
                 for (TaskPart part : TaskParts.ALL) {
@@ -76,22 +123,87 @@ public final class Restore {
                 }
             }
         }
-        int root = tree.getProcesses(0).getPid();
+        int imageRoot = tree.getProcesses(0).getPid();
         List<Tracee> created = new ArrayList<>();
         try (RestoreStub stub = RestoreStub.spawn()) {
-            created.add(stub.cloneWithPid(root));
+            if (o.container() != null) {
+                stub.unshare(o.container().namespaces());
+                o.container().namespacesCreated(stub.pid());
+            }
+            created.add(stub.cloneWithPid(ids.get(imageRoot)));
             stub.close();
-            build(created, image, tree, o.shellJob());
+            int imageDirFd = -1;
+            if (o.container() != null) {
+                imageDirFd = setUpContainer(created.getFirst(), o.container(), o.dir());
+            }
+            build(created, image, tree, o.shellJob(), ids, imageDirFd, o.container());
         } catch (RuntimeException e) {
             kill(created, e);
-            Sys.raw(Nr.WAIT4, root, 0, 1 /* WNOHANG */, 0);
-            LOG.severe("Error: restore of " + root + " failed, nothing was left running: " + e.getMessage());
+            if (!created.isEmpty()) {
+                Sys.raw(Nr.WAIT4, created.getFirst().pid(), 0, 1 /* WNOHANG */, 0);
+            }
+            LOG.severe("Error: restore of " + imageRoot + " failed, nothing was left running: " + e.getMessage());
             throw e;
         }
+        int root = created.getFirst().pid();
         long nanos = System.nanoTime() - t0;
-        LOG.info(() -> "process tree of " + root + " (" + tree.getProcessesCount() + " processes) restored and running ("
-                + nanos / 1_000_000 + " ms)");
+        LOG.info(() -> "process tree of " + imageRoot + " (" + tree.getProcessesCount() + " processes) restored and running"
+                + (root != imageRoot ? " as " + root : "") + " (" + nanos / 1_000_000 + " ms)");
         return new Restored(root, tree.getProcessesCount(), nanos);
+    }
+
+    /**
+     * Image id to the id each process and thread gets: its own pid namespace's view when the tree
+     * is restored into a new one (and the image has it), else the very same.
+     */
+    private static Map<Integer, Integer> idsInNamespace(PstreeImage tree, boolean newPidNs) {
+        Map<Integer, Integer> ids = new HashMap<>();
+        for (PstreeEntry p : tree.getProcessesList()) {
+            boolean ns = newPidNs && p.getInOwnPidNs();
+            ids.put(p.getPid(), ns ? p.getNsPid() : p.getPid());
+            for (int i = 0; i < p.getThreadsCount(); i++) {
+                ids.put(p.getThreads(i), ns ? p.getNsThreads(i) : p.getThreads(i));
+            }
+        }
+        if (newPidNs && ids.get(tree.getProcesses(0).getPid()) != 1) {
+            throw new CryoException("the image's root process was not pid 1 of its own pid namespace (it was "
+                    + ids.get(tree.getProcesses(0).getPid()) + "); only a container's whole tree can be restored as one");
+        }
+        return ids;
+    }
+
+    /**
+     * The container's own set-up in its root, through a session with a page of scratch memory of
+     * its own. The root first opens the image directory (O_PATH): once it has a root of its own
+     * the image is out of its sight, but the processes still read their pages from it, through
+     * this fd (inherited by fork, closed once every process's memory is back). Returns the fd.
+     */
+    private static int setUpContainer(Tracee root, Container container, Path imageDir) {
+        try (RemoteSyscalls sys = new RemoteSyscalls(root, RestoreStub.SYSCALL_INSN)) {
+            RemoteScratch scratch = new RemoteScratch(root, sys.mmap(0, SETUP_SCRATCH, RemoteSyscalls.PROT_READ
+                    | RemoteSyscalls.PROT_WRITE, RemoteSyscalls.MAP_PRIVATE | RemoteSyscalls.MAP_ANONYMOUS, -1, 0), SETUP_SCRATCH);
+            sys.attachScratch(scratch);
+            int fd = sys.open(imageDir.toAbsolutePath().toString(), O_PATH | O_DIRECTORY, 0);
+            container.setUpRoot(sys);
+            sys.munmap(scratch.base().value(), SETUP_SCRATCH);
+            return fd;
+        }
+    }
+
+    private static final int O_DIRECTORY = 0x10000, O_PATH = 0x200000;
+    /** Room for a container's set-up: paths, mount options, a SysV message being put back. */
+    private static final int SETUP_SCRATCH = 64 * 1024;
+
+    /** close_range of every fd but {@code keep} (none when negative). */
+    private static void closeAllBut(RemoteSyscalls sys, int keep) {
+        if (keep < 0) {
+            sys.call("close_range", Nr.CLOSE_RANGE, 0, CLOSE_RANGE_ALL, 0);
+            return;
+        }
+        if (keep > 0) {
+            sys.call("close_range", Nr.CLOSE_RANGE, 0, keep - 1, 0);
+        }
+        sys.call("close_range", Nr.CLOSE_RANGE, keep + 1, CLOSE_RANGE_ALL, 0);
     }
 
     private static void checkIdsFree(PstreeImage tree) {
@@ -106,13 +218,14 @@ public final class Restore {
         }
     }
 
-    private static void build(List<Tracee> created, ImageReader image, PstreeImage tree, boolean shellJob) {
+    private static void build(List<Tracee> created, ImageReader image, PstreeImage tree, boolean shellJob,
+                              Map<Integer, Integer> ids, int imageDirFd, Container container) {
         Map<Integer, Building> procs = new LinkedHashMap<>();
         PstreeEntry rootEntry = tree.getProcesses(0);
         Tracee rootTask = created.getFirst();
         RemoteSyscalls rootSys = new RemoteSyscalls(rootTask, RestoreStub.SYSCALL_INSN);
         // whatever the stub inherited from Cryo is not the restored processes'
-        rootSys.call("close_range", Nr.CLOSE_RANGE, 0, CLOSE_RANGE_ALL, 0);
+        closeAllBut(rootSys, imageDirFd);
         List<long[]> saved = new ArrayList<>();
         for (PstreeEntry p : tree.getProcessesList()) {
             if (!p.getZombie()) {
@@ -125,7 +238,7 @@ public final class Restore {
         procs.put(rootEntry.getPid(), new Building(rootEntry, new ArrayList<>(List.of(
                 new ThreadHandle(rootEntry.getPid(), rootTask, rootSys)))));
         if (!shellJob) {
-            setIds(rootSys, rootEntry, null); // a shell job stays in restore's session and foreground group
+            setIds(rootSys, rootEntry, null, ids); // a shell job stays in restore's session and foreground group
         }
 
         // Parents first: a process gets what a fork passes on (memory) before its children are
@@ -140,15 +253,22 @@ public final class Restore {
             if (entry.getZombie()) {
                 continue;
             }
-            createThreads(b, trampoline, created);
-            RestoreContext ctx = new RestoreContext(entry.getPid(), b.threads(), image, shared, cryoArea);
+            createThreads(b, trampoline, created, ids);
+            RestoreContext ctx = new RestoreContext(entry.getPid(), b.threads(), image, shared, cryoArea,
+                    id -> ids.getOrDefault(id, id), // a process outside the tree keeps its id
+                    imageDirFd, id -> procs.get(id).threads().getFirst().task().pid());
             restoreParts(ctx, true);
             for (PstreeEntry child : tree.getProcessesList()) {
                 if (child.getPpid() == entry.getPid() && child != rootEntry) {
-                    procs.put(child.getPid(), fork(b, child, trampoline, created));
+                    procs.put(child.getPid(), fork(b, child, trampoline, created, ids, imageDirFd));
                 }
             }
             contexts.add(ctx);
+        }
+        if (imageDirFd >= 0) {
+            for (RestoreContext ctx : contexts) {
+                ctx.syscalls().closeFd(imageDirFd); // every process's pages are in
+            }
         }
         for (RestoreContext ctx : contexts) {
             restoreParts(ctx, false);
@@ -157,6 +277,9 @@ public final class Restore {
             for (TaskPart part : TaskParts.ALL) {
                 part.afterTreeRestore(ctx);
             }
+        }
+        if (container != null) {
+            container.beforeWakeUp(contexts.getFirst().syscalls());
         }
         for (RestoreContext ctx : contexts) {
             prepareWakeUp(ctx, trampoline);
@@ -186,43 +309,47 @@ public final class Restore {
     }
 
     /** Forks {@code entry} from its (restored) parent with its PID; a zombie is made to exit with its status. */
-    private static Building fork(Building parent, PstreeEntry entry, Trampoline trampoline, List<Tracee> created) {
+    private static Building fork(Building parent, PstreeEntry entry, Trampoline trampoline, List<Tracee> created,
+                                 Map<Integer, Integer> ids, int imageDirFd) {
         if (parent == null || parent.entry().getZombie()) {
             throw new CryoException("process " + entry.getPid() + " has no restorable parent " + entry.getPpid() + " in the image");
         }
-        Tracee child = Clone3.withId(parent.leader(), 0, SIGCHLD, entry.getPid());
+        Tracee child = Clone3.withId(parent.leader(), 0, SIGCHLD, ids.get(entry.getPid()));
         created.add(child);
         RemoteSyscalls sys = new RemoteSyscalls(child, trampoline.base());
         // the child has its own copy of the trampoline, scratch area included, at the same address
         sys.attachScratch(new RemoteScratch(child, parent.leader().scratch().base(), parent.leader().scratch().size()));
         // and a copy of its parent's fd table, which holds only what restore keeps hidden there
-        sys.call("close_range", Nr.CLOSE_RANGE, 0, CLOSE_RANGE_ALL, 0);
-        setIds(sys, entry, parent.entry());
+        // (and the image directory a container's processes read their pages through)
+        closeAllBut(sys, imageDirFd);
+        setIds(sys, entry, parent.entry(), ids);
         if (entry.getZombie()) {
-            becomeZombie(parent, entry, sys, child);
+            becomeZombie(parent, entry, sys, child, ids.get(entry.getPid()));
             return new Building(entry, List.of());
         }
         return new Building(entry, new ArrayList<>(List.of(new ThreadHandle(entry.getPid(), child, sys))));
     }
 
     /** Session and group as saved: a new session, a group of its own, or the group of another process of the tree. */
-    private static void setIds(RemoteSyscalls sys, PstreeEntry p, PstreeEntry parent) {
+    private static void setIds(RemoteSyscalls sys, PstreeEntry p, PstreeEntry parent, Map<Integer, Integer> ids) {
         if (p.getSid() == p.getPid()) {
             sys.call("setsid", Nr.SETSID);
         }
         if (p.getPgid() == p.getPid() && p.getSid() != p.getPid()) {
             sys.call("setpgid", Nr.SETPGID, 0, 0);
         } else if (parent != null && p.getPgid() != p.getPid() && p.getPgid() != parent.getPgid()) {
-            sys.call("setpgid(" + p.getPgid() + ")", Nr.SETPGID, 0, p.getPgid());
+            int pgid = ids.getOrDefault(p.getPgid(), p.getPgid());
+            sys.call("setpgid(" + pgid + ")", Nr.SETPGID, 0, pgid);
         }
     }
 
     /**
      * A zombie is a child that exited and was not waited for: it exits here with its saved status
      * (by signal if it was killed), and its parent's SIGCHLD for it is taken back, as it was
-     * delivered before the checkpoint.
+     * delivered before the checkpoint. {@code ownId} is its pid as its own namespace sees it,
+     * for the kill it sends itself.
      */
-    private static void becomeZombie(Building parent, PstreeEntry entry, RemoteSyscalls sys, Tracee child) {
+    private static void becomeZombie(Building parent, PstreeEntry entry, RemoteSyscalls sys, Tracee child, int ownId) {
         WaitStatus status = new WaitStatus(entry.getExitStatus());
         try {
             if (status.signaled()) {
@@ -231,7 +358,7 @@ public final class Restore {
                 sys.call("prlimit64(RLIMIT_CORE)", Nr.PRLIMIT64, 0, RLIMIT_CORE, sys.scratch().put(new byte[16]).value(), 0);
                 sys.call("rt_sigaction(" + sig + ", SIG_DFL)", Nr.RT_SIGACTION, sig, sys.scratch().put(new byte[32]).value(), 0, 8);
                 sys.scratch().reset();
-                sys.call("kill", Nr.KILL, entry.getPid(), sig);
+                sys.call("kill", Nr.KILL, ownId, sig);
                 sys.finish(sys.savedRegs(), 0);
             } else {
                 sys.raw(Nr.EXIT_GROUP, status.exitCode());
@@ -253,10 +380,10 @@ public final class Restore {
         parent.scratch().reset();
     }
 
-    private static void createThreads(Building b, Trampoline trampoline, List<Tracee> created) {
+    private static void createThreads(Building b, Trampoline trampoline, List<Tracee> created, Map<Integer, Integer> ids) {
         RemoteSyscalls sys = b.leader();
         for (int tid : b.entry().getThreadsList().subList(1, b.entry().getThreadsCount())) {
-            Tracee thread = Clone3.withId(sys, Clone3.THREAD_FLAGS, tid);
+            Tracee thread = Clone3.withId(sys, Clone3.THREAD_FLAGS, ids.get(tid));
             created.add(thread);
             RemoteSyscalls ts = new RemoteSyscalls(thread, trampoline.base());
             ts.attachScratch(sys.scratch());

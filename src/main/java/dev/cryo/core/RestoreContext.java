@@ -22,6 +22,9 @@ public final class RestoreContext {
     private final Map<Integer, WakeUp> wakeUps = new HashMap<>();
     private final Map<String, Object> shared;
     private final long[] cryoArea;
+    private final java.util.function.IntUnaryOperator inNamespace;
+    private final int imageDirFd;
+    private final java.util.function.IntUnaryOperator hostPid;
 
     /** Registers, xsave area and signal mask a thread resumes with. */
     public static final class WakeUp {
@@ -35,8 +38,12 @@ public final class RestoreContext {
     }
 
     public RestoreContext(int pid, List<ThreadHandle> threads, ImageReader image, Map<String, Object> shared,
-                          long[] cryoArea) {
+                          long[] cryoArea, java.util.function.IntUnaryOperator inNamespace, int imageDirFd,
+                          java.util.function.IntUnaryOperator hostPid) {
+        this.hostPid = hostPid;
         this.pid = pid;
+        this.imageDirFd = imageDirFd;
+        this.inNamespace = inNamespace;
         this.cryoArea = cryoArea;
         this.threads = threads;
         this.image = image;
@@ -51,11 +58,42 @@ public final class RestoreContext {
         return shared;
     }
 
+    /** The process's id as the image names it: its key in the image, not necessarily its pid now. */
     public int pid() { return pid; }
+
+    /**
+     * The pid (or tid) the process with image id {@code imageId} has inside the restored tree's
+     * own pid namespace: what injected calls that name a process (pidfd_open, rt_sigqueueinfo,
+     * /proc/PID in the task's view) must use. The same id unless the tree is a container's.
+     * Cryo's own view of the task is {@link #task()}{@code .pid()}.
+     */
+    public int inNamespace(int imageId) { return inNamespace.applyAsInt(imageId); }
 
     /** {start, end} of Cryo's own area in the task (the trampoline), which must stay mapped. */
     public long[] cryoArea() { return cryoArea.clone(); }
     public List<ThreadHandle> threads() { return threads; }
+
+    /**
+     * The path under which the task itself opens a file of the image: the image directory's own
+     * path, or, for a container whose root hides it, through the fd its processes hold on the
+     * directory until their memory is restored (the parts restored before fork may use it).
+     */
+    public String imagePathInTask(String file) {
+        if (imageDirFd < 0) {
+            return file;
+        }
+        java.nio.file.Path f = java.nio.file.Path.of(file);
+        if (!f.getParent().equals(image.path(dev.cryo.image.ImageKind.INVENTORY, 0).toAbsolutePath().getParent())) {
+            throw new dev.cryo.CryoException("a container's processes read their pages from its image directory only; "
+                    + file + " (of a parent image) is out of their sight");
+        }
+        return "/proc/self/fd/" + imageDirFd + "/" + f.getFileName();
+    }
+
+    /** Cryo's pid of the restored process with image id {@code imageId} (for host-side calls such as pidfd_getfd). */
+    public int hostPid(int imageId) {
+        return hostPid.applyAsInt(imageId);
+    }
     public ImageReader image() { return image; }
 
     /** The thread group leader. */

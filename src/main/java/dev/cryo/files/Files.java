@@ -180,7 +180,8 @@ public final class Files implements TaskPart {
             }
             if (e.getSharedPid() != 0) {
                 // the very open file of the other (already restored) process, fetched by this one
-                int pidfd = (int) sys.call("pidfd_open(" + e.getSharedPid() + ")", Nr.PIDFD_OPEN, e.getSharedPid(), 0);
+                int other = ctx.inNamespace(e.getSharedPid());
+                int pidfd = (int) sys.call("pidfd_open(" + other + ")", Nr.PIDFD_OPEN, other, 0);
                 int fd = (int) sys.call("pidfd_getfd", Nr.PIDFD_GETFD, pidfd, e.getSharedFd(), 0);
                 sys.closeFd(pidfd);
                 if (fd == e.getFd() && !e.getCloexec()) {
@@ -190,7 +191,7 @@ public final class Files implements TaskPart {
                 continue;
             }
             int fd = FdHandlers.of(e).open(e, ctx);
-            SignalOwner.restore(e, fd, sys);
+            SignalOwner.restore(e, fd, sys, ctx::inNamespace);
             if (fd == e.getFd()) {
                 sys.call("fcntl(F_SETFD)", Nr.FCNTL, fd, F_SETFD, e.getCloexec() ? 1 : 0);
             }

@@ -51,7 +51,8 @@ public final class HiddenFds {
         if (place.pid() == ctx.pid()) {
             return (int) sys.call("fcntl(F_DUPFD_CLOEXEC)", Nr.FCNTL, place.fd(), F_DUPFD_CLOEXEC, 0);
         }
-        int pidfd = (int) sys.call("pidfd_open(" + place.pid() + ")", Nr.PIDFD_OPEN, place.pid(), 0);
+        int other = ctx.inNamespace(place.pid());
+        int pidfd = (int) sys.call("pidfd_open(" + other + ")", Nr.PIDFD_OPEN, other, 0);
         try {
             return (int) sys.call("pidfd_getfd", Nr.PIDFD_GETFD, pidfd, place.fd(), 0);
         } finally {

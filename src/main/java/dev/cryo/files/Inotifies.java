@@ -113,7 +113,7 @@ final class Inotifies implements FdHandler {
     @Override
     public void verify(FdEntry e, int pid, java.util.Map<String, Object> options) {
         for (InotifyWatch w : e.getInotify().getWatchesList()) {
-            if (!Files.exists(Path.of(w.getPath()))) {
+            if (!Files.exists(dev.cryo.core.HostPaths.of(options, w.getPath()))) {
                 throw new ImageException("inotify fd " + e.getFd() + " of process " + pid + " watched " + w.getPath()
                         + ", which no longer exists");
             }

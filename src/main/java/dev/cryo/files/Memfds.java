@@ -57,7 +57,7 @@ final class Memfds implements FdHandler {
             fd = (int) sys.call("memfd_create", Nr.MEMFD_CREATE, sys.scratch().putString(c.getName()).value(),
                     allowSealing ? MFD_ALLOW_SEALING : 0);
             sys.scratch().reset();
-            FileContentsIo.write(ctx.pid(), fd, c.getData());
+            FileContentsIo.write(ctx.task().pid(), fd, c.getData());
             HiddenFds.register(ctx, "memfd:" + e.getInode(), new HiddenFds.Place(ctx.pid(), e.getFd()));
         }
         if (allowSealing && c.getSeals() != 0) {

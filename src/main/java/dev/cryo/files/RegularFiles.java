@@ -40,7 +40,7 @@ final class RegularFiles implements FdHandler {
 
     @Override
     public void verify(FdEntry e, int pid, java.util.Map<String, Object> options) {
-        if (!java.nio.file.Files.exists(Path.of(e.getPath()))) {
+        if (!java.nio.file.Files.exists(dev.cryo.core.HostPaths.of(options, e.getPath()))) {
             throw new ImageException("fd " + e.getFd() + " of process " + pid + " was " + e.getPath() + ", which no longer exists");
         }
     }

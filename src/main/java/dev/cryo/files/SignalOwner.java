@@ -37,9 +37,11 @@ final class SignalOwner {
         }
     }
 
-    static void restore(FdEntry e, int fd, RemoteSyscalls sys) {
+    /** @param inNamespace the owner (a tid, pid or group saved as Cryo saw it) as the restored task's pid namespace names it */
+    static void restore(FdEntry e, int fd, RemoteSyscalls sys, java.util.function.IntUnaryOperator inNamespace) {
         if (e.getOwnerPid() != 0) {
-            byte[] owner = Structs.le(new byte[8]).putInt(e.getOwnerType()).putInt(e.getOwnerPid()).array();
+            int ownerId = inNamespace.applyAsInt(e.getOwnerPid());
+            byte[] owner = Structs.le(new byte[8]).putInt(e.getOwnerType()).putInt(ownerId).array();
             sys.call("fcntl(F_SETOWN_EX)", Nr.FCNTL, fd, F_SETOWN_EX, sys.scratch().put(owner).value());
             sys.scratch().reset();
         }

@@ -18,7 +18,9 @@ public enum ImageKind {
     UNIX("unix.img", 11, false),
     TRACKER("tracker.img", 12, false),
     EARLY_PAGES("pages-early-%d.img", 13, true),
-    PTYS("ptys.img", 14, false);
+    CONTAINER("container.img", 14, false),
+    ROOTFS_UPPER("rootfs-upper.img", 15, false),
+    PTYS("ptys.img", 16, false);
 
     private final String pattern;
     private final int code;

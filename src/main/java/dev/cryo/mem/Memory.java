@@ -102,7 +102,8 @@ public final class Memory implements TaskPart {
         List<VmaEntry> vmas = new ArrayList<>();
         for (Vma vma : dirty != null ? dirty.currentMaps(ctx.cryoArea()) : ProcMaps.read(pid)) {
             if (vma.start() != ctx.cryoArea()) {
-                VmaEntry e = Vmas.entry(pid, vma, ctx.shared().containsKey(dev.cryo.core.Checkpoint.IPC_HOST));
+                VmaEntry e = Vmas.entry(pid, vma, ctx.shared().containsKey(dev.cryo.core.Checkpoint.IPC_HOST)
+                        || ctx.shared().containsKey(dev.cryo.core.Checkpoint.SYSV_SHM_IN_IMAGE));
                 vmas.add(Vmas.inheritable(e) && parentVmas.stream().anyMatch(p -> Vmas.sameArea(p, vma))
                         ? e.toBuilder().setInherited(true).build() : e);
             }
@@ -278,15 +279,16 @@ public final class Memory implements TaskPart {
         MmImage mm = image.read(ImageKind.MM, pid, MmImage.parser());
         for (VmaEntry vma : mm.getVmasList()) {
             if (Vmas.fileBacked(vma) && !recreatable(vma)) {
-                checkUnchanged(vma);
+                checkUnchanged(vma, dev.cryo.core.HostPaths.of(options, vma.getPath()));
             }
-            if (vma.getKind() == VmaKind.SYSV_SHM && !SysvShm.exists(vma.getFileInode())) {
+            if (vma.getKind() == VmaKind.SYSV_SHM && !options.containsKey(dev.cryo.core.Checkpoint.SYSV_SHM_IN_IMAGE)
+                    && !SysvShm.exists(vma.getFileInode())) {
                 throw new ImageException("process " + pid + " had the host's SysV shm segment " + vma.getFileInode()
                         + " attached at " + Vmas.describe(vma) + "; it no longer exists");
             }
         }
         PageSources.of(image, pid); // every page in-parent must be found up the chain of parent images
-        if (!Files.isRegularFile(Path.of(mm.getExe()))) {
+        if (!Files.isRegularFile(dev.cryo.core.HostPaths.of(options, mm.getExe()))) {
             throw new ImageException("the program " + mm.getExe() + " of process " + pid + " no longer exists");
         }
     }
@@ -312,8 +314,7 @@ public final class Memory implements TaskPart {
         }
     }
 
-    private static void checkUnchanged(VmaEntry vma) {
-        Path file = Path.of(vma.getPath());
+    private static void checkUnchanged(VmaEntry vma, Path file) {
         BasicFileAttributes a;
         try {
             a = Files.readAttributes(file, BasicFileAttributes.class);
@@ -455,7 +456,7 @@ public final class Memory implements TaskPart {
         Map<String, Integer> open = new HashMap<>();
         try {
             for (PageSources.Piece piece : PageSources.of(ctx.image(), ctx.pid())) {
-                int fd = open.computeIfAbsent(piece.file(), f -> sys.open(f, O_RDONLY | O_CLOEXEC, 0));
+                int fd = open.computeIfAbsent(piece.file(), f -> sys.open(ctx.imagePathInTask(f), O_RDONLY | O_CLOEXEC, 0));
                 long done = 0;
                 while (done < piece.length()) {
                     long n = sys.call("pread64", Nr.PREAD64, fd, piece.vaddr() + done, piece.length() - done,

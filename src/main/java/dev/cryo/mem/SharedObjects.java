@@ -34,7 +34,7 @@ final class SharedObjects {
                 throw new ImageException("shared memory at " + Vmas.describe(vma) + " starts at offset " + vma.getPgoff()
                         + " of its object; only whole objects can be recreated");
             }
-            ctx.shared().put(key, new String[] {Integer.toString(ctx.pid()), Long.toHexString(vma.getStart()) + "-"
+            ctx.shared().put(key, new String[] {Integer.toString(ctx.inNamespace(ctx.pid())), Long.toHexString(vma.getStart()) + "-"
                     + Long.toHexString(vma.getEnd())});
             return;
         }

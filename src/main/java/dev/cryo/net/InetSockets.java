@@ -173,7 +173,7 @@ public final class InetSockets implements FdHandler {
     public int open(FdEntry e, RestoreContext ctx) {
         InetSocket s = e.getInet();
         int fd = (int) ctx.syscalls().call("socket", Nr.SOCKET, s.getFamily(), s.getType() | SOCK_CLOEXEC, s.getProtocol());
-        int copy = Sys.fdOf(ctx.pid(), fd);
+        int copy = Sys.fdOf(ctx.task().pid(), fd);
         try {
             byte[] local = s.getLocal().toByteArray();
             boolean bound = InetAddress.of(local).port() != 0;

@@ -226,7 +226,7 @@ public final class UnixSockets implements FdHandler {
      */
     private static int createAlone(RestoreContext ctx, int finalFd, UnixSocketEnd end) {
         int fd = (int) ctx.syscalls().call("socket(AF_UNIX)", Nr.SOCKET, AF_UNIX, end.getType() | SOCK_CLOEXEC, 0);
-        int copy = Sys.fdOf(ctx.pid(), fd);
+        int copy = Sys.fdOf(ctx.task().pid(), fd);
         try {
             if (!end.getName().isEmpty()) {
                 UnixNames.bind(copy, end.getName(), end.getType(), end);
@@ -289,10 +289,10 @@ public final class UnixSockets implements FdHandler {
         HiddenFds.Place restored = HiddenFds.find(ctx, "unix-listener:" + name);
         int temporary = -1, listener;
         if (restored != null) {
-            listener = Sys.fdOf(restored.pid(), restored.fd());
+            listener = Sys.fdOf(ctx.hostPid(restored.pid()), restored.fd());
         } else {
             temporary = (int) sys.call("socket(AF_UNIX)", Nr.SOCKET, AF_UNIX, end.getType() | SOCK_CLOEXEC, 0);
-            listener = Sys.fdOf(ctx.pid(), temporary);
+            listener = Sys.fdOf(ctx.task().pid(), temporary);
             UnixNames.bind(listener, name, end.getType(), null);
             listenInTask(sys, temporary, 1);
         }
@@ -332,7 +332,7 @@ public final class UnixSockets implements FdHandler {
         List<Connect> all = connects(ctx.shared());
         for (Connect c : all) {
             if (c.pid() == ctx.pid()) {
-                int copy = Sys.fdOf(c.pid(), c.fd());
+                int copy = Sys.fdOf(ctx.hostPid(c.pid()), c.fd());
                 try {
                     Sockets.connect(copy, UnixDiag.sockaddr(c.name()));
                 } catch (dev.cryo.sys.SysException e) {
@@ -351,7 +351,7 @@ public final class UnixSockets implements FdHandler {
         if (queue == null || queue.getMessagesCount() == 0) {
             return;
         }
-        int copy = Sys.fdOf(ctx.pid(), taskFd);
+        int copy = Sys.fdOf(ctx.task().pid(), taskFd);
         try {
             refill(ctx, copy, queue, new byte[0]);
         } finally {
@@ -378,7 +378,7 @@ public final class UnixSockets implements FdHandler {
             try {
                 for (int f = 0; f < inTask.length; f++) {
                     inTask[f] = InFlightFiles.open(files.getFiles(f), ctx);
-                    inCryo[f] = Sys.fdOf(ctx.pid(), inTask[f]);
+                    inCryo[f] = Sys.fdOf(ctx.task().pid(), inTask[f]);
                 }
                 Sockets.sendWithFds(sender, data, inCryo, to);
             } finally {

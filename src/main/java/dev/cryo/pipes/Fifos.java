@@ -63,7 +63,7 @@ public final class Fifos implements FdHandler {
 
     @Override
     public void verify(FdEntry e, int pid, java.util.Map<String, Object> options) {
-        if (!Files.exists(Path.of(e.getPath()))) {
+        if (!Files.exists(dev.cryo.core.HostPaths.of(options, e.getPath()))) {
             throw new ImageException("fd " + e.getFd() + " of process " + pid + " was the FIFO " + e.getPath()
                     + ", which no longer exists");
         }
@@ -77,7 +77,7 @@ public final class Fifos implements FdHandler {
             int holder = sys.open(e.getPath(), FdSource.O_RDWR | FdSource.O_NONBLOCK | FdSource.O_CLOEXEC, 0);
             PipeData data = Pipes.image(ctx).get(e.getPipe().getInode());
             if (data != null && !data.getData().isEmpty()) {
-                Pipes.refill(ctx.pid(), holder, data.getData());
+                Pipes.refill(ctx.task().pid(), holder, data.getData());
             }
             HiddenFds.hide(ctx, key, holder);
         }

@@ -154,7 +154,7 @@ public final class Pipes implements FdHandler {
         if (data != null) {
             sys.call("fcntl(F_SETPIPE_SZ)", Nr.FCNTL, writeFd, F_SETPIPE_SZ, data.getSize());
             if (!data.getData().isEmpty()) {
-                refill(ctx.pid(), writeFd, data.getData());
+                refill(ctx.task().pid(), writeFd, data.getData());
             }
         }
         if (e.getPipe().getReadEnd()) {

@@ -57,9 +57,21 @@ public final class Clone3 {
         if (r < 0) {
             throw new RemoteSysException(sys.task().pid(), "clone3(set_tid=" + id + ")", (int) -r, flags);
         }
-        if (r != id || child[0] != id) {
+        // r and the event name the child as the caller and Cryo see it; set_tid as its own pid
+        // namespace does, which differs inside a container
+        if (child[0] <= 0 || innermostId(child[0]) != id) {
             throw new InjectionException("clone3(set_tid=" + id + ") created " + r + " (event for " + child[0] + ")");
         }
-        return Tracee.adoptNewChild(id);
+        return Tracee.adoptNewChild(child[0]);
+    }
+
+    /** The id of a task (as Cryo sees it) inside its own pid namespace: the last of its NSpid line. */
+    public static int innermostId(int hostId) {
+        String nspid = dev.cryo.proc.ProcFiles.status(hostId).get("NSpid");
+        if (nspid == null) {
+            return hostId;
+        }
+        String[] ids = nspid.strip().split("\\s+");
+        return Integer.parseInt(ids[ids.length - 1]);
     }
 }

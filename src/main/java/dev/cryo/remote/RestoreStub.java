@@ -38,9 +38,14 @@ public final class RestoreStub implements AutoCloseable {
         return TinyElf.of(BASE, new byte[] {(byte) 0xb8, 34, 0, 0, 0, 0x0f, 0x05, (byte) 0xeb, (byte) 0xf7});
     }
 
-    /** Writes the stub into a memfd, spawns it and seizes it. */
+    /** Writes the stub into a memfd, spawns it (stdio on /dev/null) and seizes it. */
     public static RestoreStub spawn() {
-        int pid = TinyElf.spawn(elf(), new String[] {"cryo-restore"}, new int[0]);
+        return spawn(false);
+    }
+
+    /** Spawns the stub with Cryo's own stdio if {@code inheritStdio} (a container run in the foreground), and seizes it. */
+    public static RestoreStub spawn(boolean inheritStdio) {
+        int pid = TinyElf.spawn(elf(), new String[] {"cryo-restore"}, new int[0], inheritStdio);
         try {
             Tracee t = Tracee.seize(pid, Ptrace.O_TRACESYSGOOD | Ptrace.O_TRACECLONE | Ptrace.O_TRACEFORK | Ptrace.O_EXITKILL);
             return new RestoreStub(t);
@@ -65,6 +70,17 @@ public final class RestoreStub implements AutoCloseable {
         }
         LOG.fine(() -> "created task " + pid + " from the restore stub " + stub.pid());
         return child;
+    }
+
+    /**
+     * Injects unshare({@code namespaces}) (CLONE_NEW* flags) into the stub: the child cloned next
+     * is the first task of the new namespaces, pid 1 of a new pid namespace (which only the
+     * stub's children enter; the stub stays where it was).
+     */
+    public void unshare(long namespaces) {
+        try (RemoteSyscalls sys = new RemoteSyscalls(stub, SYSCALL_INSN)) {
+            sys.call("unshare(0x" + Long.toHexString(namespaces) + ")", Nr.UNSHARE, namespaces);
+        }
     }
 
     public int pid() {

@@ -45,13 +45,18 @@ public final class TinyElf {
      * Returns the child's pid.
      */
     public static int spawn(byte[] elf, String[] argv, int[] passFds) {
+        return spawn(elf, argv, passFds, false);
+    }
+
+    /** The same, with Cryo's own stdin, stdout and stderr when {@code inheritStdio}, else /dev/null. */
+    public static int spawn(byte[] elf, String[] argv, int[] passFds, boolean inheritStdio) {
         int memfd = Sys.memfdCreate(argv[0], 1 /* MFD_CLOEXEC */);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment seg = arena.allocate(elf.length);
             seg.copyFrom(MemorySegment.ofArray(elf));
             Sys.write(memfd, seg);
             // through our own /proc entry: the child closes every inherited fd before it execs
-            return Sys.posixSpawn("/proc/" + Sys.getpid() + "/fd/" + memfd, argv, new String[0], passFds);
+            return Sys.posixSpawn("/proc/" + Sys.getpid() + "/fd/" + memfd, argv, new String[0], passFds, inheritStdio);
         } finally {
             Sys.close(memfd);
         }

@@ -111,7 +111,7 @@ public final class Signals implements TaskPart {
         // Every signal is blocked in every thread for the session, so these wait in their queues
         // until the threads run.
         for (PendingSignal p : image.getSharedPendingList()) {
-            queue(sys, ctx.pid(), 0, p);
+            queue(sys, ctx.inNamespace(ctx.pid()), 0, p);
         }
         for (ThreadSignals th : image.getThreadsList()) {
             RemoteSyscalls ts = ctx.thread(th.getTid()).syscalls();
@@ -124,7 +124,7 @@ public final class Signals implements TaskPart {
             }
             for (PendingSignal p : th.getPendingList()) {
                 // a thread-directed signal with a kernel or tkill si_code may only be queued by the thread itself
-                queue(ts, ctx.pid(), th.getTid(), p);
+                queue(ts, ctx.inNamespace(ctx.pid()), ctx.inNamespace(th.getTid()), p);
             }
             ctx.wakeUpSigmask(th.getTid(), th.getBlocked());
         }

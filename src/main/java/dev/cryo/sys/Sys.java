@@ -11,6 +11,7 @@ import java.lang.invoke.VarHandle;
 
 import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
 import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
@@ -111,13 +112,21 @@ public final class Sys {
      * above ({@link #dupAbove}), so that no dup2 overwrites one still to be passed.
      */
     public static int posixSpawn(String path, String[] argv, String[] envp, int[] passFds) {
+        return posixSpawn(path, argv, envp, passFds, false);
+    }
+
+    /**
+     * The same, with Cryo's own stdin, stdout and stderr instead of /dev/null when
+     * {@code inheritStdio} (a container run in the foreground talks to the user).
+     */
+    public static int posixSpawn(String path, String[] argv, String[] envp, int[] passFds, boolean inheritStdio) {
         try (Arena arena = Arena.ofConfined()) {
-            // stdin, stdout and stderr from /dev/null and nothing else: the JVM's own fds are not the child's business
+            // the JVM's own fds are not the child's business
             MemorySegment actions = arena.allocate(FILE_ACTIONS_SIZE, 16);
             MemorySegment devNull = arena.allocateFrom("/dev/null");
             check("posix_spawn_file_actions_init", (int) FA_INIT.invokeExact(actions));
             try {
-                for (int fd = 0; fd < 3; fd++) {
+                for (int fd = 0; fd < 3 && !inheritStdio; fd++) {
                     check("posix_spawn_file_actions_addopen", (int) FA_ADDOPEN.invokeExact(actions, fd, devNull, fd == 0 ? 0 : 1, 0));
                 }
                 for (int i = 0; i < passFds.length; i++) {
@@ -200,6 +209,39 @@ public final class Sys {
     /** Like {@link #ioctl}, but returns {@code -errno} instead of throwing. */
     public static long ioctlRaw(int fd, long request, MemorySegment arg) {
         return raw(Nr.IOCTL, fd, request, arg.address());
+    }
+
+    /** mknod(2) at {@code path} (a whiteout of an overlay upper layer is a character device 0:0). */
+    public static void mknod(String path, int mode, long dev) {
+        try (Arena arena = Arena.ofConfined()) {
+            call("mknod[" + path + "]", Nr.MKNOD, arena.allocateFrom(path).address(), mode, dev);
+        }
+    }
+
+    /** lgetxattr(2): the value of extended attribute {@code name} of {@code path} itself, or null when it has none. */
+    public static byte[] lgetxattr(String path, String name) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buf = arena.allocate(4096);
+            long n = raw(Nr.LGETXATTR, arena.allocateFrom(path).address(), arena.allocateFrom(name).address(),
+                    buf.address(), buf.byteSize());
+            if (n == -Errno.ENODATA) {
+                return null;
+            }
+            if (n < 0) {
+                throw new SysException("lgetxattr[" + path + ", " + name + "]", (int) -n);
+            }
+            return buf.asSlice(0, n).toArray(JAVA_BYTE);
+        }
+    }
+
+    /** lsetxattr(2) of {@code name} on {@code path} itself. */
+    public static void lsetxattr(String path, String name, byte[] value) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment v = arena.allocate(Math.max(1, value.length));
+            v.asSlice(0, value.length).copyFrom(MemorySegment.ofArray(value));
+            call("lsetxattr[" + path + ", " + name + "]", Nr.LSETXATTR, arena.allocateFrom(path).address(),
+                    arena.allocateFrom(name).address(), v.address(), value.length, 0);
+        }
     }
 
     public static int memfdCreate(String name, int flags) {

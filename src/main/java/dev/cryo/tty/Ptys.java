@@ -266,7 +266,7 @@ public final class Ptys implements FdHandler {
             sys.call("ioctl(TIOCSCTTY)", Nr.IOCTL, slave, Tty.TIOCSCTTY, 0);
             if (s.getForeground() > 0) {
                 // right after TIOCSCTTY the leader's own group is the foreground: no SIGTTOU for asking
-                long r = sys.raw(Nr.IOCTL, slave, Tty.TIOCSPGRP, sys.scratch().put(intBytes(s.getForeground())).value());
+                long r = sys.raw(Nr.IOCTL, slave, Tty.TIOCSPGRP, sys.scratch().put(intBytes(ctx.inNamespace(s.getForeground()))).value());
                 sys.scratch().reset();
                 if (r < 0) {
                     LOG.warning("process " + ctx.pid() + ": the foreground group " + s.getForeground() + " of /dev/pts/" + index
@@ -300,9 +300,9 @@ public final class Ptys implements FdHandler {
             // the slave stays open (hidden) until the whole tree is restored: the master never sees it closed
             int hiddenMaster = HiddenFds.hide(ctx, masterKey, master);
             int hiddenSlave = HiddenFds.hide(ctx, "pty:" + index + ":slave", slave);
-            int cryoMaster = Sys.fdOf(ctx.pid(), hiddenMaster);
+            int cryoMaster = Sys.fdOf(ctx.task().pid(), hiddenMaster);
             newMasters(ctx).put(index, cryoMaster);
-            int cryoSlave = Sys.fdOf(ctx.pid(), hiddenSlave);
+            int cryoSlave = Sys.fdOf(ctx.task().pid(), hiddenSlave);
             try {
                 PtyQueues.fill(cryoMaster, cryoSlave, pair);
             } finally {

@@ -1,0 +1,128 @@
+package dev.cryo.container;
+
+import dev.cryo.CryoException;
+import dev.cryo.core.Checkpoint;
+import dev.cryo.core.HostPaths;
+import dev.cryo.core.Restore;
+import dev.cryo.image.ImageKind;
+import dev.cryo.image.ImageReader;
+import dev.cryo.image.proto.ContainerImage;
+import dev.cryo.image.proto.ContainerRecord;
+import dev.cryo.image.proto.RootfsLayer;
+import dev.cryo.ipc.IpcNamespaces;
+import dev.cryo.ns.Namespaces;
+import dev.cryo.ns.Uts;
+import dev.cryo.proc.ProcFiles;
+import dev.cryo.remote.RemoteSyscalls;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.function.Function;
+
+/**
+ * Restores a checkpointed container, under its own name or another: a new cgroup with the saved
+ * limits, the saved upper layer as its overlay's, new namespaces set up in the new first process
+ * (mounts, /proc, host name), then the tree with the pids it had inside. Nothing is shared with
+ * the original, which may still run: restoring under another name clones the container.
+ */
+public final class ContainerRestore {
+    private ContainerRestore() {
+    }
+
+    /** Whether {@code dir} holds the checkpoint of a container rather than of a plain process tree. */
+    public static boolean isContainerImage(Path dir) {
+        return Files.exists(dir.resolve(ImageKind.CONTAINER.fileName(0)));
+    }
+
+    /** A restored container: its name and the host pid of its first process (a child of Cryo's). */
+    public record Restored(String name, Restore.Restored tree) {
+        /** Waits for the container's first process to exit, removes the container, and gives the exit code as a shell would. */
+        public int waitForExit() {
+            return Containers.waitInForeground(name, tree.pid());
+        }
+    }
+
+    public static Restored run(Path dir, String newName) {
+        ContainerImage saved = ImageReader.open(dir, false).read(ImageKind.CONTAINER, 0, ContainerImage.parser());
+        if ((saved.getNamespaces() & Namespaces.NEWPID) == 0) {
+            throw new CryoException("the image's container had no pid namespace of its own; it cannot be restored as a container");
+        }
+        String name = newName != null ? newName : saved.getName();
+        Containers.claimName(name);
+        Path state = StateStore.dir(name);
+        Uts.Names uts = saved.hasUts() ? new Uts.Names(saved.getUts().getHostname(), saved.getUts().getDomainname()) : null;
+        RootSetup setup = RootSetup.of(saved.getNamespaces(), saved.getRootfs().isEmpty() ? null : saved.getRootfs(), state, uts,
+                saved.getTmpfsList());
+        ContainerCgroup cgroup = null;
+        Restore.Restored tree;
+        try {
+            Files.createDirectories(state);
+            setup.prepareDirectories();
+            setup.stageTmpfs();
+            if (saved.getUpperSaved()) {
+                RootfsLayers.restore(ImageReader.open(dir, false).read(ImageKind.ROOTFS_UPPER, 0, RootfsLayer.parser()), setup.upper());
+            }
+            cgroup = ContainerCgroup.create(name);
+            cgroup.applyLimits(saved.getCgroup().getFilesMap());
+            ContainerCgroup joined = cgroup;
+            tree = Restore.run(new Restore.Options(dir, false, new Restore.Container() {
+                @Override
+                public long namespaces() {
+                    return saved.getNamespaces();
+                }
+
+                @Override
+                public void namespacesCreated(int holder) {
+                    if ((saved.getNamespaces() & Namespaces.NEWUSER) != 0) {
+                        RootSetup.identityIdMaps(holder);
+                    }
+                }
+
+                @Override
+                public Map<String, Object> options() {
+                    Function<String, Path> view = setup::hostView;
+                    return saved.hasIpc() ? Map.of(HostPaths.KEY, view, Checkpoint.SYSV_SHM_IN_IMAGE, Boolean.TRUE)
+                            : Map.of(HostPaths.KEY, view);
+                }
+
+                @Override
+                public void setUpRoot(RemoteSyscalls root) {
+                    joined.join(root.task().pid());
+                    setup.apply(root);
+                    if (saved.hasIpc()) {
+                        IpcNamespaces.restore(root, saved.getIpc());
+                    }
+                }
+
+                @Override
+                public void beforeWakeUp(RemoteSyscalls root) {
+                    if (saved.hasIpc()) {
+                        IpcNamespaces.afterTreeRestore(root, saved.getIpc());
+                    }
+                }
+            }));
+        } catch (IOException | RuntimeException e) {
+            try {
+                if (cgroup != null) {
+                    cgroup.remove();
+                }
+                StateStore.remove(name);
+            } catch (RuntimeException cleanup) {
+                e.addSuppressed(cleanup);
+            }
+            if (e instanceof RuntimeException re) {
+                throw re;
+            }
+            throw new CryoException("cannot prepare container " + name + ": " + e.getMessage(), e);
+        }
+        setup.dropStaged();
+        StateStore.write(ContainerRecord.newBuilder().setName(name).setInitPid(tree.pid())
+                .setInitStartTime(ProcFiles.statField(ProcFiles.statFields(tree.pid()), 22))
+                .setCgroup(cgroup.dir().toString()).addAllCommand(saved.getCommandList()).setRootfs(saved.getRootfs())
+                .setHostname(uts == null ? "" : uts.hostname()).setNamespaces(saved.getNamespaces())
+                .setCreatedUnixMs(System.currentTimeMillis()).setRestoredFrom(dir.toAbsolutePath().toString()).build());
+        return new Restored(name, tree);
+    }
+}

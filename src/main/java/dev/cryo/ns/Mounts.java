@@ -1,0 +1,201 @@
+package dev.cryo.ns;
+
+import dev.cryo.proc.ProcFiles;
+import dev.cryo.remote.RemoteSysException;
+import dev.cryo.remote.RemoteSyscalls;
+import dev.cryo.sys.Errno;
+import dev.cryo.sys.Nr;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * The mount table of a container's own mount namespace, built by calls injected into its first
+ * process: every mount made private (so nothing it mounts shows on the host, nor the other way),
+ * an overlay root entered with pivot_root(2), and a /proc of its own pid namespace.
+ */
+public final class Mounts {
+    private static final long MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8, MS_REMOUNT = 32,
+            MS_BIND = 4096, MS_REC = 0x4000, MS_PRIVATE = 1L << 18;
+    private static final int MNT_DETACH = 2, S_IFCHR = 0020000;
+    private static final Pattern OCTAL = Pattern.compile("\\\\([0-7]{3})");
+
+    private Mounts() {
+    }
+
+    /** mount(NULL, "/", NULL, MS_REC|MS_PRIVATE): the copied mounts stop propagating to and from the host. */
+    public static void makePrivate(RemoteSyscalls sys) {
+        try {
+            sys.call("mount(/, MS_REC|MS_PRIVATE)", Nr.MOUNT, 0, sys.scratch().putString("/").value(), 0, MS_REC | MS_PRIVATE, 0);
+        } finally {
+            sys.scratch().reset();
+        }
+    }
+
+    /**
+     * Mounts an overlay of {@code lower} (read-only layers, colon-separated, the first on top) under
+     * {@code upper} at {@code merged}, and makes it the root: pivot_root(".", ".") from inside it
+     * stacks the old root on top, and a lazy unmount drops it, so nothing of the host stays reachable.
+     */
+    public static void overlayRoot(RemoteSyscalls sys, String lower, Path upper, Path work, Path merged) {
+        String options = "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work;
+        try {
+            long src = sys.scratch().putString("overlay").value();
+            long target = sys.scratch().putString(merged.toString()).value();
+            long opts = sys.scratch().putString(options).value();
+            sys.call("mount(overlay " + options + " on " + merged + ")", Nr.MOUNT, src, target, src, 0, opts);
+            sys.call("chdir(" + merged + ")", Nr.CHDIR, target);
+            long dot = sys.scratch().putString(".").value();
+            sys.call("pivot_root(., .)", Nr.PIVOT_ROOT, dot, dot);
+            sys.call("umount2(old root)", Nr.UMOUNT2, dot, MNT_DETACH);
+            sys.call("chdir(/)", Nr.CHDIR, sys.scratch().putString("/").value());
+        } finally {
+            sys.scratch().reset();
+        }
+    }
+
+    /**
+     * A small /dev of its own for a container with its own root: a tmpfs with the harmless
+     * character devices every program expects (null, zero, full, random, urandom, tty), made with
+     * mknod(2), which needs CAP_MKNOD in the initial user namespace (in a user namespace /dev stays empty).
+     */
+    public static void mountDev(RemoteSyscalls sys) {
+        String[] names = {"null", "zero", "full", "random", "urandom", "tty"};
+        long[][] numbers = {{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}};
+        try {
+            long dev = mkdir(sys, "/dev", 0755);
+            long fs = sys.scratch().putString("tmpfs").value();
+            long opts = sys.scratch().putString("mode=755,size=1m").value();
+            sys.call("mount(tmpfs on /dev)", Nr.MOUNT, fs, dev, fs, MS_NOSUID, opts);
+            for (int i = 0; i < names.length; i++) {
+                long path = sys.scratch().putString("/dev/" + names[i]).value();
+                long devt = (numbers[i][0] << 8) | numbers[i][1];
+                long r = sys.raw(Nr.MKNOD, path, S_IFCHR | 0666, devt);
+                if (r == -Errno.EPERM) {
+                    return;
+                }
+                if (r < 0) {
+                    throw new RemoteSysException(sys.task().pid(), "mknod(/dev/" + names[i] + ")", (int) -r, path);
+                }
+            }
+        } finally {
+            sys.scratch().reset();
+        }
+    }
+
+    /** mkdir that is content with an existing directory; returns the path's address in the scratch area. */
+    private static long mkdir(RemoteSyscalls sys, String dir, int mode) {
+        long path = sys.scratch().putString(dir).value();
+        long r = sys.raw(Nr.MKDIR, path, mode);
+        if (r < 0 && r != -Errno.EEXIST) {
+            throw new RemoteSysException(sys.task().pid(), "mkdir(" + dir + ")", (int) -r, path);
+        }
+        return path;
+    }
+
+    /**
+     * One line of /proc/PID/mountinfo.
+     *
+     * @param options      per-mount options (rw, nosuid, ...)
+     * @param superOptions the file system's own (size=, mode=, ...)
+     */
+    public record Mount(String point, String type, String options, String superOptions) {
+        /** "mount point (fs type)". */
+        public String describe() {
+            return point + " (" + type + ")";
+        }
+
+        /** MS_RDONLY, MS_NOSUID, MS_NODEV and MS_NOEXEC as the per-mount options say. */
+        public long flags() {
+            long flags = 0;
+            for (String o : options.split(",")) {
+                flags |= switch (o) {
+                    case "ro" -> MS_RDONLY;
+                    case "nosuid" -> MS_NOSUID;
+                    case "nodev" -> MS_NODEV;
+                    case "noexec" -> MS_NOEXEC;
+                    default -> 0;
+                };
+            }
+            return flags;
+        }
+
+        /** The super options mount(2) takes back as data for a tmpfs: size, inodes, mode and owner. */
+        public String tmpfsData() {
+            return String.join(",", Arrays.stream(superOptions.split(","))
+                    .filter(o -> o.matches("(size|nr_inodes|mode|uid|gid)=.*")).toList());
+        }
+    }
+
+    /**
+     * The mounts of {@code pid}'s mount namespace, from its /proc/PID/mountinfo (mount points
+     * relative to its own root), in mount order.
+     */
+    public static List<Mount> of(int pid) {
+        return parse(ProcFiles.readString(pid, "mountinfo"));
+    }
+
+    /** The mounts of {@code pid}'s mount namespace as "mount point (fs type)". */
+    public static List<String> table(int pid) {
+        return of(pid).stream().map(Mount::describe).toList();
+    }
+
+    static List<Mount> parse(String mountinfo) {
+        List<Mount> out = new ArrayList<>();
+        for (String line : mountinfo.split("\n")) {
+            if (line.isBlank()) {
+                continue;
+            }
+            String[] f = line.split(" ");
+            int dash = Arrays.asList(f).indexOf("-");
+            out.add(new Mount(unescape(f[4]), f[dash + 1], f[5], dash + 3 < f.length ? f[dash + 3] : ""));
+        }
+        return out;
+    }
+
+    /**
+     * Mounts a tmpfs at {@code point} (made if missing) with {@code flags} and {@code data}, read-
+     * write: a read-only one is filled first and made read-only by {@link #remountReadOnly}.
+     */
+    public static void mountTmpfs(RemoteSyscalls sys, String point, long flags, String data) {
+        try {
+            long at = mkdir(sys, point, 0755);
+            long fs = sys.scratch().putString("tmpfs").value();
+            long options = sys.scratch().putString(data).value();
+            sys.call("mount(tmpfs on " + point + ")", Nr.MOUNT, fs, at, fs, flags & ~MS_RDONLY, options);
+        } finally {
+            sys.scratch().reset();
+        }
+    }
+
+    public static void remountReadOnly(RemoteSyscalls sys, String point, long flags) {
+        try {
+            long at = sys.scratch().putString(point).value();
+            sys.call("mount(" + point + ", MS_REMOUNT|MS_BIND|MS_RDONLY)", Nr.MOUNT, 0, at, 0,
+                    MS_REMOUNT | MS_BIND | flags | MS_RDONLY, 0);
+        } finally {
+            sys.scratch().reset();
+        }
+    }
+
+    /** mountinfo writes space, tab, newline and backslash in octal (\040). */
+    private static String unescape(String s) {
+        Matcher m = OCTAL.matcher(s);
+        return m.replaceAll(r -> Matcher.quoteReplacement(String.valueOf((char) Integer.parseInt(r.group(1), 8))));
+    }
+
+    /** A fresh procfs on /proc, showing the caller's pid namespace (created if the root lacks the directory). */
+    public static void mountProc(RemoteSyscalls sys) {
+        try {
+            long proc = mkdir(sys, "/proc", 0555);
+            long fs = sys.scratch().putString("proc").value();
+            sys.call("mount(proc on /proc)", Nr.MOUNT, fs, proc, fs, MS_NOSUID | MS_NODEV | MS_NOEXEC, 0);
+        } finally {
+            sys.scratch().reset();
+        }
+    }
+}

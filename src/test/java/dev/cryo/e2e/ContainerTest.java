@@ -1,0 +1,301 @@
+package dev.cryo.e2e;
+
+import dev.cryo.container.StateStore;
+import dev.cryo.image.ImageKind;
+import dev.cryo.image.ImageReader;
+import dev.cryo.image.proto.LayerEntry;
+import dev.cryo.image.proto.RootfsLayer;
+import dev.cryo.ns.Mounts;
+import dev.cryo.testing.CryoCli;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * Containers as a user drives them: `cryo run` a shell script as pid 1 with a python3 program
+ * beside it, both appending counters to files in an overlay root; checkpoint the container,
+ * restore it twice side by side as two clones. Each clone continues from the same state, its
+ * files rolled back to checkpoint time, with the same pids inside (the script is still pid 1)
+ * and the same host name, while the host pids differ; the original, left running, goes on too.
+ */
+class ContainerTest extends TargetTest {
+    private final List<String> containers = new ArrayList<>();
+    private Path state;
+    private Path rootfs;
+
+    @BeforeEach
+    void stateAndRootfs() throws IOException {
+        Assumptions.assumeTrue(dev.cryo.check.Cgroups.v2Mount() != null, "containers need a cgroup v2 hierarchy");
+        state = tmp.resolve("state");
+        System.setProperty(StateStore.PROPERTY, state.toString());
+        // the test's own files on top of /usr, which gives the root /bin/sh, /bin/python3 and their libraries
+        rootfs = tmp.resolve("rootfs");
+        Files.createDirectories(rootfs.resolve("app"));
+        Files.createDirectories(rootfs.resolve("out"));
+        for (String f : new String[] {"counter.sh", "writer.py"}) {
+            Path to = rootfs.resolve("app").resolve(f);
+            Files.copy(Path.of("src/test/resources/container", f), to);
+            to.toFile().setExecutable(true);
+        }
+        // python3 looks for its library under the prefix it was built with, /usr: here that is the root
+        Files.createSymbolicLink(rootfs.resolve("usr"), Path.of("/"));
+    }
+
+    @AfterEach
+    void killContainers() {
+        for (String name : containers) {
+            CryoCli.run("kill", name);
+        }
+        System.clearProperty(StateStore.PROPERTY);
+    }
+
+    @Test
+    void restoredTwiceSideBySideAsClones() throws Exception {
+        run("orig", "--hostname", "box", "--rootfs", rootfs + ":/usr", "--", "/app/counter.sh");
+        Path origOut = state.resolve("orig/upper/out");
+        awaitLines(origOut.resolve("python.log"), 10);
+        awaitLines(origOut.resolve("shell.log"), 10);
+
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "orig", "-D", images.toString(), "--leave-running");
+        assertThat(dump.exitCode()).as(dump.toString()).isZero();
+        assertThat(dump.out()).contains("Checkpointed container orig").contains("left running");
+        CryoCli.Result inspect = CryoCli.run("inspect", images.toString());
+        assertThat(inspect.out()).contains("Container orig: /app/counter.sh").contains("host name box")
+                .containsPattern("\\d+ +1 +\\d+ +\\d+ +\\d+ +1  counter.sh ");
+        List<String> shellAtCheckpoint = savedLines(images, "out/shell.log");
+        List<String> pythonAtCheckpoint = savedLines(images, "out/python.log");
+
+        for (String clone : new String[] {"clone1", "clone2"}) {
+            CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", clone, "-d");
+            assertThat(restore.exitCode()).as(restore.toString()).isZero();
+            containers.add(clone);
+        }
+        CryoCli.Result ps = CryoCli.run("ps");
+        assertThat(ps.out()).containsPattern("clone1 +\\d+ running").containsPattern("clone2 +\\d+ running");
+
+        List<Set<Integer>> nsPids = new ArrayList<>();
+        for (String clone : new String[] {"clone1", "clone2"}) {
+            Path out = state.resolve(clone + "/upper/out");
+            List<String> shell = awaitLines(out.resolve("shell.log"), shellAtCheckpoint.size() + 20);
+            List<String> python = awaitLines(out.resolve("python.log"), pythonAtCheckpoint.size() + 20);
+            // rolled back to checkpoint time, then continued from the saved counters: no gap, no repeat
+            assertThat(shell.subList(0, shellAtCheckpoint.size())).isEqualTo(shellAtCheckpoint);
+            assertThat(python.subList(0, pythonAtCheckpoint.size())).isEqualTo(pythonAtCheckpoint);
+            assertCounts(shell, clone + " shell.log");
+            assertCounts(python, clone + " python.log");
+            // pid 1 is still the script, in a UTS namespace still called box
+            assertThat(shell).allMatch(l -> l.endsWith(" 1 box"), "every shell line says pid 1, host box");
+            String pythonPid = pythonAtCheckpoint.getFirst().split(" ")[1];
+            assertThat(python).allMatch(l -> l.endsWith(" " + pythonPid + " /app/counter.sh"),
+                    "python keeps its pid " + pythonPid + " and sees the script as pid 1");
+            nsPids.add(idsInside(clone));
+        }
+        // each clone sees its own pid namespace: the same pids inside, different ones on the host
+        assertThat(nsPids.get(0)).contains(1, Integer.parseInt(pythonAtCheckpoint.getFirst().split(" ")[1]));
+        assertThat(nsPids.get(1)).contains(1, Integer.parseInt(pythonAtCheckpoint.getFirst().split(" ")[1]));
+        assertThat(hostPid("clone1")).isNotEqualTo(hostPid("clone2"));
+        // the original went on from the same point, in its own files
+        List<String> original = awaitLines(origOut.resolve("shell.log"), shellAtCheckpoint.size() + 20);
+        assertThat(original.subList(0, shellAtCheckpoint.size())).isEqualTo(shellAtCheckpoint);
+        assertCounts(original, "orig shell.log");
+        assertThat(CryoCli.run("ps").out()).containsPattern("orig +\\d+ running");
+    }
+
+    @Test
+    void aMountOfItsOwnOtherThanTmpfsIsRefusedAndTheContainerRunsOn() throws Exception {
+        run("mounter", "--rootfs", rootfs + ":/usr", "--", "/bin/sh", "-c",
+                "mkdir -p /sys && mount -t sysfs none /sys && echo ok > /out/mounted && exec sleep 100");
+        awaitLines(state.resolve("mounter/upper/out/mounted"), 1);
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "mounter", "-D", tmp.resolve("img").toString());
+        assertThat(dump.exitCode()).isEqualTo(1);
+        assertThat(dump.err()).contains("container mounter has mounts of its own that restore cannot recreate yet: /sys (sysfs)");
+        assertThat(CryoCli.run("ps").out()).containsPattern("mounter +\\d+ running");
+    }
+
+    @Test
+    void aTmpfsOfItsOwnComesBackWithItsFilesAndAnOpenOne() throws Exception {
+        // the shell keeps /scratch/log open on fd 3 and appends to it; /scratch/keep just stays
+        run("tmpfs", "--rootfs", rootfs + ":/usr", "--", "/bin/sh", "-c",
+                "mkdir -p /scratch && mount -t tmpfs -o size=1m,mode=750 none /scratch && echo kept > /scratch/keep"
+                        + " && exec 3>>/scratch/log && i=0 && while :; do i=$((i + 1)); echo \"$i x\" >&3;"
+                        + " cp /scratch/log /out/copy.tmp; mv /out/copy.tmp /out/copy; sleep 0.02; done");
+        awaitLines(state.resolve("tmpfs/upper/out/copy"), 5);
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "tmpfs", "-D", images.toString());
+        assertThat(dump.exitCode()).as(dump.toString()).isZero();
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "tmpfs2", "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        containers.add("tmpfs2");
+        int before = savedLines(images, "out/copy").size();
+        List<String> log = awaitLines(state.resolve("tmpfs2/upper/out/copy"), before + 10);
+        assertCounts(log, "the tmpfs log, copied out");
+        int pid = hostPid("tmpfs2");
+        assertThat(Files.readString(Path.of("/proc/" + pid + "/root/scratch/keep"))).isEqualTo("kept\n");
+        assertThat(Mounts.of(pid)).filteredOn(m -> m.point().equals("/scratch"))
+                .singleElement().satisfies(m -> assertThat(m.superOptions()).contains("size=1024k", "mode=750"));
+        assertThat(state.resolve("tmpfs2/tmpfs-staged")).doesNotExist();
+    }
+
+    @Test
+    void sysvIpcObjectsOfItsNamespaceComeBackWithTheirIds() throws Exception {
+        Path binary = dev.cryo.testing.TargetBuilder.build("sysvipc");
+        Path targetState = tmp.resolve("shm-state");
+        Files.createDirectories(targetState);
+        run("shm", "--", binary.toString(), targetState.toString());
+        awaitFile(targetState.resolve("ready"));
+        assertThat(check("shm", targetState)).isEqualTo("PASS");
+
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "shm", "-D", images.toString());
+        assertThat(dump.exitCode()).as(dump.toString()).isZero();
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "shm2", "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        containers.add("shm2");
+        assertThat(check("shm2", targetState)).isEqualTo("PASS");
+    }
+
+    /** Asks the target, pid 1 of container {@code name}, to check itself (SIGUSR2); its verdict. */
+    private String check(String name, Path targetState) throws Exception {
+        Files.deleteIfExists(targetState.resolve("result"));
+        dev.cryo.sys.Sys.kill(hostPid(name), 12);
+        return awaitFile(targetState.resolve("result")).strip();
+    }
+
+    private static String awaitFile(Path file) throws InterruptedException, IOException {
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (!Files.exists(file)) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError(file + " did not appear");
+            }
+            Thread.sleep(10);
+        }
+        return Files.readString(file);
+    }
+
+    /** The lines of a file of the container's overlay upper layer, as the image saved it. */
+    private static List<String> savedLines(Path images, String path) {
+        RootfsLayer layer = ImageReader.open(images, true).read(ImageKind.ROOTFS_UPPER, 0, RootfsLayer.parser());
+        for (LayerEntry e : layer.getEntriesList()) {
+            if (e.getPath().equals(path)) {
+                String text = e.getData().toStringUtf8();
+                return List.of(text.substring(0, text.lastIndexOf('\n') + 1).split("\n"));
+            }
+        }
+        throw new AssertionError("the image's upper layer has no " + path);
+    }
+
+    @Test
+    void runWaitsForTheCommandAndGivesItsExitCode() {
+        CryoCli.Result r = CryoCli.run("run", "--name", "fg", "--hostname", "inside", "--",
+                "/bin/sh", "-c", "test $$ = 1 && test \"$(hostname)\" = inside && test -r /proc/1/cmdline && exit 7");
+        assertThat(r.exitCode()).as(r.toString()).isEqualTo(7);
+        assertThat(Files.exists(state.resolve("fg"))).as("a foreground container is removed when it exits").isFalse();
+    }
+
+    @Test
+    void restoreInTheForegroundWaitsForTheContainer() throws Exception {
+        run("short", "--", "/bin/sh", "-c", "i=0; while [ $i -lt 30 ]; do i=$((i + 1)); sleep 0.02; done; exit 5");
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "short", "-D", images.toString());
+        assertThat(dump.exitCode()).as(dump.toString()).isZero();
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "short2");
+        assertThat(restore.exitCode()).as(restore.toString()).isEqualTo(5);
+        assertThat(restore.err()).contains("Restored container short2");
+        assertThat(Files.exists(state.resolve("short2"))).as("removed once it exited").isFalse();
+    }
+
+    @Test
+    void clearErrors() throws IOException {
+        run("busy", "--", "/bin/sleep", "100");
+        CryoCli.Result taken = CryoCli.run("run", "-d", "--name", "busy", "--", "/bin/true");
+        assertThat(taken.exitCode()).isEqualTo(1);
+        assertThat(taken.err()).contains("container name busy is taken by a running container");
+        CryoCli.Result badRoot = CryoCli.run("run", "-d", "--name", "x", "--rootfs", tmp.resolve("nope").toString(), "--", "/bin/true");
+        assertThat(badRoot.err()).contains("is not a directory");
+        CryoCli.Result notFound = CryoCli.run("run", "-d", "--name", "y", "--", "no-such-command");
+        assertThat(notFound.err()).contains("no-such-command: not found in the container");
+        CryoCli.Result none = CryoCli.run("checkpoint", "--container", "ghost", "-D", tmp.resolve("i").toString());
+        assertThat(none.err()).contains("no container named ghost");
+
+        Path cgroup = Path.of(Files.readString(state.resolve("busy/container.json")).replaceAll("(?s).*\"cgroup\": \"([^\"]+)\".*", "$1"));
+        assertThat(cgroup).isDirectory();
+        CryoCli.Result kill = CryoCli.run("kill", "busy");
+        assertThat(kill.exitCode()).as(kill.toString()).isZero();
+        assertThat(cgroup).doesNotExist();
+        assertThat(CryoCli.run("ps").out()).doesNotContain("busy");
+    }
+
+    private void run(String name, String... args) {
+        List<String> argv = new ArrayList<>(List.of("run", "-d", "--name", name));
+        argv.addAll(List.of(args));
+        CryoCli.Result r = CryoCli.run(argv.toArray(String[]::new));
+        assertThat(r.exitCode()).as(r.toString()).isZero();
+        containers.add(name);
+    }
+
+    private int hostPid(String name) throws IOException {
+        String json = Files.readString(state.resolve(name + "/container.json"));
+        return Integer.parseInt(json.replaceAll("(?s).*\"initPid\": (\\d+).*", "$1"));
+    }
+
+    /** The pids of the container's processes as its own pid namespace numbers them. */
+    private Set<Integer> idsInside(String name) throws IOException {
+        String json = Files.readString(state.resolve(name + "/container.json"));
+        Path cgroup = Path.of(json.replaceAll("(?s).*\"cgroup\": \"([^\"]+)\".*", "$1"));
+        Set<Integer> ids = new TreeSet<>();
+        for (String pid : Files.readAllLines(cgroup.resolve("cgroup.procs"))) {
+            try {
+                for (String line : Files.readAllLines(Path.of("/proc", pid, "status"))) {
+                    if (line.startsWith("NSpid:")) {
+                        String[] f = line.split("\\s+");
+                        ids.add(Integer.parseInt(f[f.length - 1]));
+                    }
+                }
+            } catch (NoSuchFileException exited) {
+                // a sleep that ended meanwhile
+            }
+        }
+        return ids;
+    }
+
+    /** Lines "N ..." with N = 1, 2, 3 ... in order. */
+    private static void assertCounts(List<String> lines, String what) {
+        for (int i = 0; i < lines.size(); i++) {
+            assertThat(lines.get(i)).as(what + " line " + (i + 1)).startsWith((i + 1) + " ");
+        }
+    }
+
+    /** Waits until {@code file} has at least {@code min} complete lines; returns the complete ones. */
+    private static List<String> awaitLines(Path file, int min) throws InterruptedException {
+        long deadline = System.nanoTime() + 20_000_000_000L;
+        List<String> lines = List.of();
+        while (System.nanoTime() < deadline) {
+            try {
+                String text = Files.readString(file);
+                lines = List.of(text.substring(0, text.lastIndexOf('\n') + 1).split("\n"));
+                if (!text.isEmpty() && lines.size() >= min) {
+                    return lines;
+                }
+            } catch (NoSuchFileException notYet) {
+                // the container has not written it yet
+            } catch (IOException e) {
+                throw new AssertionError(e);
+            }
+            Thread.sleep(20);
+        }
+        throw new AssertionError(file + " has " + lines.size() + " lines, expected " + min);
+    }
+}
