@@ -58,11 +58,6 @@ final class TcpRepair {
         return state == FIN_WAIT1 || state == FIN_WAIT2 || state == LAST_ACK;
     }
 
-    /** Its FIN is still waiting for the peer's ACK: it counts in the send queue's length. */
-    private static boolean finUnacknowledged(int state) {
-        return state == FIN_WAIT1 || state == LAST_ACK;
-    }
-
     /** The peer's FIN arrived: it counts in rcv_nxt. */
     private static boolean finReceived(int state) {
         return state == CLOSE_WAIT || state == LAST_ACK;
@@ -79,21 +74,23 @@ final class TcpRepair {
         c.setSendSeq(Sockets.getInt(fd, SOL_TCP, TCP_QUEUE_SEQ));
         int outq = Sockets.ioctlInt(fd, SIOCOUTQ, "SIOCOUTQ");
         c.setUnsent(Sockets.ioctlInt(fd, SIOCOUTQNSD, "SIOCOUTQNSD"));
-        c.setSendQueue(peekAll(fd, outq - (finUnacknowledged(state) ? 1 : 0), "send", where));
+        // a FIN not yet acknowledged counts in SIOCOUTQ, but it is no byte to peek
+        c.setSendQueue(peekAll(fd, outq, finSent(state) ? 1 : 0, "send", where));
         Sockets.setInt(fd, SOL_TCP, TCP_REPAIR_QUEUE, RECV_QUEUE);
         c.setRecvSeq(Sockets.getInt(fd, SOL_TCP, TCP_QUEUE_SEQ));
-        c.setRecvQueue(peekAll(fd, Sockets.ioctlInt(fd, SIOCINQ, "SIOCINQ"), "receive", where));
+        c.setRecvQueue(peekAll(fd, Sockets.ioctlInt(fd, SIOCINQ, "SIOCINQ"), 0, "receive", where));
         Sockets.setInt(fd, SOL_TCP, TCP_REPAIR_QUEUE, NO_QUEUE);
         c.setWindow(ByteString.copyFrom(Sockets.get(fd, SOL_TCP, TCP_REPAIR_WINDOW, 20)));
         return c.build();
     }
 
-    private static ByteString peekAll(int fd, int length, String queue, String where) {
-        if (length == 0) {
+    /** The whole queue: {@code length} bytes, of which up to {@code notData} may be a FIN rather than data. */
+    private static ByteString peekAll(int fd, int length, int notData, String queue, String where) {
+        if (length <= 0) {
             return ByteString.EMPTY;
         }
         byte[] data = Sockets.peek(fd, length);
-        if (data.length != length) {
+        if (data.length != length && data.length < length - notData) {
             throw new Refusal(where + ": its " + queue + " queue holds " + length + " bytes, but only " + data.length
                     + " could be read (urgent data?)");
         }
