@@ -2,10 +2,10 @@ package dev.cryo.net;
 
 import dev.cryo.CryoException;
 import dev.cryo.image.proto.UnixSocketEnd;
+import dev.cryo.remote.RemoteSyscalls;
+import dev.cryo.sys.Errno;
 import dev.cryo.sys.Nr;
-import dev.cryo.sys.Sockets;
-import dev.cryo.sys.Sys;
-import dev.cryo.sys.SysException;
+import dev.cryo.sys.Structs;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -13,16 +13,18 @@ import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFileAttributes;
 import java.nio.file.attribute.PosixFilePermission;
-import java.util.EnumSet;
 import java.util.Set;
 
 /**
  * Names of unix sockets: absolute paths (a socket file) and abstract names ("@name"). A path
  * name outlives its socket: after a checkpoint killed the tree, the file is still there, and a
  * restore must remove it before it can bind again, but never while a live socket answers there.
+ * Everything at restore runs inside the task, so that paths and abstract names are looked up in
+ * its own mount and network namespaces (a container's), not Cryo's.
  */
 final class UnixNames {
-    private static final int AF_UNIX = 1, SOCK_CLOEXEC = 02000000;
+    private static final int AF_UNIX = 1, SOCK_CLOEXEC = 02000000, AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100;
+    private static final int S_IFMT = 0170000, S_IFSOCK = 0140000, ECONNREFUSED = 111;
 
     private UnixNames() {
     }
@@ -38,7 +40,7 @@ final class UnixNames {
         }
         try {
             PosixFileAttributes a = Files.readAttributes(Path.of(name), PosixFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
-            end.setFileMode(modeBits(a.permissions()) | 0140000)
+            end.setFileMode(modeBits(a.permissions()) | S_IFSOCK)
                     .setFileUid(((Number) Files.getAttribute(Path.of(name), "unix:uid", LinkOption.NOFOLLOW_LINKS)).intValue())
                     .setFileGid(((Number) Files.getAttribute(Path.of(name), "unix:gid", LinkOption.NOFOLLOW_LINKS)).intValue());
         } catch (IOException gone) {
@@ -47,73 +49,63 @@ final class UnixNames {
     }
 
     /**
-     * Binds Cryo's copy {@code fd} of a new socket to {@code name}, first removing a socket file
-     * nobody listens on any more; gives the file its saved mode and owner (or removes it again if
-     * it was gone at checkpoint).
+     * Binds the task's socket {@code fd} to {@code name}, first removing a socket file nobody
+     * listens on any more; gives the file its saved mode and owner (or removes it again if it
+     * was gone at checkpoint). {@code saved} null: a temporary name, left as bind makes it.
      */
-    static void bind(int fd, String name, int type, UnixSocketEnd saved) {
+    static void bind(RemoteSyscalls sys, int fd, String name, int type, UnixSocketEnd saved) {
         if (isPath(name)) {
-            removeStale(Path.of(name), type);
+            removeStale(sys, name, type);
         }
-        Sockets.bind(fd, UnixDiag.sockaddr(name));
+        byte[] address = UnixDiag.sockaddr(name);
+        sys.call("bind(" + name + ")", Nr.BIND, fd, sys.scratch().put(address).value(), address.length);
+        sys.scratch().reset();
         if (isPath(name) && saved != null) {
-            Path file = Path.of(name);
-            try {
-                if (saved.getFileMode() == 0) {
-                    Files.deleteIfExists(file);
-                } else {
-                    Files.setPosixFilePermissions(file, permissions(saved.getFileMode()));
-                    Files.setAttribute(file, "unix:uid", saved.getFileUid(), LinkOption.NOFOLLOW_LINKS);
-                    Files.setAttribute(file, "unix:gid", saved.getFileGid(), LinkOption.NOFOLLOW_LINKS);
-                }
-            } catch (IOException e) {
-                throw new CryoException("setting up socket file " + name + ": " + e.getMessage(), e);
+            if (saved.getFileMode() == 0) {
+                unlink(sys, name);
+            } else {
+                long path = sys.scratch().putString(name).value();
+                sys.call("fchmodat(" + name + ")", Nr.FCHMODAT, AT_FDCWD, path, saved.getFileMode() & 07777);
+                sys.call("fchownat(" + name + ")", Nr.FCHOWNAT, AT_FDCWD, path, saved.getFileUid(), saved.getFileGid(),
+                        AT_SYMLINK_NOFOLLOW);
+                sys.scratch().reset();
             }
         }
     }
 
     /** Removes a socket file left by a socket that no longer exists; refuses to touch a live one or another file. */
-    static void removeStale(Path file, int type) {
-        if (!Files.exists(file, LinkOption.NOFOLLOW_LINKS)) {
+    private static void removeStale(RemoteSyscalls sys, String name, int type) {
+        long path = sys.scratch().putString(name).value();
+        long stat = sys.scratch().alloc(144).value();  // struct stat; st_mode at offset 24
+        long r = sys.raw(Nr.NEWFSTATAT, AT_FDCWD, path, stat, AT_SYMLINK_NOFOLLOW);
+        int mode = r == 0 ? Structs.le(sys.scratch().read(new dev.cryo.remote.RemoteAddr(stat), 144)).getInt(24) : 0;
+        sys.scratch().reset();
+        if (r == -Errno.ENOENT) {
             return;
         }
-        try {
-            if (!Files.readAttributes(file, PosixFileAttributes.class, LinkOption.NOFOLLOW_LINKS).isOther()) {
-                throw new CryoException("cannot bind a unix socket to " + file + ": a file that is not a socket is in the way");
-            }
-            int probe = (int) Sys.call("socket(AF_UNIX)", Nr.SOCKET, AF_UNIX, type | SOCK_CLOEXEC, 0);
-            try {
-                Sockets.connect(probe, UnixDiag.sockaddr(file.toString()));
-                throw new CryoException("cannot bind a unix socket to " + file + ": a running socket answers there");
-            } catch (SysException refused) {
-                // ECONNREFUSED: a file whose socket is gone
-            } finally {
-                Sys.close(probe);
-            }
-            Files.delete(file);
-        } catch (IOException e) {
-            throw new CryoException("removing stale socket file " + file + ": " + e.getMessage(), e);
+        if (r < 0) {
+            throw new CryoException("cannot bind a unix socket to " + name + ": " + Errno.name((int) -r));
         }
+        if ((mode & S_IFMT) != S_IFSOCK) {
+            throw new CryoException("cannot bind a unix socket to " + name + ": a file that is not a socket is in the way");
+        }
+        int probe = (int) sys.call("socket(AF_UNIX)", Nr.SOCKET, AF_UNIX, type | SOCK_CLOEXEC, 0);
+        byte[] address = UnixDiag.sockaddr(name);
+        long answered = sys.raw(Nr.CONNECT, probe, sys.scratch().put(address).value(), address.length);
+        sys.scratch().reset();
+        sys.closeFd(probe);
+        if (answered != -ECONNREFUSED) {
+            throw new CryoException("cannot bind a unix socket to " + name + ": a running socket answers there");
+        }
+        unlink(sys, name);
     }
 
     /** Removes the file of a path name, if it has one (after a temporary socket used it). */
-    static void unlink(String name) {
+    static void unlink(RemoteSyscalls sys, String name) {
         if (isPath(name)) {
-            try {
-                Files.deleteIfExists(Path.of(name));
-            } catch (IOException e) {
-                throw new CryoException("removing socket file " + name + ": " + e.getMessage(), e);
-            }
+            sys.raw(Nr.UNLINK, sys.scratch().putString(name).value());
+            sys.scratch().reset();
         }
-    }
-
-    /** accept4(2) on Cryo's copy of a listener: the new socket lands in Cryo's fd table. */
-    static int accept(int listener) {
-        long r = Sys.raw(Nr.ACCEPT4, listener, 0, 0, SOCK_CLOEXEC);
-        if (r < 0) {
-            throw new SysException("accept4", (int) -r, listener);
-        }
-        return (int) r;
     }
 
     private static int modeBits(Set<PosixFilePermission> p) {
@@ -122,15 +114,5 @@ final class UnixNames {
             mode |= 1 << (8 - x.ordinal());
         }
         return mode;
-    }
-
-    private static Set<PosixFilePermission> permissions(int mode) {
-        Set<PosixFilePermission> out = EnumSet.noneOf(PosixFilePermission.class);
-        for (PosixFilePermission x : PosixFilePermission.values()) {
-            if ((mode & 1 << (8 - x.ordinal())) != 0) {
-                out.add(x);
-            }
-        }
-        return out;
     }
 }

@@ -225,29 +225,27 @@ public final class UnixSockets implements FdHandler {
      * can be made from it), or a datagram socket to connect once its peer exists.
      */
     private static int createAlone(RestoreContext ctx, int finalFd, UnixSocketEnd end) {
-        int fd = (int) ctx.syscalls().call("socket(AF_UNIX)", Nr.SOCKET, AF_UNIX, end.getType() | SOCK_CLOEXEC, 0);
-        int copy = Sys.fdOf(ctx.task().pid(), fd);
-        try {
-            if (!end.getName().isEmpty()) {
-                UnixNames.bind(copy, end.getName(), end.getType(), end);
-            }
-            if (end.getListening()) {
-                listenInTask(ctx.syscalls(), fd, end.getBacklog());
-                HiddenFds.register(ctx, "unix-listener:" + end.getName(), new HiddenFds.Place(ctx.pid(), finalFd));
-            } else if (!end.getConnectedTo().isEmpty()) {
-                connects(ctx.shared()).add(new Connect(ctx.pid(), finalFd, end.getConnectedTo()));
-            }
-        } finally {
-            Sys.close(copy);
+        RemoteSyscalls sys = ctx.syscalls();
+        int fd = (int) sys.call("socket(AF_UNIX)", Nr.SOCKET, AF_UNIX, end.getType() | SOCK_CLOEXEC, 0);
+        if (!end.getName().isEmpty()) {
+            UnixNames.bind(sys, fd, end.getName(), end.getType(), end);
+        }
+        if (end.getListening()) {
+            listenInTask(sys, fd, end.getBacklog());
+            HiddenFds.register(ctx, "unix-listener:" + end.getName(), new HiddenFds.Place(ctx.pid(), finalFd));
+        } else if (!end.getConnectedTo().isEmpty()) {
+            connects(ctx.shared()).add(new Connect(ctx.pid(), finalFd, end.getConnectedTo()));
         }
         UnixQueue queued = image(ctx).get(end.getInode());
         if (queued != null && queued.getMessagesCount() > 0) {
-            // unnamed senders at checkpoint: a socket of Cryo's is as unnamed as they were
-            int sender = (int) Sys.call("socket(AF_UNIX)", Nr.SOCKET, AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+            // unnamed senders at checkpoint: a new unnamed socket, connected to the name inside
+            // the task (its namespaces resolve the name), sends them through Cryo's copy of it
+            int sender = (int) sys.call("socket(AF_UNIX)", Nr.SOCKET, AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
             try {
-                refill(ctx, sender, queued, UnixDiag.sockaddr(end.getName()));
+                connectInTask(sys, sender, end.getName());
+                refillThrough(ctx, sender, queued);
             } finally {
-                Sys.close(sender);
+                sys.closeFd(sender);
             }
         }
         return fd;
@@ -287,33 +285,24 @@ public final class UnixSockets implements FdHandler {
         boolean acceptedHere = !end.getName().isEmpty();
         String name = acceptedHere ? end.getName() : end.getPeerName();
         HiddenFds.Place restored = HiddenFds.find(ctx, "unix-listener:" + name);
-        int temporary = -1, listener;
-        if (restored != null) {
-            listener = Sys.fdOf(ctx.hostPid(restored.pid()), restored.fd());
+        boolean temporary = restored == null;
+        int listener;
+        if (temporary) {
+            listener = (int) sys.call("socket(AF_UNIX)", Nr.SOCKET, AF_UNIX, end.getType() | SOCK_CLOEXEC, 0);
+            UnixNames.bind(sys, listener, name, end.getType(), null);
+            listenInTask(sys, listener, 1);
         } else {
-            temporary = (int) sys.call("socket(AF_UNIX)", Nr.SOCKET, AF_UNIX, end.getType() | SOCK_CLOEXEC, 0);
-            listener = Sys.fdOf(ctx.task().pid(), temporary);
-            UnixNames.bind(listener, name, end.getType(), null);
-            listenInTask(sys, temporary, 1);
+            listener = HiddenFds.fetch(ctx, restored);  // the same listening socket, for a moment in this task too
         }
         try {
             int client = (int) sys.call("socket(AF_UNIX)", Nr.SOCKET, AF_UNIX, end.getType() | SOCK_CLOEXEC, 0);
-            sys.call("connect(" + name + ")", Nr.CONNECT, client, sys.scratch().put(UnixDiag.sockaddr(name)).value(),
-                    UnixDiag.sockaddr(name).length);
-            sys.scratch().reset();
-            int acceptedInCryo = UnixNames.accept(listener);
-            int accepted;
-            try {
-                accepted = HiddenFds.fetch(ctx, new HiddenFds.Place(Sys.getpid(), acceptedInCryo));
-            } finally {
-                Sys.close(acceptedInCryo);
-            }
+            connectInTask(sys, client, name);
+            int accepted = (int) sys.call("accept4", Nr.ACCEPT4, listener, 0, 0, SOCK_CLOEXEC);
             return acceptedHere ? new int[] {accepted, client} : new int[] {client, accepted};
         } finally {
-            Sys.close(listener);
-            if (temporary >= 0) {
-                sys.closeFd(temporary);
-                UnixNames.unlink(name);
+            sys.closeFd(listener);
+            if (temporary) {
+                UnixNames.unlink(sys, name);
             }
         }
     }
@@ -326,20 +315,23 @@ public final class UnixSockets implements FdHandler {
         sys.call("listen", Nr.LISTEN, fd, backlog);
     }
 
+    private static void connectInTask(RemoteSyscalls sys, int fd, String name) {
+        byte[] address = UnixDiag.sockaddr(name);
+        sys.call("connect(" + name + ")", Nr.CONNECT, fd, sys.scratch().put(address).value(), address.length);
+        sys.scratch().reset();
+    }
+
     /** Datagram sockets connect to their named peers once every socket of the tree exists. */
     @Override
     public void afterTreeRestore(RestoreContext ctx) {
         List<Connect> all = connects(ctx.shared());
         for (Connect c : all) {
             if (c.pid() == ctx.pid()) {
-                int copy = Sys.fdOf(ctx.hostPid(c.pid()), c.fd());
                 try {
-                    Sockets.connect(copy, UnixDiag.sockaddr(c.name()));
-                } catch (dev.cryo.sys.SysException e) {
+                    connectInTask(ctx.syscalls(), c.fd(), c.name());
+                } catch (dev.cryo.remote.RemoteSysException e) {
                     throw new dev.cryo.CryoException("fd " + c.fd() + " of process " + c.pid() + " was connected to " + c.name()
                             + ", and nothing answers there now: " + e.getMessage(), e);
-                } finally {
-                    Sys.close(copy);
                 }
             }
         }
@@ -353,25 +345,24 @@ public final class UnixSockets implements FdHandler {
         }
         int copy = Sys.fdOf(ctx.task().pid(), taskFd);
         try {
-            refill(ctx, copy, queue, new byte[0]);
+            refill(ctx, copy, queue);
         } finally {
             Sys.close(copy);
         }
     }
 
     /**
-     * Sends every message of {@code queue} from Cryo's socket {@code sender} (to {@code to}, or
-     * its peer if empty); descriptors in flight are made again inside the restoring task, passed
+     * Sends every message of {@code queue} from Cryo's socket {@code sender} to its peer; descriptors in flight are made again inside the restoring task, passed
      * along with their message, and closed there.
      */
-    private static void refill(RestoreContext ctx, int sender, UnixQueue queue, byte[] to) {
+    private static void refill(RestoreContext ctx, int sender, UnixQueue queue) {
         Map<Integer, PassedFiles> passed = new HashMap<>();
         queue.getPassedList().forEach(p -> passed.put(p.getMessage(), p));
         for (int i = 0; i < queue.getMessagesCount(); i++) {
             byte[] data = queue.getMessages(i).toByteArray();
             PassedFiles files = passed.get(i);
             if (files == null) {
-                Sockets.send(sender, data, to);
+                Sockets.send(sender, data, new byte[0]);
                 continue;
             }
             int[] inTask = new int[files.getFilesCount()], inCryo = new int[files.getFilesCount()];
@@ -380,7 +371,7 @@ public final class UnixSockets implements FdHandler {
                     inTask[f] = InFlightFiles.open(files.getFiles(f), ctx);
                     inCryo[f] = Sys.fdOf(ctx.task().pid(), inTask[f]);
                 }
-                Sockets.sendWithFds(sender, data, inCryo, to);
+                Sockets.sendWithFds(sender, data, inCryo, new byte[0]);
             } finally {
                 for (int f = 0; f < inTask.length; f++) {
                     if (inCryo[f] > 0) {
