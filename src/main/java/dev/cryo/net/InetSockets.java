@@ -115,6 +115,14 @@ public final class InetSockets implements FdHandler {
             }
             case TcpRepair.ESTABLISHED, TcpRepair.FIN_WAIT1, TcpRepair.FIN_WAIT2, TcpRepair.CLOSE_WAIT, TcpRepair.LAST_ACK -> {
                 InetAddress local = InetAddress.of(s.getLocal().toByteArray()), peer = InetAddress.of(s.getPeer().toByteArray());
+                if (NetNamespaces.ownNetwork(fd.pid())) {
+                    // a network namespace of the tree's own (a container's): both ends are inside,
+                    // frozen together, and nobody else can send to them; no flag, no lock needed
+                    TcpRepair.enter(copy);
+                    repaired(ctx.shared()).add(copy);
+                    s.setTcp(TcpRepair.read(copy, state, fd.where()));
+                    return true;
+                }
                 if (!ctx.shared().containsKey(Checkpoint.TCP_ESTABLISHED)) {
                     throw new Refusal(fd.where() + ": an established TCP connection " + local + " -> " + peer
                             + (state == TCP_ESTABLISHED ? "" : " (" + TCP_STATES[state] + ")")
@@ -180,9 +188,10 @@ public final class InetSockets implements FdHandler {
             SocketOptions.applyBeforeBind(copy, s.getOptionsList());
             if (s.hasTcp()) {
                 TcpRepair.restore(copy, local, s.getPeer().toByteArray(), s.getTcp(), s.getTcpState());
-                // repair mode forced address reuse while it lasted, and leaving it reset that
-                SocketOptions.applyAfterBind(copy, s.getOptionsList(), true);
-                lifts(ctx.shared()).add(s.getTcp().getNetworkLock());
+                if (!s.getTcp().getNetworkLock().isEmpty()) {
+                    lifts(ctx.shared()).add(s.getTcp().getNetworkLock());
+                }
+                unfinished(ctx.shared()).add(new Unfinished(ctx.task().pid(), Sys.fdOf(ctx.task().pid(), fd), s));
             } else {
                 if (bound) {
                     Sockets.bind(copy, local);
@@ -193,7 +202,7 @@ public final class InetSockets implements FdHandler {
                     Sockets.connect(copy, s.getPeer().toByteArray());  // UDP: just sets the default destination
                 }
                 SocketOptions.applyAfterBind(copy, s.getOptionsList(), false);
-                UdpQueue.refill(local, s.getDatagramsList());
+                UdpQueue.refill(ctx.task().pid(), local, s.getDatagramsList());
             }
             SocketFilter.attach(copy, s.getFilter());
             Sys.call("fcntl(F_SETFL)", Nr.FCNTL, copy, F_SETFL, e.getFlags() & FdSource.O_NONBLOCK);
@@ -203,12 +212,36 @@ public final class InetSockets implements FdHandler {
         return fd;
     }
 
-    /** Once every socket of the tree is back: let the peers' packets through again. */
+    /** An established connection restored in repair mode, held by Cryo's copy until the whole tree is back. */
+    private record Unfinished(int pid, int copy, InetSocket socket) {
+    }
+
+    /**
+     * Once every socket of the tree is back: connections leave repair mode (together, so none
+     * talks to a peer not made yet), then the peers' packets are let through again.
+     */
     @Override
     public void afterTreeRestore(RestoreContext ctx) {
+        List<Unfinished> connections = unfinished(ctx.shared());
+        try {
+            for (Unfinished u : connections) {
+                InetSocket s = u.socket();
+                TcpRepair.finish(u.pid(), u.copy(), s.getLocal().toByteArray(), s.getPeer().toByteArray(), s.getTcp(), s.getTcpState());
+                // repair mode forced address reuse while it lasted, and leaving it reset that
+                SocketOptions.applyAfterBind(u.copy(), s.getOptionsList(), true);
+            }
+        } finally {
+            connections.forEach(u -> Sys.close(u.copy()));
+            connections.clear();
+        }
         Set<String> tables = lifts(ctx.shared());
         tables.forEach(NetworkLock::unlock);
         tables.clear();
+    }
+
+    @SuppressWarnings("unchecked")
+    private static List<Unfinished> unfinished(Map<String, Object> shared) {
+        return (List<Unfinished>) shared.computeIfAbsent("tcp:unfinished", k -> new ArrayList<Unfinished>());
     }
 
     /** "TCP listening on 0.0.0.0:6379", for logs and inspect. */

@@ -1,6 +1,5 @@
 package dev.cryo.net;
 
-import dev.cryo.sys.Nr;
 import dev.cryo.sys.Sockets;
 import dev.cryo.sys.Structs;
 import dev.cryo.sys.Sys;
@@ -25,9 +24,10 @@ final class RawPackets {
 
     /**
      * Sends {@code transport} (a TCP or UDP header with its payload, checksum field zero at
-     * {@code checksumAt}) from {@code from} to {@code to} as protocol {@code protocol}.
+     * {@code checksumAt}) from {@code from} to {@code to} as protocol {@code protocol}, in the
+     * network namespace of process {@code pid} (where the socket it is for lives).
      */
-    static void send(InetAddress from, InetAddress to, int protocol, byte[] transport, int checksumAt) {
+    static void send(int pid, InetAddress from, InetAddress to, int protocol, byte[] transport, int checksumAt) {
         boolean v4 = from.ipv4();
         byte[] src = v4 ? v4(from) : from.address(), dst = v4 ? v4(to) : to.address();
         ByteBuffer pseudo = ByteBuffer.allocate((v4 ? 12 : 40) + transport.length).order(ByteOrder.BIG_ENDIAN);
@@ -48,8 +48,7 @@ final class RawPackets {
             packet.putInt(0x60000000).putShort((short) transport.length).put((byte) protocol).put((byte) 64).put(src).put(dst);
         }
         packet.put(t.array());
-        int raw = (int) Sys.call("socket(SOCK_RAW)", Nr.SOCKET, v4 ? InetAddress.AF_INET : InetAddress.AF_INET6,
-                SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+        int raw = NetNamespaces.socket(pid, v4 ? InetAddress.AF_INET : InetAddress.AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
         try {
             Sockets.setInt(raw, Sockets.SOL_SOCKET, SO_MARK, MARK);
             Sockets.send(raw, packet.array(), sockaddr(v4 ? InetAddress.AF_INET : InetAddress.AF_INET6, dst));

@@ -99,8 +99,7 @@ final class TcpRepair {
 
     /**
      * Rebuilds the connection on a new, unbound socket: {@code local}/{@code peer} are raw
-     * sockaddrs. Leaves repair mode at the end, with a window probe so the peer learns at once
-     * that the connection is alive again.
+     * sockaddrs. The socket stays in repair mode, silent, until {@link #finish}.
      */
     static void restore(int fd, byte[] local, byte[] peer, TcpConnection c, int state) {
         int sendQueued = c.getSendQueue().size(), recvQueued = c.getRecvQueue().size();
@@ -133,9 +132,18 @@ final class TcpRepair {
             // in repair mode the FIN is queued as sent, after the data: FIN_WAIT1 (and FIN_WAIT2 once acked again)
             Sys.call("shutdown(SHUT_WR)", Nr.SHUTDOWN, fd, SHUT_WR);
         }
+    }
+
+    /**
+     * Leaves repair mode, once every connection of the tree is back: earlier, the window probe
+     * or a retransmission could reach a peer socket not made yet, and the kernel would answer
+     * with a reset. A peer's FIN is received again here.
+     */
+    static void finish(int pid, int fd, byte[] local, byte[] peer, TcpConnection c, int state) {
         Sockets.setInt(fd, SOL_TCP, TCP_REPAIR, REPAIR_OFF);
         if (finReceived(state)) {
-            receiveFin(fd, local, peer, c, sendStart, recvStart + recvQueued);
+            int sendStart = c.getSendSeq() - (finSent(state) ? 1 : 0) - c.getSendQueue().size();
+            receiveFin(pid, fd, local, peer, c, sendStart, c.getRecvSeq() - 1);
             if (finSent(state)) {
                 Sys.call("shutdown(SHUT_WR)", Nr.SHUTDOWN, fd, SHUT_WR);  // CLOSE_WAIT -> LAST_ACK, our FIN goes again
             }
@@ -147,14 +155,14 @@ final class TcpRepair {
      * packet (FIN|ACK at the sequence number it had, acknowledging nothing new), which the
      * network lock lets through by its mark. The socket moves to CLOSE_WAIT as it receives it.
      */
-    private static void receiveFin(int fd, byte[] local, byte[] peer, TcpConnection c, int ack, int finSeq) {
+    private static void receiveFin(int pid, int fd, byte[] local, byte[] peer, TcpConnection c, int ack, int finSeq) {
         InetAddress from = InetAddress.of(peer), to = InetAddress.of(local);
         int window = Structs.le(c.getWindow().toByteArray()).getInt(4) >>> c.getSndWscale(); // the peer's, as it advertises it
         ByteBuffer tcp = ByteBuffer.allocate(20).order(java.nio.ByteOrder.BIG_ENDIAN);
         tcp.putShort((short) from.port()).putShort((short) to.port()).putInt(finSeq).putInt(ack)
                 .putShort((short) (5 << 12 | TH_ACK | TH_FIN)).putShort((short) Math.min(window, 0xffff)).putShort((short) 0)
                 .putShort((short) 0);
-        RawPackets.send(from, to, IPPROTO_TCP, tcp.array(), 16);
+        RawPackets.send(pid, from, to, IPPROTO_TCP, tcp.array(), 16);
         long deadline = System.nanoTime() + 2_000_000_000L;
         while (Sockets.get(fd, SOL_TCP, TCP_INFO, 104)[0] != CLOSE_WAIT) {
             if (System.nanoTime() > deadline) {

@@ -37,8 +37,11 @@ final class UdpQueue {
         return out;
     }
 
-    /** Sends each datagram again from its source to {@code local} (raw sockaddr of the restored socket; any address: loopback). */
-    static void refill(byte[] local, List<Datagram> datagrams) {
+    /**
+     * Sends each datagram again from its source to {@code local} (raw sockaddr of the restored
+     * socket of process {@code pid}; any address: loopback).
+     */
+    static void refill(int pid, byte[] local, List<Datagram> datagrams) {
         for (Datagram d : datagrams) {
             InetAddress from = InetAddress.of(d.getSource().toByteArray());
             InetAddress to = RawPackets.destination(InetAddress.of(local), from.ipv4());
@@ -46,7 +49,7 @@ final class UdpQueue {
             ByteBuffer udp = ByteBuffer.allocate(8 + data.length).order(ByteOrder.BIG_ENDIAN);
             udp.putShort((short) from.port()).putShort((short) to.port()).putShort((short) (8 + data.length)).putShort((short) 0)
                     .put(data);
-            RawPackets.send(from, to, IPPROTO_UDP, udp.array(), 6);
+            RawPackets.send(pid, from, to, IPPROTO_UDP, udp.array(), 6);
         }
     }
 }

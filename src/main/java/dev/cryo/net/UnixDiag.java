@@ -62,9 +62,12 @@ public final class UnixDiag {
         return out;
     }
 
-    /** What sock_diag says of the unix socket with inode {@code inode}, or null if it has none. */
-    public static Info query(long inode) {
-        int fd = (int) Sys.call("socket(AF_NETLINK)", Nr.SOCKET, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    /**
+     * What sock_diag says of the unix socket with inode {@code inode}, asked in the network
+     * namespace of process {@code pid} (it answers only about its own), or null if it has none.
+     */
+    public static Info query(int pid, long inode) {
+        int fd = NetNamespaces.socket(pid, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment req = arena.allocate(40, 8);
             req.set(JAVA_INT, 0, 40);                                  // nlmsg_len

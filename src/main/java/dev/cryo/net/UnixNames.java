@@ -33,16 +33,20 @@ final class UnixNames {
         return !name.isEmpty() && !name.startsWith("@");
     }
 
-    /** The socket file's permission bits and owner, for a path name (mode 0: the file was gone). */
-    static void saveFile(String name, UnixSocketEnd.Builder end) {
+    /**
+     * The socket file's permission bits and owner, for a path name (mode 0: the file was gone),
+     * looked up under the root of process {@code pid} (a container's is not Cryo's).
+     */
+    static void saveFile(int pid, String name, UnixSocketEnd.Builder end) {
         if (!isPath(name)) {
             return;
         }
+        Path file = Path.of("/proc/" + pid + "/root" + name);
         try {
-            PosixFileAttributes a = Files.readAttributes(Path.of(name), PosixFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+            PosixFileAttributes a = Files.readAttributes(file, PosixFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
             end.setFileMode(modeBits(a.permissions()) | S_IFSOCK)
-                    .setFileUid(((Number) Files.getAttribute(Path.of(name), "unix:uid", LinkOption.NOFOLLOW_LINKS)).intValue())
-                    .setFileGid(((Number) Files.getAttribute(Path.of(name), "unix:gid", LinkOption.NOFOLLOW_LINKS)).intValue());
+                    .setFileUid(((Number) Files.getAttribute(file, "unix:uid", LinkOption.NOFOLLOW_LINKS)).intValue())
+                    .setFileGid(((Number) Files.getAttribute(file, "unix:gid", LinkOption.NOFOLLOW_LINKS)).intValue());
         } catch (IOException gone) {
             end.setFileMode(0);
         }

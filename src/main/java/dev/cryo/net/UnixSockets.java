@@ -63,12 +63,12 @@ public final class UnixSockets implements FdHandler {
 
     @Override
     public boolean handles(FdSource fd) {
-        return fd.link().startsWith("socket:[") && UnixDiag.query(fd.bracketNumber()) != null;
+        return fd.link().startsWith("socket:[") && UnixDiag.query(fd.pid(), fd.bracketNumber()) != null;
     }
 
     @Override
     public void dump(FdSource fd, FdEntry.Builder e, DumpContext ctx) {
-        UnixDiag.Info info = UnixDiag.query(fd.bracketNumber());
+        UnixDiag.Info info = UnixDiag.query(fd.pid(), fd.bracketNumber());
         if (info == null) {
             throw new Refusal(fd.where() + ": socket fds are not supported yet");
         }
@@ -87,7 +87,7 @@ public final class UnixSockets implements FdHandler {
         }
         UnixSocketEnd.Builder end = UnixSocketEnd.newBuilder().setInode(info.inode()).setType(info.type())
                 .setShutdown(info.shutdown()).setName(name);
-        UnixNames.saveFile(name, end);
+        UnixNames.saveFile(fd.pid(), name, end);
         e.setKind(FdKind.UNIX_SOCKET).setPath(fd.link());
         if (info.state() == TCP_LISTEN) {
             if (info.pending() > 0) {
@@ -98,7 +98,7 @@ public final class UnixSockets implements FdHandler {
             ends(ctx.shared()).put(info.inode(), 0L);
             return;
         }
-        UnixDiag.Info peer = info.peer() == 0 ? null : UnixDiag.query(info.peer());
+        UnixDiag.Info peer = info.peer() == 0 ? null : UnixDiag.query(fd.pid(), info.peer());
         // a stream end whose peer was closed still counts as connected; a datagram socket with no
         // peer (sock_diag may call a bound one ESTABLISHED too) is on its own
         boolean pair = info.state() == TCP_ESTABLISHED && (peer == null ? info.type() != SOCK_DGRAM : peer.peer() == info.inode());

@@ -44,7 +44,7 @@ class ContainerTest extends TargetTest {
         rootfs = tmp.resolve("rootfs");
         Files.createDirectories(rootfs.resolve("app"));
         Files.createDirectories(rootfs.resolve("out"));
-        for (String f : new String[] {"counter.sh", "writer.py"}) {
+        for (String f : new String[] {"counter.sh", "writer.py", "talkers.py"}) {
             Path to = rootfs.resolve("app").resolve(f);
             Files.copy(Path.of("src/test/resources/container", f), to);
             to.toFile().setExecutable(true);
@@ -112,6 +112,26 @@ class ContainerTest extends TargetTest {
         assertThat(original.subList(0, shellAtCheckpoint.size())).isEqualTo(shellAtCheckpoint);
         assertCounts(original, "orig shell.log");
         assertThat(CryoCli.run("ps").out()).containsPattern("orig +\\d+ running");
+    }
+
+    @Test
+    void tcpAndUnixConnectionsInsideTheContainerSurvive() throws Exception {
+        run("talk", "--net", "none", "--rootfs", rootfs + ":/usr", "--", "/usr/bin/python3", "/app/talkers.py");
+        awaitLines(state.resolve("talk/upper/out/tcp"), 5);
+        awaitLines(state.resolve("talk/upper/out/unix"), 5);
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "talk", "-D", images.toString());
+        assertThat(dump.exitCode()).as("no --tcp-established needed inside the container's own network: " + dump).isZero();
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "talk2", "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        containers.add("talk2");
+        for (String stream : new String[] {"tcp", "unix"}) {
+            int before = savedLines(images, "out/" + stream).size();
+            List<String> lines = awaitLines(state.resolve("talk2/upper/out/" + stream), before + 10);
+            assertCounts(lines, "the " + stream + " stream");
+            assertThat(lines).as(stream).allMatch(l -> l.endsWith(" ok"));
+        }
+        assertThat(state.resolve("talk2/upper/out/client-bad")).doesNotExist();
     }
 
     @Test

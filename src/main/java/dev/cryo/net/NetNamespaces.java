@@ -1,0 +1,66 @@
+package dev.cryo.net;
+
+import dev.cryo.CryoException;
+import dev.cryo.sys.Nr;
+import dev.cryo.sys.Sys;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * Sockets of Cryo's own made in the network namespace of a task (a container's): sock_diag
+ * answers only about sockets of the namespace its netlink socket lives in. The socket is made by
+ * a short-lived platform thread that first joins that namespace with setns(2), which moves only
+ * the calling thread; the socket keeps its namespace after the thread has gone.
+ */
+final class NetNamespaces {
+    private static final int CLONE_NEWNET = 0x40000000, O_RDONLY_CLOEXEC = 02000000;
+
+    private NetNamespaces() {
+    }
+
+    /** Is process {@code pid} in a network namespace other than Cryo's? */
+    static boolean ownNetwork(int pid) {
+        try {
+            return !Files.readSymbolicLink(Path.of("/proc", Integer.toString(pid), "ns/net"))
+                    .equals(Files.readSymbolicLink(Path.of("/proc/self/ns/net")));
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    /** socket(2) in the network namespace of process {@code pid}. */
+    static int socket(int pid, int domain, int type, int protocol) {
+        if (!ownNetwork(pid)) {
+            return (int) Sys.call("socket", Nr.SOCKET, domain, type, protocol);
+        }
+        AtomicReference<Object> result = new AtomicReference<>();
+        Thread t = Thread.ofPlatform().name("cryo-netns").start(() -> {
+            try (Arena arena = Arena.ofConfined()) {
+                int ns = (int) Sys.call("open(ns/net)", Nr.OPEN, arena.allocateFrom("/proc/" + pid + "/ns/net").address(),
+                        O_RDONLY_CLOEXEC);
+                try {
+                    Sys.call("setns(CLONE_NEWNET)", Nr.SETNS, ns, CLONE_NEWNET);
+                } finally {
+                    Sys.close(ns);
+                }
+                result.set((int) Sys.call("socket", Nr.SOCKET, domain, type, protocol));
+            } catch (RuntimeException e) {
+                result.set(e);
+            }
+        });
+        try {
+            t.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new CryoException("interrupted while making a socket in the network of process " + pid, e);
+        }
+        if (result.get() instanceof RuntimeException e) {
+            throw new CryoException("cannot make a socket in the network namespace of process " + pid + ": " + e.getMessage(), e);
+        }
+        return (Integer) result.get();
+    }
+}
