@@ -1,5 +1,6 @@
 package dev.cryo.net;
 
+import com.google.protobuf.ByteString;
 import dev.cryo.core.Checkpoint;
 import dev.cryo.core.DumpContext;
 import dev.cryo.core.Refusal;
@@ -12,6 +13,7 @@ import dev.cryo.image.proto.InetSocket;
 import dev.cryo.image.proto.TcpConnection;
 import dev.cryo.sys.Nr;
 import dev.cryo.sys.Sockets;
+import dev.cryo.sys.Structs;
 import dev.cryo.sys.Sys;
 
 import java.util.ArrayList;
@@ -75,8 +77,8 @@ public final class InetSockets implements FdHandler {
             int type = Sockets.getInt(copy, SOL_SOCKET, SO_TYPE);
             int protocol = Sockets.getInt(copy, SOL_SOCKET, SO_PROTOCOL);
             InetSocket.Builder s = InetSocket.newBuilder().setFilter(SocketFilter.read(copy, fd.where())).setFamily(family).setType(type).setProtocol(protocol)
-                    .setLocal(com.google.protobuf.ByteString.copyFrom(Sockets.name(copy)))
-                    .setPeer(com.google.protobuf.ByteString.copyFrom(Sockets.peer(copy)));
+                    .setLocal(ByteString.copyFrom(Sockets.name(copy)))
+                    .setPeer(ByteString.copyFrom(Sockets.peer(copy)));
             if (type == SOCK_STREAM && protocol == IPPROTO_TCP) {
                 keepCopy = dumpTcp(fd, copy, s, ctx);
             } else if (type == SOCK_DGRAM && protocol == IPPROTO_UDP) {
@@ -102,12 +104,12 @@ public final class InetSockets implements FdHandler {
         s.setTcpState(state);
         switch (state) {
             case TCP_LISTEN -> {
-                int waiting = dev.cryo.sys.Structs.le(info).getInt(24);  // tcpi_unacked: the accept queue
+                int waiting = Structs.le(info).getInt(24);  // tcpi_unacked: the accept queue
                 if (waiting > 0) {
                     throw new Refusal(fd.where() + ": listening on " + InetAddress.of(Sockets.name(copy)) + " with " + waiting
                             + " connection(s) not yet accepted; those cannot be saved (try again when the server has accepted them)");
                 }
-                s.setBacklog(dev.cryo.sys.Structs.le(info).getInt(28));  // tcpi_sacked: the backlog
+                s.setBacklog(Structs.le(info).getInt(28));  // tcpi_sacked: the backlog
                 return false;
             }
             case TCP_CLOSE -> {

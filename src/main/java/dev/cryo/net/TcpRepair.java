@@ -1,14 +1,16 @@
 package dev.cryo.net;
 
 import com.google.protobuf.ByteString;
+import dev.cryo.CryoException;
 import dev.cryo.core.Refusal;
 import dev.cryo.image.proto.TcpConnection;
-import dev.cryo.sys.Sockets;
 import dev.cryo.sys.Nr;
+import dev.cryo.sys.Sockets;
 import dev.cryo.sys.Structs;
 import dev.cryo.sys.Sys;
 
 import java.nio.ByteBuffer;
+import java.util.Arrays;
 
 import static dev.cryo.sys.Sockets.SOL_SOCKET;
 import static dev.cryo.sys.Sockets.SOL_TCP;
@@ -166,7 +168,7 @@ final class TcpRepair {
         long deadline = System.nanoTime() + 2_000_000_000L;
         while (Sockets.get(fd, SOL_TCP, TCP_INFO, 104)[0] != CLOSE_WAIT) {
             if (System.nanoTime() > deadline) {
-                throw new dev.cryo.CryoException("the restored connection " + to + " -> " + from
+                throw new CryoException("the restored connection " + to + " -> " + from
                         + " did not take the peer's FIN again (state " + Sockets.get(fd, SOL_TCP, TCP_INFO, 104)[0] + ")");
             }
             Thread.onSpinWait();
@@ -198,7 +200,7 @@ final class TcpRepair {
         if ((c.getOptions() & TCPI_OPT_TIMESTAMPS) != 0) {
             b.putInt(TCPOPT_TIMESTAMP).putInt(0);
         }
-        return java.util.Arrays.copyOf(b.array(), b.position());
+        return Arrays.copyOf(b.array(), b.position());
     }
 
     /**

@@ -2,6 +2,7 @@ package dev.cryo.net;
 
 import dev.cryo.CryoException;
 import dev.cryo.image.proto.UnixSocketEnd;
+import dev.cryo.remote.RemoteAddr;
 import dev.cryo.remote.RemoteSyscalls;
 import dev.cryo.sys.Errno;
 import dev.cryo.sys.Nr;
@@ -82,7 +83,7 @@ final class UnixNames {
         long path = sys.scratch().putString(name).value();
         long stat = sys.scratch().alloc(144).value();  // struct stat; st_mode at offset 24
         long r = sys.raw(Nr.NEWFSTATAT, AT_FDCWD, path, stat, AT_SYMLINK_NOFOLLOW);
-        int mode = r == 0 ? Structs.le(sys.scratch().read(new dev.cryo.remote.RemoteAddr(stat), 144)).getInt(24) : 0;
+        int mode = r == 0 ? Structs.le(sys.scratch().read(new RemoteAddr(stat), 144)).getInt(24) : 0;
         sys.scratch().reset();
         if (r == -Errno.ENOENT) {
             return;

@@ -22,6 +22,7 @@ import dev.cryo.remote.RemoteSyscalls;
 import dev.cryo.sys.Nr;
 import dev.cryo.sys.Sockets;
 import dev.cryo.sys.Sys;
+import dev.cryo.sys.SysException;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -163,7 +164,7 @@ public final class UnixSockets implements FdHandler {
                 }
             }
             return queue.build();
-        } catch (dev.cryo.sys.SysException e) {
+        } catch (SysException e) {
             throw new Refusal(fd.where() + ": cannot peek at its queue: " + e.getMessage());
         } finally {
             Sys.close(copy);
