@@ -33,6 +33,12 @@ import java.util.stream.Stream;
 public final class Checkpoint {
     private static final Logger LOG = Logger.getLogger("checkpoint");
     private static final long SCRATCH_SIZE = 64 * 1024;
+    /**
+     * Where the frozen time went, by part, for the log line that follows a checkpoint (nothing is
+     * logged while the tree is frozen: formatting log lines is itself slow in a cold JVM).
+     * Checkpoints run one at a time in a JVM.
+     */
+    private static final java.util.Map<String, Long> frozenTimes = new java.util.LinkedHashMap<>();
 
     /**
      * @param shellJob the tree may use the terminal it runs in (criu's --shell-job): it will get restore's terminal
@@ -62,6 +68,7 @@ public final class Checkpoint {
     }
 
     public static Result run(Options o) {
+        frozenTimes.clear();
         long t0 = System.nanoTime();
         Targets.checkCheckpointable(o.pid());
         checkDir(o.dir());
@@ -119,8 +126,9 @@ public final class Checkpoint {
                 part.afterTreeDump(image, shared);
             }
             image.write(ImageKind.PSTREE, 0, pstree.build());
-            LOG.fine("writing the inventory");
+            long f = System.nanoTime();
             image.finish(inventory.setCreatedUnixMs(System.currentTimeMillis()));
+            frozenTimes.put("image", System.nanoTime() - f);
         } catch (RuntimeException e) {
             tree.release(e);
             abortQuietly(image, e);
@@ -129,6 +137,11 @@ public final class Checkpoint {
             throw e;
         }
         long frozenFor = System.nanoTime() - frozen;
+        long accounted = frozenTimes.values().stream().mapToLong(Long::longValue).sum();
+        StringBuilder where = new StringBuilder();
+        frozenTimes.forEach((k, v) -> where.append(", ").append(k).append(' ').append(v / 100_000 / 10.0));
+        LOG.info(() -> "frozen " + frozenFor / 100_000 / 10.0 + " ms" + where + ", the rest (freeze, sessions) "
+                + (frozenFor - accounted) / 100_000 / 10.0);
         if (o.leaveRunning()) {
             tree.release();
         } else {
@@ -190,8 +203,9 @@ public final class Checkpoint {
                 for (TaskPart part : TaskParts.ALL) {
                     long t = System.nanoTime();
                     part.dump(ctx);
-                    LOG.fine(() -> "process " + proc.pid() + ": " + part.name() + " saved in "
-                            + (System.nanoTime() - t) / 1000 + " us");
+                    long took = System.nanoTime() - t;
+                    frozenTimes.merge(part.name(), took, Long::sum);
+                    LOG.fine(() -> "process " + proc.pid() + ": " + part.name() + " saved in " + took / 1000 + " us");
                 }
             } finally {
                 leader.munmap(scratch.value(), SCRATCH_SIZE);
