@@ -38,6 +38,7 @@ public final class Checkpoint {
      * logged while the tree is frozen: formatting log lines is itself slow in a cold JVM).
      * Checkpoints run one at a time in a JVM.
      */
+    private static final java.lang.management.ThreadMXBean THREADS = java.lang.management.ManagementFactory.getThreadMXBean();
     private static final java.util.Map<String, Long> frozenTimes = new java.util.LinkedHashMap<>();
 
     /**
@@ -92,6 +93,7 @@ public final class Checkpoint {
             throw e;
         }
         long frozen = System.nanoTime();
+        long frozenCpu = THREADS.getCurrentThreadCpuTime();
         LOG.fine(() -> "tree of " + o.pid() + " frozen (" + tree.threadCount() + " threads)");
         DumpContext.Stats stats = new DumpContext.Stats();
         try {
@@ -137,10 +139,12 @@ public final class Checkpoint {
             throw e;
         }
         long frozenFor = System.nanoTime() - frozen;
+        long cpu = THREADS.getCurrentThreadCpuTime() - frozenCpu;
         long accounted = frozenTimes.values().stream().mapToLong(Long::longValue).sum();
         StringBuilder where = new StringBuilder();
         frozenTimes.forEach((k, v) -> where.append(", ").append(k).append(' ').append(v / 100_000 / 10.0));
-        LOG.info(() -> "frozen " + frozenFor / 100_000 / 10.0 + " ms" + where + ", the rest (freeze, sessions) "
+        LOG.info(() -> "frozen " + frozenFor / 100_000 / 10.0 + " ms (this thread's CPU time " + cpu / 100_000 / 10.0
+                + " ms: on a busy machine the rest is waiting for a CPU)" + where + ", the rest (freeze, sessions) "
                 + (frozenFor - accounted) / 100_000 / 10.0);
         if (o.leaveRunning()) {
             tree.release();
