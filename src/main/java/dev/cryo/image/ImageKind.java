@@ -17,7 +17,8 @@ public enum ImageKind {
     PIPES("pipes.img", 10, false),
     UNIX("unix.img", 11, false),
     TRACKER("tracker.img", 12, false),
-    EARLY_PAGES("pages-early-%d.img", 13, true);
+    EARLY_PAGES("pages-early-%d.img", 13, true),
+    EARLY_PAGEMAP("pagemap-early-%d.img", 14, false);
 
     private final String pattern;
     private final int code;
