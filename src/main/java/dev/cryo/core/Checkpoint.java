@@ -73,7 +73,7 @@ public final class Checkpoint {
         long t0 = System.nanoTime();
         Targets.checkCheckpointable(o.pid());
         checkDir(o.dir());
-        Incremental incremental = o.parent() == null ? null : Incremental.open(o.parent(), false);
+        Incremental incremental = o.parent() == null ? null : Incremental.open(o.parent(), o.pid(), false);
         ImageWriter image;
         FrozenTree tree;
         try {

@@ -45,7 +45,7 @@ public final class PreDump {
         long t0 = System.nanoTime();
         Targets.checkCheckpointable(o.pid());
         Checkpoint.checkDir(o.dir());
-        Incremental incremental = Incremental.open(o.parent(), true);
+        Incremental incremental = Incremental.open(o.parent(), o.pid(), true);
         ImageWriter image = null;
         FrozenTree tree = null;
         TrackerImage keeper = null;

@@ -186,6 +186,20 @@ class IncrementalDumpTest extends TargetTest {
     }
 
     @Test
+    void aParentImageOfAnotherProcessIsRefusedAndItsTrackingGoesOn() {
+        Target tracked = startReady("rewriter", "8", "1");
+        Target other = startReady("rewriter", "8", "1");
+        long[] pre = preDump(tracked, tmp.resolve("pre"), null);
+        CryoCli.Result r = CryoCli.run("checkpoint", pid(other), "-D", tmp.resolve("final").toString(),
+                "--parent", tmp.resolve("pre").toString());
+        assertThat(r.exitCode()).isNotZero();
+        assertThat(r.err()).contains("is of process " + tracked.pid() + ", not of " + other.pid());
+        assertThat(other.isAlive()).isTrue();
+        assertThat(Procs.exists(pre[1]) && Procs.state(pre[1]) != 'Z').as("the keeper goes on").isTrue();
+        assertThat(maps(tracked)).contains(" uw");
+    }
+
+    @Test
     void withItsKeeperGoneTheNextDumpCopiesEverythingAndStaysRight() {
         Target t = startReady("rewriter", "8", "1");
         long[] pre = preDump(t, tmp.resolve("pre"), null);
