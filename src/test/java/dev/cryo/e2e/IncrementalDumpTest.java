@@ -45,7 +45,9 @@ class IncrementalDumpTest extends TargetTest {
 
     private static void runKill(long pid) {
         try {
-            new ProcessBuilder("kill", "-9", Long.toString(pid)).start().waitFor();
+            // no pipes: they would stay open in this JVM until the Process object is collected
+            new ProcessBuilder("kill", "-9", Long.toString(pid)).redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+                    .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectErrorStream(true).start().waitFor();
         } catch (IOException | InterruptedException e) {
             throw new IllegalStateException(e);
         }
