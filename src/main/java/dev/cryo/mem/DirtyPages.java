@@ -166,7 +166,12 @@ final class DirtyPages {
     }
 
     private static boolean overlaps(List<long[]> ranges, VmaEntry e) {
-        return ranges.stream().anyMatch(r -> r[0] < e.getEnd() && r[1] > e.getStart());
+        for (long[] r : ranges) {
+            if (r[0] < e.getEnd() && r[1] > e.getStart()) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /**
