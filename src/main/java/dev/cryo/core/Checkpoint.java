@@ -63,9 +63,10 @@ public final class Checkpoint {
      * @param pages         pages copied while the tree was frozen
      * @param pagesInParent pages not copied because the parent image holds them unchanged
      * @param pagesEarly    pages copied before the freeze (incremental), not written since
+     * @param frozenCpuNanos CPU time of the dumping thread while the tree was frozen
      */
     public record Result(int pid, int processes, int threads, long areas, long pages, long bytes, long fds, long frozenNanos,
-                         long totalNanos, long pagesInParent, long pagesEarly) {
+                         long totalNanos, long pagesInParent, long pagesEarly, long frozenCpuNanos) {
     }
 
     public static Result run(Options o) {
@@ -161,7 +162,7 @@ public final class Checkpoint {
         }
         LOG.info(() -> "checkpoint of " + o.pid() + " done" + (o.leaveRunning() ? ", left running" : ", killed"));
         return new Result(o.pid(), tree.procs().size(), tree.threadCount(), stats.areas.get(), stats.pages.get(),
-                stats.bytes.get(), stats.fds.get(), frozenFor, System.nanoTime() - t0, inParent, early);
+                stats.bytes.get(), stats.fds.get(), frozenFor, System.nanoTime() - t0, inParent, early, cpu);
     }
 
     /** Records the parent image: its path relative to this image's directory, and its id. */
