@@ -76,7 +76,6 @@ public final class Checkpoint {
         checkDir(o.dir());
         Incremental incremental = o.parent() == null ? null : Incremental.open(o.parent(), o.pid(), false);
         ImageWriter image;
-        FrozenTree tree;
         try {
             image = new ImageWriter(o.dir());
         } catch (RuntimeException e) {
@@ -86,6 +85,14 @@ public final class Checkpoint {
         if (incremental != null) {
             incremental.copyBeforeFreeze(image, o.ipcHost());
         }
+        try (Urgency urgency = Urgency.raise()) {
+            return frozenPart(o, t0, image, incremental);
+        }
+    }
+
+    /** From the freeze to the end: the part the processes wait for. */
+    private static Result frozenPart(Options o, long t0, ImageWriter image, Incremental incremental) {
+        FrozenTree tree;
         try {
             tree = FrozenTree.freeze(o.pid(), FrozenTree.options());
         } catch (RuntimeException e) {

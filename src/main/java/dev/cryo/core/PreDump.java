@@ -49,10 +49,15 @@ public final class PreDump {
         ImageWriter image = null;
         FrozenTree tree = null;
         TrackerImage keeper = null;
+        Urgency urgency = null;
         try {
             image = new ImageWriter(o.dir());
+            urgency = Urgency.raise();
             tree = FrozenTree.freeze(o.pid(), FrozenTree.options());
         } catch (RuntimeException e) {
+            if (urgency != null) {
+                urgency.close();
+            }
             if (image != null) {
                 Checkpoint.abortQuietly(image, e);
             }
@@ -76,6 +81,7 @@ public final class PreDump {
             }
             tree.release();
             frozenFor = System.nanoTime() - frozen;
+            urgency.close(); // the copy that follows runs beside the processes, at the usual priority
             for (Memory.PageCopy copy : copies) {
                 copy.copy(true);
             }
@@ -86,6 +92,7 @@ public final class PreDump {
             }
             image.finish(inventory.setCreatedUnixMs(System.currentTimeMillis()));
         } catch (RuntimeException e) {
+            urgency.close();
             if (keeper != null) {
                 Keeper.endQuietly(keeper);
             }
