@@ -103,9 +103,10 @@ final class CheckpointCommand implements Callable<Integer> {
                 r.fds(), r.frozenNanos() / 1_000_000, r.totalNanos() / 1_000_000,
                 leaveRunning ? "left running" : "killed");
         if (parent.parentDir(spec, dir) != null) {
-            spec.commandLine().getOut().printf("Incremental: %d pages (%s) taken from the parent image %s instead of copied;"
-                            + " %d pages written since it copied before the freeze%n",
-                    r.pagesInParent(), Sizes.human(r.pagesInParent() * 4096), parent.parentDir(spec, dir), r.pagesEarly());
+            spec.commandLine().getOut().printf(java.util.Locale.ROOT, "Incremental: %d pages (%s) taken from the parent image %s instead of copied;"
+                            + " %d pages written since it copied before the freeze; CPU time while frozen %.1f ms%n",
+                    r.pagesInParent(), Sizes.human(r.pagesInParent() * 4096), parent.parentDir(spec, dir), r.pagesEarly(),
+                    r.frozenCpuNanos() / 1e6);
         }
         return 0;
     }

@@ -12,14 +12,16 @@ import picocli.CommandLine.Spec;
 import java.util.concurrent.Callable;
 
 @Command(name = "pre-dump", mixinStandardHelpOptions = true,
-        description = {"Copy a process's memory while it keeps running, and track what it writes from then on.",
-                "The process is stopped only for the moment it takes to arm the tracking (userfaultfd write protection",
-                "in async mode: the process sees no fault and no extra fd). A small process named cryo-tracker keeps",
-                "the tracking alive after this command exits. Then `cryo checkpoint PID -D DIR2 --parent DIR` stops the",
-                "process only to copy the pages written since; pre-dumps can also repeat, each with --parent the previous",
-                "one. The images chain: restore reads pages through the parents, so keep them. A pre-dump image alone",
-                "cannot be restored. Areas the application registered with a userfaultfd of its own are left alone",
-                "and reported; every dump copies them whole."})
+        description = {"Copy a process's memory while it keeps running, and track what it writes from then on.", "",
+                "The process is stopped only for the moment it takes to arm the tracking (userfaultfd write protection"
+                        + " in async mode: the process sees no fault and no extra fd). A small process named cryo-tracker"
+                        + " keeps the tracking alive after this command exits.", "",
+                "Then `cryo checkpoint PID -D DIR2 --parent DIR` copies the pages written since, first while the"
+                        + " process runs, and stops it only to copy what was written after that. Pre-dumps can repeat,"
+                        + " each with --parent the previous one. The images chain: restore reads pages through the"
+                        + " parents, so keep them. A pre-dump alone cannot be restored.", "",
+                "Areas the application registered with a userfaultfd of its own are left alone and reported; every"
+                        + " dump copies them whole."})
 final class PreDumpCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;

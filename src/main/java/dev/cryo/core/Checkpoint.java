@@ -33,6 +33,13 @@ import java.util.stream.Stream;
 public final class Checkpoint {
     private static final Logger LOG = Logger.getLogger("checkpoint");
     private static final long SCRATCH_SIZE = 64 * 1024;
+    /**
+     * Where the frozen time went, by part, for the log line that follows a checkpoint (nothing is
+     * logged while the tree is frozen: formatting log lines is itself slow in a cold JVM).
+     * Checkpoints run one at a time in a JVM.
+     */
+    private static final java.lang.management.ThreadMXBean THREADS = java.lang.management.ManagementFactory.getThreadMXBean();
+    private static final java.util.Map<String, Long> frozenTimes = new java.util.LinkedHashMap<>();
 
     /**
      * @param shellJob the tree may use the terminal it runs in (criu's --shell-job): it will get restore's terminal
@@ -98,18 +105,19 @@ public final class Checkpoint {
      * @param pages         pages copied while the tree was frozen
      * @param pagesInParent pages not copied because the parent image holds them unchanged
      * @param pagesEarly    pages copied before the freeze (incremental), not written since
+     * @param frozenCpuNanos CPU time of the dumping thread while the tree was frozen
      */
     public record Result(int pid, int processes, int threads, long areas, long pages, long bytes, long fds, long frozenNanos,
-                         long totalNanos, long pagesInParent, long pagesEarly) {
+                         long totalNanos, long pagesInParent, long pagesEarly, long frozenCpuNanos) {
     }
 
     public static Result run(Options o) {
+        frozenTimes.clear();
         long t0 = System.nanoTime();
         Targets.checkCheckpointable(o.pid());
         checkDir(o.dir());
-        Incremental incremental = o.parent() == null ? null : Incremental.open(o.parent(), false);
+        Incremental incremental = o.parent() == null ? null : Incremental.open(o.parent(), o.pid(), false);
         ImageWriter image;
-        FrozenTree tree;
         try {
             image = new ImageWriter(o.dir());
         } catch (RuntimeException e) {
@@ -119,6 +127,14 @@ public final class Checkpoint {
         if (incremental != null) {
             incremental.copyBeforeFreeze(image, o.ipcHost());
         }
+        try (Urgency urgency = Urgency.raise()) {
+            return frozenPart(o, t0, image, incremental);
+        }
+    }
+
+    /** From the freeze to the end: the part the processes wait for. */
+    private static Result frozenPart(Options o, long t0, ImageWriter image, Incremental incremental) {
+        FrozenTree tree;
         try {
             tree = freeze(o);
         } catch (RuntimeException e) {
@@ -127,6 +143,7 @@ public final class Checkpoint {
             throw e;
         }
         long frozen = System.nanoTime();
+        long frozenCpu = THREADS.getCurrentThreadCpuTime();
         LOG.fine(() -> "tree of " + o.pid() + " frozen (" + tree.threadCount() + " threads)");
         DumpContext.Stats stats = new DumpContext.Stats();
         java.util.Map<String, Object> shared = new java.util.HashMap<>();
@@ -180,8 +197,9 @@ public final class Checkpoint {
                 part.afterTreeDump(image, shared);
             }
             image.write(ImageKind.PSTREE, 0, pstree.build());
-            LOG.fine("writing the inventory");
+            long f = System.nanoTime();
             image.finish(inventory.setCreatedUnixMs(System.currentTimeMillis()));
+            frozenTimes.put("image", System.nanoTime() - f);
         } catch (RuntimeException e) {
             ended(shared, false, e);
             tree.release(e);
@@ -191,6 +209,13 @@ public final class Checkpoint {
             throw e;
         }
         long frozenFor = System.nanoTime() - frozen;
+        long cpu = THREADS.getCurrentThreadCpuTime() - frozenCpu;
+        long accounted = frozenTimes.values().stream().mapToLong(Long::longValue).sum();
+        StringBuilder where = new StringBuilder();
+        frozenTimes.forEach((k, v) -> where.append(", ").append(k).append(' ').append(v / 100_000 / 10.0));
+        LOG.info(() -> "frozen " + frozenFor / 100_000 / 10.0 + " ms (this thread's CPU time " + cpu / 100_000 / 10.0
+                + " ms: on a busy machine the rest is waiting for a CPU)" + where + ", the rest (freeze, sessions) "
+                + (frozenFor - accounted) / 100_000 / 10.0);
         if (o.leaveRunning()) {
             ended(shared, false, null);
             tree.release();
@@ -208,7 +233,7 @@ public final class Checkpoint {
         }
         LOG.info(() -> "checkpoint of " + o.pid() + " done" + (o.leaveRunning() ? ", left running" : ", killed"));
         return new Result(o.pid(), tree.procs().size(), tree.threadCount(), stats.areas.get(), stats.pages.get(),
-                stats.bytes.get(), stats.fds.get(), frozenFor, System.nanoTime() - t0, inParent, early);
+                stats.bytes.get(), stats.fds.get(), frozenFor, System.nanoTime() - t0, inParent, early, cpu);
     }
 
     /** Records the parent image: its path relative to this image's directory, and its id. */
@@ -281,8 +306,9 @@ public final class Checkpoint {
                 for (TaskPart part : TaskParts.ALL) {
                     long t = System.nanoTime();
                     part.dump(ctx);
-                    LOG.fine(() -> "process " + proc.pid() + ": " + part.name() + " saved in "
-                            + (System.nanoTime() - t) / 1000 + " us");
+                    long took = System.nanoTime() - t;
+                    frozenTimes.merge(part.name(), took, Long::sum);
+                    LOG.fine(() -> "process " + proc.pid() + ": " + part.name() + " saved in " + took / 1000 + " us");
                 }
                 if (o.container() != null && earlier.isEmpty()) {
                     o.container().dumpNamespaces(ctx);

@@ -45,14 +45,19 @@ public final class PreDump {
         long t0 = System.nanoTime();
         Targets.checkCheckpointable(o.pid());
         Checkpoint.checkDir(o.dir());
-        Incremental incremental = Incremental.open(o.parent(), true);
+        Incremental incremental = Incremental.open(o.parent(), o.pid(), true);
         ImageWriter image = null;
         FrozenTree tree = null;
         TrackerImage keeper = null;
+        Urgency urgency = null;
         try {
             image = new ImageWriter(o.dir());
+            urgency = Urgency.raise();
             tree = FrozenTree.freeze(o.pid(), FrozenTree.options());
         } catch (RuntimeException e) {
+            if (urgency != null) {
+                urgency.close();
+            }
             if (image != null) {
                 Checkpoint.abortQuietly(image, e);
             }
@@ -76,6 +81,7 @@ public final class PreDump {
             }
             tree.release();
             frozenFor = System.nanoTime() - frozen;
+            urgency.close(); // the copy that follows runs beside the processes, at the usual priority
             Memory.PageCopy.copyAll(copies, true);
             keeper = Keeper.spawn(incremental.trackers());
             image.write(ImageKind.TRACKER, 0, keeper);
@@ -84,6 +90,7 @@ public final class PreDump {
             }
             image.finish(inventory.setCreatedUnixMs(System.currentTimeMillis()));
         } catch (RuntimeException e) {
+            urgency.close();
             if (keeper != null) {
                 Keeper.endQuietly(keeper);
             }

@@ -20,7 +20,8 @@ public enum ImageKind {
     EARLY_PAGES("pages-early-%d.img", 13, true),
     CONTAINER("container.img", 14, false),
     ROOTFS_UPPER("rootfs-upper.img", 15, false),
-    PTYS("ptys.img", 16, false);
+    PTYS("ptys.img", 16, false),
+    EARLY_PAGEMAP("pagemap-early-%d.img", 17, false);
 
     private final String pattern;
     private final int code;

@@ -26,6 +26,12 @@ public final class ImageWriter {
     private final Path dir;
     private final List<FileChecksum> files = new ArrayList<>();
 
+    /**
+     * Made when the writer is, before anything is frozen: the first random UUID of a JVM sets up
+     * SecureRandom, milliseconds that {@link #finish} would otherwise add to the time frozen.
+     */
+    private final String imageId = java.util.UUID.randomUUID().toString();
+
     public ImageWriter(Path target) {
         this.target = target;
         this.dir = target.resolve(".cryo-partial-" + ProcessHandle.current().pid());
@@ -102,7 +108,7 @@ public final class ImageWriter {
     public void finish(Inventory.Builder inventory) {
         inventory.setFormatVersion(ImageFormat.VERSION).clearFiles().addAllFiles(files);
         if (inventory.getImageId().isEmpty()) {
-            inventory.setImageId(java.util.UUID.randomUUID().toString());
+            inventory.setImageId(imageId);
         }
         byte[] body = inventory.build().toByteArray();
         ByteBuffer buf = ByteBuffer.allocate(ImageFormat.HEADER_SIZE + body.length);

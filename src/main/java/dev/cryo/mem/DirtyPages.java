@@ -166,7 +166,12 @@ final class DirtyPages {
     }
 
     private static boolean overlaps(List<long[]> ranges, VmaEntry e) {
-        return ranges.stream().anyMatch(r -> r[0] < e.getEnd() && r[1] > e.getStart());
+        for (long[] r : ranges) {
+            if (r[0] < e.getEnd() && r[1] > e.getStart()) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /**
@@ -231,6 +236,8 @@ final class DirtyPages {
         List<long[]> all = new ArrayList<>(fromParent);
         all.addAll(copiedEarly);
         inc.layerCoverage.put(pid, Ranges.normalize(all));
+        // written now, before the freeze: tens of thousands of runs take a while to encode
+        image.write(ImageKind.EARLY_PAGEMAP, pid, PagemapImage.newBuilder().addAllRuns(layer).build());
         inc.early.put(pid, layer);
         long pages = PageSaver.pages(runs);
         LOG.fine(() -> "process " + pid + ": " + pages + " pages written since the parent image copied before the freeze, in "
@@ -265,12 +272,6 @@ final class DirtyPages {
             }
         }
         return Ranges.normalize(out);
-    }
-
-    /** What pages-early-PID.img holds (empty when there was no early copy). */
-    List<PageRun> earlyIndex() {
-        List<PageRun> early = inc.early.get(pid);
-        return early == null ? List.of() : early;
     }
 
     /**

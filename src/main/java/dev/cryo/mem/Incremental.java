@@ -68,11 +68,15 @@ public final class Incremental implements AutoCloseable {
      * image, after which the parent's record of it would be wrong. A final checkpoint ends it
      * only when it succeeds ({@link #succeeded}), so a failed one can be tried again.
      */
-    public static Incremental open(Path parentDir, boolean preDump) {
+    public static Incremental open(Path parentDir, int rootPid, boolean preDump) {
         if (parentDir == null) {
             return new Incremental(null, null, preDump);
         }
         ImageReader parent = ImageReader.open(parentDir, false);
+        if (parent.inventory().getRootPid() != rootPid) {
+            throw new dev.cryo.CryoException("the parent image " + parentDir + " is of process " + parent.inventory().getRootPid()
+                    + ", not of " + rootPid + "; an incremental dump builds on an image of the same process");
+        }
         Keeper.Held keeper = null;
         if (!parent.inventory().getPreDump()) {
             LOG.warning(() -> "parent image " + parentDir + " is not a pre-dump: it has no dirty tracking, every page is copied");

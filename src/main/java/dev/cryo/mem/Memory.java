@@ -158,8 +158,7 @@ public final class Memory implements TaskPart {
                 .setTotalPages(pages).setPagesInParent(inParent).addAllZap(plan.zap()).build();
         long t5 = System.nanoTime();
         ctx.image().write(ImageKind.MM, pid, mm);
-        ctx.image().write(ImageKind.PAGEMAP, pid, PagemapImage.newBuilder().addAllRuns(runs)
-                .addAllEarly(dirty == null ? List.of() : dirty.earlyIndex()).build());
+        ctx.image().write(ImageKind.PAGEMAP, pid, PagemapImage.newBuilder().addAllRuns(runs).build());
         LOG.fine(() -> "process " + pid + ": mm and pagemap written in " + (System.nanoTime() - t5) / 1000 + " us");
         ctx.stats().areas.addAndGet(vmas.size());
         ctx.stats().pages.addAndGet(pages);

@@ -215,7 +215,9 @@ final class PageSaver implements AutoCloseable {
     void save(List<PageRun> runs, List<PageRun> cowShared) {
         total = pages(runs) * PAGE;
         if (buffers == null) {
-            bufferSize = Math.min(BUFFER_SIZE, Math.max(PAGE, total));
+            // an eighth of the copy, at least 256 KiB (per-call costs vanish from there on), so that
+            // a small copy neither zeroes megabytes of buffers nor loses the overlap of reading and writing
+            bufferSize = Math.min(BUFFER_SIZE, Math.max(PAGE, Math.max(Math.min(total, 256 << 10), (total / 8 + PAGE - 1) / PAGE * PAGE)));
             buffers = new MemorySegment[] {arena.allocate(bufferSize, PAGE), arena.allocate(bufferSize, PAGE)};
         }
         int s = 0;

@@ -50,7 +50,7 @@ final class PageSources {
             String earlyFile = image.path(ImageKind.EARLY_PAGES, pid).toAbsolutePath().toString();
             List<Piece> layer = new ArrayList<>();
             long at = 0;
-            for (PageRun run : pagemap.getEarlyList()) {
+            for (PageRun run : image.read(ImageKind.EARLY_PAGEMAP, pid, PagemapImage.parser()).getRunsList()) {
                 long length = run.getNrPages() * PAGE;
                 if (run.getInParent()) {
                     layerFromParent.add(new long[] {run.getVaddr(), run.getVaddr() + length});

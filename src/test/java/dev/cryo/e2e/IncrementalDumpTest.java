@@ -45,7 +45,9 @@ class IncrementalDumpTest extends TargetTest {
 
     private static void runKill(long pid) {
         try {
-            new ProcessBuilder("kill", "-9", Long.toString(pid)).start().waitFor();
+            // no pipes: they would stay open in this JVM until the Process object is collected
+            new ProcessBuilder("kill", "-9", Long.toString(pid)).redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+                    .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectErrorStream(true).start().waitFor();
         } catch (IOException | InterruptedException e) {
             throw new IllegalStateException(e);
         }
@@ -186,6 +188,20 @@ class IncrementalDumpTest extends TargetTest {
     }
 
     @Test
+    void aParentImageOfAnotherProcessIsRefusedAndItsTrackingGoesOn() {
+        Target tracked = startReady("rewriter", "8", "1");
+        Target other = startReady("rewriter", "8", "1");
+        long[] pre = preDump(tracked, tmp.resolve("pre"), null);
+        CryoCli.Result r = CryoCli.run("checkpoint", pid(other), "-D", tmp.resolve("final").toString(),
+                "--parent", tmp.resolve("pre").toString());
+        assertThat(r.exitCode()).isNotZero();
+        assertThat(r.err()).contains("is of process " + tracked.pid() + ", not of " + other.pid());
+        assertThat(other.isAlive()).isTrue();
+        assertThat(Procs.exists(pre[1]) && Procs.state(pre[1]) != 'Z').as("the keeper goes on").isTrue();
+        assertThat(maps(tracked)).contains(" uw");
+    }
+
+    @Test
     void withItsKeeperGoneTheNextDumpCopiesEverythingAndStaysRight() {
         Target t = startReady("rewriter", "8", "1");
         long[] pre = preDump(t, tmp.resolve("pre"), null);
@@ -218,6 +234,39 @@ class IncrementalDumpTest extends TargetTest {
         preDump(t, tmp.resolve("pre2"), tmp.resolve("pre1"));
         assertThat(t.check(CHECK)).as("after a second pre-dump: " + t.log()).isEqualTo("PASS");
         assertThat(CryoCli.run("inspect", tmp.resolve("pre2").toString()).out()).contains("[application's userfaultfd]");
+    }
+
+    /**
+     * A pre-dump refused after it armed the tracking (the process maps a deleted file privately,
+     * which the memory part refuses once it looks at that area): the process runs on as it was,
+     * with no area left registered with a userfaultfd, no keeper, and no image.
+     */
+    @Test
+    void aPreDumpThatFailsLeavesNoTrackingNoKeeperAndNoImage() throws Exception {
+        Path ready = tmp.resolve("ready");
+        String script = "import mmap, os, time\n"
+                + "f = open('" + tmp.resolve("doomed") + "', 'w+b'); f.write(b'x' * 65536); f.flush()\n"
+                + "m = mmap.mmap(f.fileno(), 65536, mmap.MAP_PRIVATE); m[0:1] = b'y'; os.unlink(f.name)\n"
+                + "b = bytearray(32 << 20)\n"
+                + "open('" + ready + "', 'w').write('ready')\n"
+                + "while True: time.sleep(0.01)\n";
+        Target t = start("python", List.of("python3", "-c", script));
+        long deadline = System.nanoTime() + READY.toNanos();
+        while (!Files.exists(ready) && System.nanoTime() < deadline) {
+            pause(20);
+        }
+        assertThat(Files.exists(ready)).as("python target ready: " + t.log()).isTrue();
+        Procs.Snapshot before = Procs.snapshot(t.pid());
+        List<Long> keepersBefore = Procs.withCmdline(List.of("cryo-tracker"));
+
+        CryoCli.Result r = CryoCli.run("pre-dump", pid(t), "-D", tmp.resolve("pre").toString());
+        assertThat(r.exitCode()).as(r.toString()).isNotZero();
+        assertThat(r.err()).contains("deleted");
+        assertThat(maps(t)).as("no area left registered with a userfaultfd").doesNotContain(" uw");
+        assertThat(Procs.withCmdline(List.of("cryo-tracker"))).as("no keeper left").isEqualTo(keepersBefore);
+        assertThat(tmp.resolve("pre/inventory.img")).doesNotExist();
+        assertThat(Procs.snapshot(t.pid())).as("the process as it was").isEqualTo(before);
+        assertThat(t.isAlive()).isTrue();
     }
 
     private static String maps(Target t) {
