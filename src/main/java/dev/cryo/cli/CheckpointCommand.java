@@ -16,8 +16,9 @@ import java.util.concurrent.Callable;
 
 @Command(name = "checkpoint", aliases = "dump", mixinStandardHelpOptions = true,
         description = {"Save a running process and all its descendants to an image directory, then kill them (or leave them running).",
-                "The processes are stopped only while they are saved. What Cryo cannot save faithfully is refused with",
-                "the reason (the fd, its kind and the process), and the processes keep running as they were."})
+                "",
+                "The processes are stopped only while they are saved. What Cryo cannot save faithfully is refused with the"
+                        + " reason (the fd, its kind and the process), and the processes keep running as they were."})
 final class CheckpointCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;

@@ -14,9 +14,11 @@ import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
 @Command(name = "restore", mixinStandardHelpOptions = true,
-        description = {"Bring a checkpointed process back, with its saved PID, from where it was saved.",
-                "By default Cryo waits for it and exits with its exit code; with -d it returns once the process runs.",
-                "The whole image is checked first; a damaged image or a PID in use is refused before anything starts."})
+        description = {"Bring a checkpointed process tree (or container) back, with its saved PIDs, from where it was saved.",
+                "",
+                "By default Cryo waits for it and exits with its exit code; with -d it returns once the process runs."
+                        + " The whole image is checked first; a damaged image or a PID in use is refused before anything"
+                        + " starts, and a restore that fails midway leaves nothing behind."})
 final class RestoreCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
