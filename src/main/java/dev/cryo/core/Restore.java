@@ -98,7 +98,7 @@ public final class Restore {
 
     public static Restored run(Options o) {
         long t0 = System.nanoTime();
-        ImageReader image = ImageReader.open(o.dir(), true);
+        ImageReader image = ImageReader.openForRestore(o.dir());
         if (image.inventory().getPreDump()) {
             throw new CryoException(o.dir() + " is a pre-dump: it holds memory only, as the parent of a later dump;"
                     + " restore the image of `cryo checkpoint PID -D DIR --parent " + o.dir() + "` instead");
@@ -284,6 +284,7 @@ public final class Restore {
         for (RestoreContext ctx : contexts) {
             prepareWakeUp(ctx, trampoline);
         }
+        image.awaitChecks(); // the page files, checked while they were loaded: nothing has run yet
         // all at once: nothing runs until every task of the tree is ready
         for (RestoreContext ctx : contexts.reversed()) {
             for (ThreadHandle t : ctx.threads().reversed()) {

@@ -32,6 +32,8 @@ public final class ImageReader {
     private final Map<String, FileChecksum> files = new HashMap<>();
     private final boolean verifyData;
     private ImageReader parent;
+    /** Page files still being checksummed in the background ({@link #openForRestore}), or null. */
+    private java.util.concurrent.CompletableFuture<Void> pageChecks;
 
     private ImageReader(Path dir, Inventory inventory, boolean verifyData) {
         this.dir = dir;
@@ -56,6 +58,39 @@ public final class ImageReader {
             reader.verify(f, verifyData);
         }
         return reader;
+    }
+
+    /**
+     * Like {@link #open}, but the raw page files, by far the largest, are checksummed on another
+     * thread while the restore goes on: their pages are loaded into tasks that cannot run before
+     * {@link #awaitChecks} has passed, so a damaged file is still refused before anything runs,
+     * only sooner (sizes and every other file are checked at once, as by {@code open}).
+     */
+    public static ImageReader openForRestore(Path dir) {
+        ImageReader reader = open(dir, false);
+        java.util.List<FileChecksum> pages = new java.util.ArrayList<>();
+        for (FileChecksum f : reader.inventory.getFilesList()) {
+            if (f.getName().startsWith("pages-")) {
+                pages.add(f);
+            } else {
+                reader.verify(f, true);
+            }
+        }
+        reader.pageChecks = java.util.concurrent.CompletableFuture.runAsync(() -> pages.forEach(f -> reader.verify(f, true)),
+                runnable -> Thread.ofPlatform().daemon().name("cryo-page-check").start(runnable));
+        return reader;
+    }
+
+    /** Waits for the background checks of {@link #openForRestore}; throws what they found. */
+    public void awaitChecks() {
+        if (pageChecks == null) {
+            return;
+        }
+        try {
+            pageChecks.join();
+        } catch (java.util.concurrent.CompletionException e) {
+            throw e.getCause() instanceof RuntimeException r ? r : new ImageException("checking page files: " + e.getCause(), e);
+        }
     }
 
     public Path dir() {
