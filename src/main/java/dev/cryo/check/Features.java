@@ -9,6 +9,7 @@ import dev.cryo.sys.Nr;
 import dev.cryo.sys.Ptrace;
 import dev.cryo.sys.Sockets;
 import dev.cryo.sys.Sys;
+import dev.cryo.sys.Tty;
 import dev.cryo.task.HostCpu;
 
 import java.io.IOException;
@@ -30,7 +31,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 public final class Features {
     private static final List<String> NAMES = List.of("ptrace_seize", "process_vm_readv", "ptrace_rseq_config",
             "clone3_set_tid", "pr_set_mm_map", "pidfd_getfd", "kcmp", "timer_restore_ids", "uffd_wp_async",
-            "pagemap_scan", "cgroup2_freeze", "namespaces", "overlayfs", "ipc_next_id", "xsave", "tcp_repair", "network_lock");
+            "pagemap_scan", "cgroup2_freeze", "namespaces", "overlayfs", "ipc_next_id", "xsave", "tcp_repair", "network_lock", "tiocsti");
     private static final int PR_SET_MM = 35, PR_SET_MM_MAP_SIZE = 15, PR_TIMER_CREATE_RESTORE_IDS = 77;
     private static final long UFFDIO_API = 0xc018aa3fL, PAGEMAP_SCAN = 0xc0606610L;
     private static final long UFFD_FEATURE_WP_UNPOPULATED = 1L << 13, UFFD_FEATURE_WP_ASYNC = 1L << 15;
@@ -112,6 +113,7 @@ public final class Features {
                 Sys.close(fd);
             }
         }));
+        out.add(probe("tiocsti", false, Features::tiocsti));
         out.add(probe("network_lock", false, () -> {
             NetworkLock.unlock(NetworkLock.lock(Sys.getpid(), List.of()));
             return "nftables table made and removed (keeps peers quiet during --tcp-established)";
@@ -125,6 +127,35 @@ public final class Features {
             return Files.readString(Path.of("/proc/filesystems")).contains("\t" + type + "\n");
         } catch (java.io.IOException e) {
             throw new IllegalStateException("cannot read /proc/filesystems: " + e.getMessage());
+        }
+    }
+
+    /** A byte pushed into a new pty's input with TIOCSTI comes out of its slave: how restore puts back unread terminal input. */
+    private static String tiocsti() {
+        try (Arena a = Arena.ofConfined()) {
+            int master = (int) Sys.call("open(/dev/ptmx)", Nr.OPEN, a.allocateFrom("/dev/ptmx").address(), 02 | 0400 | O_CLOEXEC);
+            try {
+                Tty.setInt(master, Tty.TIOCSPTLCK, 0, "TIOCSPTLCK");
+                int slave = (int) Sys.call("ioctl(TIOCGPTPEER)", Nr.IOCTL, master, Tty.TIOCGPTPEER,
+                        02 | 04000 | 0400 | O_CLOEXEC);
+                try {
+                    Tty.Termios t = Tty.getTermios(slave);
+                    Tty.setTermios(slave, t.withFlags(t.iflag(), t.oflag(), t.lflag() & ~(Tty.ICANON | Tty.ECHO))); // raw input
+                    Tty.inject(slave, new byte[] {'x'});
+                    MemorySegment got = a.allocate(1);
+                    if (Sys.read(slave, got) != 1 || got.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 0) != 'x') {
+                        throw new IllegalStateException("the byte pushed with TIOCSTI did not come out of the slave");
+                    }
+                    return "unread terminal input of pty pairs can be put back";
+                } finally {
+                    Sys.close(slave);
+                }
+            } finally {
+                Sys.close(master);
+            }
+        } catch (dev.cryo.sys.SysException e) {
+            String legacy = ProcFiles.sysctl("dev/tty/legacy_tiocsti");
+            throw new IllegalStateException(e.getMessage() + ("0".equals(legacy) ? " (dev.tty.legacy_tiocsti is 0)" : ""));
         }
     }
 
