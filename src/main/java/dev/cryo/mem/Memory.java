@@ -443,33 +443,15 @@ public final class Memory implements TaskPart {
     }
 
     /**
-     * The task reads its own pages from the image files: one pread per piece, the copy done in
-     * the kernel. Pages of an incremental dump that are in a parent image come from that
-     * image's page file ({@link PageSources}).
+     * The pages from the image files into the task, on all cores ({@link PageLoader}). Pages of
+     * an incremental dump that are in a parent image come from that image's page file
+     * ({@link PageSources}).
      */
     private static void loadPages(RestoreContext ctx, PagemapImage pagemap) {
         if (pagemap.getRunsCount() == 0) {
             return;
         }
-        RemoteSyscalls sys = ctx.syscalls();
-        Map<String, Integer> open = new HashMap<>();
-        try {
-            for (PageSources.Piece piece : PageSources.of(ctx.image(), ctx.pid())) {
-                int fd = open.computeIfAbsent(piece.file(), f -> sys.open(ctx.imagePathInTask(f), O_RDONLY | O_CLOEXEC, 0));
-                long done = 0;
-                while (done < piece.length()) {
-                    long n = sys.call("pread64", Nr.PREAD64, fd, piece.vaddr() + done, piece.length() - done,
-                            piece.offset() + done);
-                    if (n == 0) {
-                        throw new ImageException(piece.file() + ": ends before the pages for 0x"
-                                + Long.toHexString(piece.vaddr()));
-                    }
-                    done += n;
-                }
-            }
-        } finally {
-            open.values().forEach(sys::closeFd);
-        }
+        PageLoader.load(ctx.task().pid(), PageSources.of(ctx.image(), ctx.pid()));
     }
 
     private static void adviseLikeBefore(RemoteSyscalls sys, VmaEntry vma) {
