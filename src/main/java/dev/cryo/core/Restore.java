@@ -132,11 +132,10 @@ public final class Restore {
             }
             created.add(stub.cloneWithPid(ids.get(imageRoot)));
             stub.close();
-            int imageDirFd = -1;
             if (o.container() != null) {
-                imageDirFd = setUpContainer(created.getFirst(), o.container(), o.dir());
+                setUpContainer(created.getFirst(), o.container());
             }
-            build(created, image, tree, o.shellJob(), ids, imageDirFd, o.container());
+            build(created, image, tree, o.shellJob(), ids, o.container());
         } catch (RuntimeException e) {
             kill(created, e);
             if (!created.isEmpty()) {
@@ -178,33 +177,19 @@ public final class Restore {
      * the image is out of its sight, but the processes still read their pages from it, through
      * this fd (inherited by fork, closed once every process's memory is back). Returns the fd.
      */
-    private static int setUpContainer(Tracee root, Container container, Path imageDir) {
+    private static void setUpContainer(Tracee root, Container container) {
         try (RemoteSyscalls sys = new RemoteSyscalls(root, RestoreStub.SYSCALL_INSN)) {
             RemoteScratch scratch = new RemoteScratch(root, sys.mmap(0, SETUP_SCRATCH, RemoteSyscalls.PROT_READ
                     | RemoteSyscalls.PROT_WRITE, RemoteSyscalls.MAP_PRIVATE | RemoteSyscalls.MAP_ANONYMOUS, -1, 0), SETUP_SCRATCH);
             sys.attachScratch(scratch);
-            int fd = sys.open(imageDir.toAbsolutePath().toString(), O_PATH | O_DIRECTORY, 0);
             container.setUpRoot(sys);
             sys.munmap(scratch.base().value(), SETUP_SCRATCH);
-            return fd;
         }
     }
 
-    private static final int O_DIRECTORY = 0x10000, O_PATH = 0x200000;
     /** Room for a container's set-up: paths, mount options, a SysV message being put back. */
     private static final int SETUP_SCRATCH = 64 * 1024;
 
-    /** close_range of every fd but {@code keep} (none when negative). */
-    private static void closeAllBut(RemoteSyscalls sys, int keep) {
-        if (keep < 0) {
-            sys.call("close_range", Nr.CLOSE_RANGE, 0, CLOSE_RANGE_ALL, 0);
-            return;
-        }
-        if (keep > 0) {
-            sys.call("close_range", Nr.CLOSE_RANGE, 0, keep - 1, 0);
-        }
-        sys.call("close_range", Nr.CLOSE_RANGE, keep + 1, CLOSE_RANGE_ALL, 0);
-    }
 
     private static void checkIdsFree(PstreeImage tree) {
         for (PstreeEntry p : tree.getProcessesList()) {
@@ -219,13 +204,13 @@ public final class Restore {
     }
 
     private static void build(List<Tracee> created, ImageReader image, PstreeImage tree, boolean shellJob,
-                              Map<Integer, Integer> ids, int imageDirFd, Container container) {
+                              Map<Integer, Integer> ids, Container container) {
         Map<Integer, Building> procs = new LinkedHashMap<>();
         PstreeEntry rootEntry = tree.getProcesses(0);
         Tracee rootTask = created.getFirst();
         RemoteSyscalls rootSys = new RemoteSyscalls(rootTask, RestoreStub.SYSCALL_INSN);
         // whatever the stub inherited from Cryo is not the restored processes'
-        closeAllBut(rootSys, imageDirFd);
+        rootSys.call("close_range", Nr.CLOSE_RANGE, 0, CLOSE_RANGE_ALL, 0);
         List<long[]> saved = new ArrayList<>();
         for (PstreeEntry p : tree.getProcessesList()) {
             if (!p.getZombie()) {
@@ -256,19 +241,14 @@ public final class Restore {
             createThreads(b, trampoline, created, ids);
             RestoreContext ctx = new RestoreContext(entry.getPid(), b.threads(), image, shared, cryoArea,
                     id -> ids.getOrDefault(id, id), // a process outside the tree keeps its id
-                    imageDirFd, id -> procs.get(id).threads().getFirst().task().pid());
+                    id -> procs.get(id).threads().getFirst().task().pid());
             restoreParts(ctx, true);
             for (PstreeEntry child : tree.getProcessesList()) {
                 if (child.getPpid() == entry.getPid() && child != rootEntry) {
-                    procs.put(child.getPid(), fork(b, child, trampoline, created, ids, imageDirFd));
+                    procs.put(child.getPid(), fork(b, child, trampoline, created, ids));
                 }
             }
             contexts.add(ctx);
-        }
-        if (imageDirFd >= 0) {
-            for (RestoreContext ctx : contexts) {
-                ctx.syscalls().closeFd(imageDirFd); // every process's pages are in
-            }
         }
         for (RestoreContext ctx : contexts) {
             restoreParts(ctx, false);
@@ -311,7 +291,7 @@ public final class Restore {
 
     /** Forks {@code entry} from its (restored) parent with its PID; a zombie is made to exit with its status. */
     private static Building fork(Building parent, PstreeEntry entry, Trampoline trampoline, List<Tracee> created,
-                                 Map<Integer, Integer> ids, int imageDirFd) {
+                                 Map<Integer, Integer> ids) {
         if (parent == null || parent.entry().getZombie()) {
             throw new CryoException("process " + entry.getPid() + " has no restorable parent " + entry.getPpid() + " in the image");
         }
@@ -321,8 +301,7 @@ public final class Restore {
         // the child has its own copy of the trampoline, scratch area included, at the same address
         sys.attachScratch(new RemoteScratch(child, parent.leader().scratch().base(), parent.leader().scratch().size()));
         // and a copy of its parent's fd table, which holds only what restore keeps hidden there
-        // (and the image directory a container's processes read their pages through)
-        closeAllBut(sys, imageDirFd);
+        sys.call("close_range", Nr.CLOSE_RANGE, 0, CLOSE_RANGE_ALL, 0);
         setIds(sys, entry, parent.entry(), ids);
         if (entry.getZombie()) {
             becomeZombie(parent, entry, sys, child, ids.get(entry.getPid()));

@@ -23,7 +23,6 @@ public final class RestoreContext {
     private final Map<String, Object> shared;
     private final long[] cryoArea;
     private final java.util.function.IntUnaryOperator inNamespace;
-    private final int imageDirFd;
     private final java.util.function.IntUnaryOperator hostPid;
 
     /** Registers, xsave area and signal mask a thread resumes with. */
@@ -38,11 +37,10 @@ public final class RestoreContext {
     }
 
     public RestoreContext(int pid, List<ThreadHandle> threads, ImageReader image, Map<String, Object> shared,
-                          long[] cryoArea, java.util.function.IntUnaryOperator inNamespace, int imageDirFd,
+                          long[] cryoArea, java.util.function.IntUnaryOperator inNamespace,
                           java.util.function.IntUnaryOperator hostPid) {
         this.hostPid = hostPid;
         this.pid = pid;
-        this.imageDirFd = imageDirFd;
         this.inNamespace = inNamespace;
         this.cryoArea = cryoArea;
         this.threads = threads;
@@ -73,22 +71,6 @@ public final class RestoreContext {
     public long[] cryoArea() { return cryoArea.clone(); }
     public List<ThreadHandle> threads() { return threads; }
 
-    /**
-     * The path under which the task itself opens a file of the image: the image directory's own
-     * path, or, for a container whose root hides it, through the fd its processes hold on the
-     * directory until their memory is restored (the parts restored before fork may use it).
-     */
-    public String imagePathInTask(String file) {
-        if (imageDirFd < 0) {
-            return file;
-        }
-        java.nio.file.Path f = java.nio.file.Path.of(file);
-        if (!f.getParent().equals(image.path(dev.cryo.image.ImageKind.INVENTORY, 0).toAbsolutePath().getParent())) {
-            throw new dev.cryo.CryoException("a container's processes read their pages from its image directory only; "
-                    + file + " (of a parent image) is out of their sight");
-        }
-        return "/proc/self/fd/" + imageDirFd + "/" + f.getFileName();
-    }
 
     /** Cryo's pid of the restored process with image id {@code imageId} (for host-side calls such as pidfd_getfd). */
     public int hostPid(int imageId) {
