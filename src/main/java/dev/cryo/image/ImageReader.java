@@ -25,8 +25,11 @@ import java.util.zip.CRC32C;
  * foreign image is rejected up front with the file and the problem named.
  */
 public final class ImageReader {
-    /** Checksums are computed over mappings of at most this many bytes at a time. */
-    private static final long MAP_CHUNK = 1L << 30;
+    /**
+     * Checksums are computed over mappings of at most this many bytes at a time, each unmapped
+     * before the next: the mapped page cache counts in Cryo's resident set while it is mapped.
+     */
+    private static final long MAP_CHUNK = 16L << 20;
     private final Path dir;
     private final Inventory inventory;
     private final Map<String, FileChecksum> files = new HashMap<>();
@@ -197,10 +200,12 @@ public final class ImageReader {
         CRC32C crc = new CRC32C();
         // checksummed straight from the page cache through a mapping (unmapped when the arena
         // closes): half the time of reading it into a buffer first, for a page file of a GiB
-        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ); Arena arena = Arena.ofConfined()) {
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
             for (long at = 0; at < size; at += MAP_CHUNK) {
-                MemorySegment chunk = ch.map(FileChannel.MapMode.READ_ONLY, at, Math.min(MAP_CHUNK, size - at), arena);
-                crc.update(chunk.asByteBuffer());
+                try (Arena arena = Arena.ofConfined()) {
+                    MemorySegment chunk = ch.map(FileChannel.MapMode.READ_ONLY, at, Math.min(MAP_CHUNK, size - at), arena);
+                    crc.update(chunk.asByteBuffer());
+                }
             }
         } catch (IOException e) {
             throw new ImageException(file + ": cannot read: " + e.getMessage(), e);

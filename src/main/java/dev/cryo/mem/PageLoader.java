@@ -37,18 +37,17 @@ final class PageLoader {
             return;
         }
         int threads = Math.max(1, Math.min(Runtime.getRuntime().availableProcessors(), 8));
-        try (Arena arena = Arena.ofShared()) {
-            Map<String, MemorySegment> mapped = new HashMap<>();
+        Map<String, FileChannel> files = new HashMap<>();
+        try {
             List<Runnable> slices = new ArrayList<>();
             for (PageSources.Piece piece : pieces) {
-                MemorySegment file = mapped.computeIfAbsent(piece.file(), f -> map(f, arena));
-                if (piece.offset() + piece.length() > file.byteSize()) {
+                FileChannel file = files.computeIfAbsent(piece.file(), PageLoader::open);
+                if (piece.offset() + piece.length() > size(file, piece.file())) {
                     throw new ImageException(piece.file() + ": ends before the pages for 0x" + Long.toHexString(piece.vaddr()));
                 }
                 for (long at = 0; at < piece.length(); at += SLICE) {
-                    long vaddr = piece.vaddr() + at;
-                    MemorySegment src = file.asSlice(piece.offset() + at, Math.min(SLICE, piece.length() - at));
-                    slices.add(() -> write(pid, vaddr, src));
+                    long vaddr = piece.vaddr() + at, offset = piece.offset() + at, length = Math.min(SLICE, piece.length() - at);
+                    slices.add(() -> write(pid, vaddr, file, piece.file(), offset, length));
                 }
             }
             if (threads == 1 || slices.size() == 1) {
@@ -70,21 +69,46 @@ final class PageLoader {
             } finally {
                 pool.shutdownNow();
             }
+        } finally {
+            for (FileChannel ch : files.values()) {
+                try {
+                    ch.close();
+                } catch (IOException ignored) {
+                    // read-only
+                }
+            }
         }
     }
 
-    private static void write(int pid, long vaddr, MemorySegment src) {
-        long done = 0;
-        while (done < src.byteSize()) {
-            done += Sys.processVmWrite(pid, vaddr + done, src.asSlice(done));
+    /**
+     * One slice, mapped only while it is written (so Cryo's resident set holds a few slices of
+     * the page cache at a time, never the whole file).
+     */
+    private static void write(int pid, long vaddr, FileChannel file, String name, long offset, long length) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment src = file.map(FileChannel.MapMode.READ_ONLY, offset, length, arena);
+            long done = 0;
+            while (done < length) {
+                done += Sys.processVmWrite(pid, vaddr + done, src.asSlice(done));
+            }
+        } catch (IOException e) {
+            throw new ImageException(name + ": cannot read: " + e.getMessage(), e);
         }
     }
 
-    private static MemorySegment map(String file, Arena arena) {
-        try (FileChannel ch = FileChannel.open(Path.of(file), StandardOpenOption.READ)) {
-            return ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena);
+    private static FileChannel open(String file) {
+        try {
+            return FileChannel.open(Path.of(file), StandardOpenOption.READ);
         } catch (IOException e) {
             throw new ImageException(file + ": cannot read: " + e.getMessage(), e);
+        }
+    }
+
+    private static long size(FileChannel ch, String name) {
+        try {
+            return ch.size();
+        } catch (IOException e) {
+            throw new ImageException(name + ": cannot read: " + e.getMessage(), e);
         }
     }
 }
