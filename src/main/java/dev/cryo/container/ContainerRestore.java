@@ -104,18 +104,7 @@ public final class ContainerRestore {
                 }
             }));
         } catch (IOException | RuntimeException e) {
-            try {
-                if (cgroup != null) {
-                    cgroup.remove();
-                }
-                StateStore.remove(name);
-            } catch (RuntimeException cleanup) {
-                e.addSuppressed(cleanup);
-            }
-            if (e instanceof RuntimeException re) {
-                throw re;
-            }
-            throw new CryoException("cannot prepare container " + name + ": " + e.getMessage(), e);
+            throw Containers.undoPrepare(name, cgroup, e);
         }
         setup.dropStaged();
         StateStore.write(ContainerRecord.newBuilder().setName(name).setInitPid(tree.pid())

@@ -124,4 +124,20 @@ public final class Containers {
         }
         StateStore.remove(r.getName());
     }
+
+    /**
+     * A container that could not be set up (run or restore) leaves nothing: its cgroup and its
+     * record go; returns the exception to throw, cleanup failures attached to it.
+     */
+    static RuntimeException undoPrepare(String name, ContainerCgroup cgroup, Exception e) {
+        try {
+            if (cgroup != null) {
+                cgroup.remove();
+            }
+            StateStore.remove(name);
+        } catch (RuntimeException cleanup) {
+            e.addSuppressed(cleanup);
+        }
+        return e instanceof RuntimeException re ? re : new dev.cryo.CryoException("cannot prepare container " + name + ": " + e.getMessage(), e);
+    }
 }

@@ -103,18 +103,7 @@ public final class Run {
                 init.kill();
                 Sys.raw(Nr.WAIT4, init.pid(), 0, 1, 0);
             }
-            try {
-                if (cgroup != null) {
-                    cgroup.remove();
-                }
-                StateStore.remove(name);
-            } catch (RuntimeException cleanup) {
-                e.addSuppressed(cleanup);
-            }
-            if (e instanceof RuntimeException re) {
-                throw re;
-            }
-            throw new CryoException("cannot prepare container " + name + ": " + e.getMessage(), e);
+            throw Containers.undoPrepare(name, cgroup, e);
         }
         StateStore.write(ContainerRecord.newBuilder().setName(name).setInitPid(init.pid())
                 .setInitStartTime(ProcFiles.statField(ProcFiles.statFields(init.pid()), 22))

@@ -29,11 +29,7 @@ class JvmTest extends TargetTest {
     @ValueSource(strings = {"/usr/lib/jvm/java-17-openjdk-amd64", "/usr/lib/jvm/temurin-25-jdk-amd64"})
     void jvmWithAThreadPoolCountsOn(String javaHome) throws Exception {
         Assumptions.assumeTrue(Files.isExecutable(Path.of(javaHome, "bin/javac")), javaHome + " is not installed");
-        Path classes = Files.createDirectories(tmp.resolve("classes"));
-        Path source = Path.of("src/test/resources/jvm/Counter.java").toAbsolutePath();
-        Process javac = new ProcessBuilder(javaHome + "/bin/javac", "-d", classes.toString(), source.toString())
-                .redirectErrorStream(true).start();
-        assertThat(javac.waitFor()).as(new String(javac.getInputStream().readAllBytes())).isZero();
+        Path classes = compile(javaHome, "Counter.java");
 
         Path progress = tmp.resolve("progress");
         target = start("java", List.of(javaHome + "/bin/java", "-Xmx64m", "-cp", classes.toString(), "Counter",
@@ -66,11 +62,7 @@ class JvmTest extends TargetTest {
     @org.junit.jupiter.api.Test
     void jvmServerKeepsItsTcpClientsAcrossCheckpointAndRestore() throws Exception {
         String javaHome = "/usr/lib/jvm/temurin-25-jdk-amd64";
-        Path classes = Files.createDirectories(tmp.resolve("classes"));
-        Path source = Path.of("src/test/resources/jvm/EchoServer.java").toAbsolutePath();
-        Process javac = new ProcessBuilder(javaHome + "/bin/javac", "-d", classes.toString(), source.toString())
-                .redirectErrorStream(true).start();
-        assertThat(javac.waitFor()).as(new String(javac.getInputStream().readAllBytes())).isZero();
+        Path classes = compile(javaHome, "EchoServer.java");
         Path port = tmp.resolve("port");
         target = start("java-server", List.of(javaHome + "/bin/java", "-Xmx64m", "-cp", classes.toString(), "EchoServer",
                 port.toString()));
@@ -108,6 +100,15 @@ class JvmTest extends TargetTest {
                         .as("a new client of the restored listener").isEqualTo("101 served=5");
             }
         }
+    }
+
+    /** Compiles src/test/resources/jvm/{@code source} with the JDK at {@code javaHome}; returns the classes directory. */
+    private Path compile(String javaHome, String source) throws IOException, InterruptedException {
+        Path classes = Files.createDirectories(tmp.resolve("classes"));
+        Process javac = new ProcessBuilder(javaHome + "/bin/javac", "-d", classes.toString(),
+                Path.of("src/test/resources/jvm", source).toAbsolutePath().toString()).redirectErrorStream(true).start();
+        assertThat(javac.waitFor()).as(new String(javac.getInputStream().readAllBytes())).isZero();
+        return classes;
     }
 
     private long awaitTotal(Path progress, long min) throws InterruptedException {

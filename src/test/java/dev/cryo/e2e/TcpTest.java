@@ -80,10 +80,7 @@ class TcpTest extends TargetTest {
         Path images = tmp.resolve("img");
         CryoCli.Result dump = CryoCli.run("checkpoint", pid(server), "-D", images.toString(), "--tcp-established", "-R");
         assertThat(dump.exitCode()).as(dump.toString()).isZero();
-        awaitProgress(client, progress(client)[0] + 300_000);
-        awaitProgress(server, progress(server)[0] + 300_000);
-        assertThat(server.check(CHECK)).as(server.log()).isEqualTo("PASS");
-        assertThat(client.check(CHECK)).as(client.log()).isEqualTo("PASS");
+        bothFlowOnAndPass(server, client);
     }
 
     @Test
@@ -103,10 +100,7 @@ class TcpTest extends TargetTest {
         shell.awaitPidFree(PID_FREE);
         CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "-d");
         assertThat(restore.exitCode()).as(restore.toString()).isZero();
-        awaitProgress(server, progress(server)[0] + 300_000);
-        awaitProgress(client, progress(client)[0] + 300_000);
-        assertThat(server.check(CHECK)).as(server.log()).isEqualTo("PASS");
-        assertThat(client.check(CHECK)).as(client.log()).isEqualTo("PASS");
+        bothFlowOnAndPass(server, client);
     }
 
     @Test
@@ -142,6 +136,14 @@ class TcpTest extends TargetTest {
             }
             assertThat(Files.exists(out) ? Files.readString(out).strip() : "no answer; " + t.log()).isEqualTo("hello,eof late");
         }
+    }
+
+    /** Both ends receive another 300 kB, then each checks every byte it got. */
+    private static void bothFlowOnAndPass(Target server, Target client) throws InterruptedException {
+        awaitProgress(server, progress(server)[0] + 300_000);
+        awaitProgress(client, progress(client)[0] + 300_000);
+        assertThat(server.check(CHECK)).as(server.log()).isEqualTo("PASS");
+        assertThat(client.check(CHECK)).as(client.log()).isEqualTo("PASS");
     }
 
     private static String awaitFile(Path file) throws Exception {
