@@ -13,7 +13,9 @@ import dev.cryo.image.proto.UtsNamespace;
 import dev.cryo.ipc.IpcNamespaces;
 import dev.cryo.ns.Mounts;
 import dev.cryo.ns.Namespaces;
+import dev.cryo.ns.NetworkState;
 import dev.cryo.ns.Uts;
+import dev.cryo.ns.Veth;
 import dev.cryo.sys.Sys;
 
 import java.nio.file.Path;
@@ -110,6 +112,9 @@ public final class ContainerCheckpoint {
                 if ((namespaces & Namespaces.NEWIPC) != 0) {
                     image.setIpc(IpcNamespaces.save(root.syscalls()));
                 }
+                if ((namespaces & Namespaces.NEWNET) != 0) { // read while frozen, before the sockets
+                    image.setNet(NetworkState.save(r.getInitPid(), name, r.getVethHostAddress()));
+                }
                 ownMounts.forEach(m -> image.addTmpfs(tmpfs(r.getInitPid(), m)));
                 if (!r.getRootfs().isEmpty()) {
                     Path upper = RootSetup.of(namespaces, r.getRootfs(), StateStore.dir(name), null).upper();
@@ -122,7 +127,11 @@ public final class ContainerCheckpoint {
                         + image.getCgroup().getFilesMap() + (image.getUpperSaved() ? ", overlay upper layer" : "") + " saved");
             }
         };
-        return Checkpoint.run(new Checkpoint.Options(r.getInitPid(), dir, leaveRunning, false, false, false, false, progress,
-                null, hook));
+        Checkpoint.Result result = Checkpoint.run(new Checkpoint.Options(r.getInitPid(), dir, leaveRunning, false, false, false,
+                false, progress, null, hook));
+        if (!leaveRunning) {
+            Veth.remove(r.getVethHost()); // at once: the killed namespace would take it along only later
+        }
+        return result;
     }
 }
