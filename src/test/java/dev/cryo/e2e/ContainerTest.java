@@ -44,7 +44,7 @@ class ContainerTest extends TargetTest {
         rootfs = tmp.resolve("rootfs");
         Files.createDirectories(rootfs.resolve("app"));
         Files.createDirectories(rootfs.resolve("out"));
-        for (String f : new String[] {"counter.sh", "writer.py", "talkers.py"}) {
+        for (String f : new String[] {"counter.sh", "writer.py", "talkers.py", "eth0talkers.py"}) {
             Path to = rootfs.resolve("app").resolve(f);
             Files.copy(Path.of("src/test/resources/container", f), to);
             to.toFile().setExecutable(true);
@@ -132,6 +132,52 @@ class ContainerTest extends TargetTest {
             assertThat(lines).as(stream).allMatch(l -> l.endsWith(" ok"));
         }
         assertThat(state.resolve("talk2/upper/out/client-bad")).doesNotExist();
+    }
+
+    @Test
+    void aVethContainerKeepsItsAddressAndItsConnectionsOverEth0() throws Exception {
+        run("veth", "--net", "veth", "--rootfs", rootfs + ":/usr", "--", "/usr/bin/python3", "/app/eth0talkers.py");
+        String address = recordField("veth", "vethAddress").replaceAll("/.*", "");
+        String hostEnd = recordField("veth", "vethHost");
+        assertThat(address).startsWith("10.88.");
+        assertThat(hostEnd).startsWith("cryo-veth-").hasSizeLessThanOrEqualTo(15);
+        assertThat(Path.of("/sys/class/net", hostEnd)).exists();
+        awaitLines(state.resolve("veth/upper/out/tcp"), 5);
+        assertThat(pong(address)).as("the host reaches the container through the veth").isEqualTo("pong");
+
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "veth", "-D", images.toString());
+        assertThat(dump.exitCode()).as(dump.toString()).isZero();
+        assertThat(Path.of("/sys/class/net", hostEnd)).as("removed with the killed container").doesNotExist();
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "veth2", "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        containers.add("veth2");
+        String newHostEnd = recordField("veth2", "vethHost");
+        assertThat(newHostEnd).startsWith("cryo-veth2-").isNotEqualTo(hostEnd);
+        assertThat(recordField("veth2", "vethAddress")).startsWith(address + "/");
+
+        int before = savedLines(images, "out/tcp").size();
+        List<String> lines = awaitLines(state.resolve("veth2/upper/out/tcp"), before + 10);
+        assertCounts(lines, "the stream over eth0");
+        assertThat(lines).allMatch(l -> l.endsWith(" ok " + address), "every line ok, from " + address);
+        assertThat(state.resolve("veth2/upper/out/client-bad")).doesNotExist();
+        assertThat(pong(address)).as("the host reaches the clone through its new veth").isEqualTo("pong");
+        CryoCli.run("kill", "veth2");
+        assertThat(Path.of("/sys/class/net", newHostEnd)).as("removed by cryo kill").doesNotExist();
+    }
+
+    /** What the container's "pong" port at {@code address} answers the host. */
+    private static String pong(String address) throws IOException {
+        try (java.net.Socket s = new java.net.Socket()) {
+            s.connect(new java.net.InetSocketAddress(address, 7001), 3000);
+            s.setSoTimeout(3000);
+            return new String(s.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8).strip();
+        }
+    }
+
+    private String recordField(String name, String field) throws IOException {
+        String json = Files.readString(state.resolve(name + "/container.json"));
+        return json.replaceAll("(?s).*\"" + field + "\": \"([^\"]*)\".*", "$1");
     }
 
     @Test
