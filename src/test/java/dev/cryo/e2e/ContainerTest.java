@@ -166,6 +166,17 @@ class ContainerTest extends TargetTest {
         assertThat(Path.of("/sys/class/net", newHostEnd)).as("removed by cryo kill").doesNotExist();
     }
 
+    @Test
+    void anInterfaceKindRestoreCannotMakeIsRefusedByNameAndTheContainerRunsOn() throws Exception {
+        run("bridger", "--net", "veth", "--rootfs", rootfs + ":/usr", "--", "/bin/sh", "-c",
+                "ip link add br0 type bridge && echo ok > /out/made && exec sleep 100");
+        awaitLines(state.resolve("bridger/upper/out/made"), 1);
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "bridger", "-D", tmp.resolve("img").toString());
+        assertThat(dump.exitCode()).isEqualTo(1);
+        assertThat(dump.err()).contains("container bridger has network interfaces restore cannot recreate yet: br0 (bridge)");
+        assertThat(CryoCli.run("ps").out()).containsPattern("bridger +\\d+ running");
+    }
+
     /** What the container's "pong" port at {@code address} answers the host. */
     private static String pong(String address) throws IOException {
         try (java.net.Socket s = new java.net.Socket()) {
