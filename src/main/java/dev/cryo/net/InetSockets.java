@@ -118,8 +118,13 @@ public final class InetSockets implements FdHandler {
             case TcpRepair.ESTABLISHED, TcpRepair.FIN_WAIT1, TcpRepair.FIN_WAIT2, TcpRepair.CLOSE_WAIT, TcpRepair.LAST_ACK -> {
                 InetAddress local = InetAddress.of(s.getLocal().toByteArray()), peer = InetAddress.of(s.getPeer().toByteArray());
                 if (NetNamespaces.ownNetwork(fd.pid())) {
-                    // a network namespace of the tree's own (a container's): both ends are inside,
-                    // frozen together, and nobody else can send to them; no flag, no lock needed
+                    // a network namespace of the tree's own (a container's): with both ends inside,
+                    // frozen together, nobody else can send to them; no flag, no lock needed
+                    if (!NetNamespaces.isLocal(fd.pid(), peer)) {
+                        throw new Refusal(fd.where() + ": a TCP connection " + local + " -> " + peer + " whose peer is outside"
+                                + " the container's network namespace (through its veth); only connections wholly inside a"
+                                + " container can be saved yet (there is no network lock inside its namespace)");
+                    }
                     TcpRepair.enter(copy);
                     repaired(ctx.shared()).add(copy);
                     s.setTcp(TcpRepair.read(copy, state, fd.where()));

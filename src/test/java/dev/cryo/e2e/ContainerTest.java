@@ -177,6 +177,40 @@ class ContainerTest extends TargetTest {
         assertThat(CryoCli.run("ps").out()).containsPattern("bridger +\\d+ running");
     }
 
+    @Test
+    void aConnectionFromTheHostThroughTheVethIsRefusedAndTheContainerRunsOn() throws Exception {
+        run("held", "--net", "veth", "--rootfs", rootfs + ":/usr", "--", "/usr/bin/python3", "-c",
+                "import socket, time\n"
+                        + "s = socket.socket(); s.bind(('0.0.0.0', 7001)); s.listen(1)\n"
+                        + "c, _ = s.accept(); open('/out/accepted', 'w').write('1\\n'); time.sleep(100)\n");
+        String address = recordField("held", "vethAddress").replaceAll("/.*", "");
+        try (java.net.Socket host = connectWhenListening(address, 7001)) {
+            awaitLines(state.resolve("held/upper/out/accepted"), 1);
+            CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "held", "-D", tmp.resolve("img").toString());
+            assertThat(dump.exitCode()).isEqualTo(1);
+            assertThat(dump.err()).contains("a TCP connection " + address + ":7001 -> ")
+                    .contains("whose peer is outside the container's network namespace");
+            assertThat(CryoCli.run("ps").out()).containsPattern("held +\\d+ running");
+        }
+    }
+
+    private static java.net.Socket connectWhenListening(String address, int port) throws Exception {
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (true) {
+            java.net.Socket s = new java.net.Socket();
+            try {
+                s.connect(new java.net.InetSocketAddress(address, port), 1000);
+                return s;
+            } catch (IOException notYet) {
+                s.close();
+                if (System.nanoTime() > deadline) {
+                    throw notYet;
+                }
+                Thread.sleep(20);
+            }
+        }
+    }
+
     /** What the container's "pong" port at {@code address} answers the host. */
     private static String pong(String address) throws IOException {
         try (java.net.Socket s = new java.net.Socket()) {
