@@ -178,6 +178,30 @@ class ContainerTest extends TargetTest {
     }
 
     @Test
+    void aVethCloneBesideItsRunningOriginalKeepsTheAddressInsideItsOwnNamespace() throws Exception {
+        run("twin", "--net", "veth", "--rootfs", rootfs + ":/usr", "--", "/usr/bin/python3", "/app/eth0talkers.py");
+        String address = recordField("twin", "vethAddress").replaceAll("/.*", "");
+        String gateway = recordField("twin", "vethHostAddress").replaceAll("/.*", "");
+        awaitLines(state.resolve("twin/upper/out/tcp"), 5);
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "twin", "-D", images.toString(), "--leave-running");
+        assertThat(dump.exitCode()).as(dump.toString()).isZero();
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "twin2", "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        containers.add("twin2");
+        int before = savedLines(images, "out/tcp").size();
+        List<String> lines = awaitLines(state.resolve("twin2/upper/out/tcp"), before + 10);
+        assertCounts(lines, "the clone's stream over eth0");
+        assertThat(lines).allMatch(l -> l.endsWith(" ok " + address), "every line ok, from " + address);
+        // the subnet stays routed to the original; the clone's host end holds only the gateway address
+        String clonesEnd = recordField("twin2", "vethHost");
+        String shown = new String(new ProcessBuilder("ip", "-o", "-4", "addr", "show", "dev", clonesEnd).start()
+                .getInputStream().readAllBytes());
+        assertThat(shown).contains(gateway + "/32");
+        assertThat(pong(address)).as("the original still answers the host").isEqualTo("pong");
+    }
+
+    @Test
     void aConnectionFromTheHostThroughTheVethIsRefusedAndTheContainerRunsOn() throws Exception {
         run("held", "--net", "veth", "--rootfs", rootfs + ":/usr", "--", "/usr/bin/python3", "-c",
                 "import socket, time\n"
