@@ -149,6 +149,8 @@ class ContainerTest extends TargetTest {
         CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "veth", "-D", images.toString());
         assertThat(dump.exitCode()).as(dump.toString()).isZero();
         assertThat(Path.of("/sys/class/net", hostEnd)).as("removed with the killed container").doesNotExist();
+        assertThat(CryoCli.run("inspect", images.toString()).out())
+                .contains("network: lo up, eth0 (veth) up " + address + "/30; 1 route(s)");
         CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "veth2", "-d");
         assertThat(restore.exitCode()).as(restore.toString()).isZero();
         containers.add("veth2");
