@@ -65,7 +65,11 @@ public final class ContainerCheckpoint {
                 .setContents(RootfsLayers.save(Path.of("/proc/" + init + "/root" + m.point()))).build();
     }
 
-    public static Checkpoint.Result run(String name, Path dir, boolean leaveRunning, Progress progress) {
+    /**
+     * @param tcpEstablished also save TCP connections whose peer is outside the container
+     *                       (across its veth); those wholly inside need no flag
+     */
+    public static Checkpoint.Result run(String name, Path dir, boolean leaveRunning, boolean tcpEstablished, Progress progress) {
         ContainerRecord r = Containers.running(name);
         List<Mounts.Mount> ownMounts = ownMounts(r);
         ContainerCgroup cgroup = new ContainerCgroup(Path.of(r.getCgroup()));
@@ -127,9 +131,25 @@ public final class ContainerCheckpoint {
                         + image.getCgroup().getFilesMap() + (image.getUpperSaved() ? ", overlay upper layer" : "") + " saved");
             }
         };
-        Checkpoint.Result result = Checkpoint.run(new Checkpoint.Options(r.getInitPid(), dir, leaveRunning, false, false, false,
-                false, progress, null, hook));
-        if (!leaveRunning) {
+        // The network lock of a container: its uplink's host end is down from before the freeze
+        // until the end, so no packet of a peer outside reaches a connection being saved, nor
+        // (once the tree is killed) meets a closed port and answers with a reset.
+        Veth.setUp(r.getVethHost(), false);
+        Checkpoint.Result result;
+        try {
+            result = Checkpoint.run(new Checkpoint.Options(r.getInitPid(), dir, leaveRunning, false, false, tcpEstablished,
+                    false, progress, null, hook));
+        } catch (RuntimeException e) {
+            try {
+                Veth.setUp(r.getVethHost(), true);
+            } catch (RuntimeException cleanup) {
+                e.addSuppressed(cleanup);
+            }
+            throw e;
+        }
+        if (leaveRunning) {
+            Veth.setUp(r.getVethHost(), true);
+        } else {
             Veth.remove(r.getVethHost()); // at once: the killed namespace would take it along only later
         }
         return result;

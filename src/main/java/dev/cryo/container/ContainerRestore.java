@@ -115,6 +115,7 @@ public final class ContainerRestore {
                     if (saved.hasIpc()) {
                         IpcNamespaces.afterTreeRestore(root, saved.getIpc());
                     }
+                    Veth.setUp(vethHost[0], true); // the network lock lifted: the connections are back
                 }
             }));
         } catch (IOException | RuntimeException e) {

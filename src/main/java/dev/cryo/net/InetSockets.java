@@ -119,11 +119,13 @@ public final class InetSockets implements FdHandler {
                 InetAddress local = InetAddress.of(s.getLocal().toByteArray()), peer = InetAddress.of(s.getPeer().toByteArray());
                 if (NetNamespaces.ownNetwork(fd.pid())) {
                     // a network namespace of the tree's own (a container's): with both ends inside,
-                    // frozen together, nobody else can send to them; no flag, no lock needed
-                    if (!NetNamespaces.isLocal(fd.pid(), peer)) {
-                        throw new Refusal(fd.where() + ": a TCP connection " + local + " -> " + peer + " whose peer is outside"
-                                + " the container's network namespace (through its veth); only connections wholly inside a"
-                                + " container can be saved yet (there is no network lock inside its namespace)");
+                    // frozen together, nobody else can send to them; no flag, no lock needed. A
+                    // peer outside is kept away by the container's own lock (its veth is down)
+                    if (!ctx.shared().containsKey(Checkpoint.TCP_ESTABLISHED) && !NetNamespaces.isLocal(fd.pid(), peer)) {
+                        // a peer outside (across the container's veth, which is down meanwhile: its lock)
+                        throw new Refusal(fd.where() + ": an established TCP connection " + local + " -> " + peer
+                                + " whose peer is outside the container's network namespace; give --tcp-established to"
+                                + " checkpoint it (its peer will only see a pause)");
                     }
                     TcpRepair.enter(copy);
                     repaired(ctx.shared()).add(copy);

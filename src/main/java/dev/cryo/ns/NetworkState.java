@@ -98,7 +98,8 @@ public final class NetworkState {
     /**
      * Recreates {@code saved} in the new, empty network namespace held by {@code holder}: a new
      * veth pair for the uplink (see {@link Veth}), then MAC, MTU, addresses, up/down state, and
-     * last the routes. Returns the uplink's host end name, or "" without one.
+     * last the routes. Returns the uplink's host end name, or "" without one; that end is still
+     * down: {@link Veth#setUp} once the tree's connections are restored.
      */
     public static String restore(int holder, String container, NetNamespace saved, Path lockDir) {
         IpRoute.Where inside = new IpRoute.Where(holder);

@@ -35,6 +35,10 @@ import java.util.logging.Logger;
  * never take the same. The host end disappears by itself when the container's namespace goes
  * (deleting either end of a veth deletes both); Cryo still deletes it when it kills a
  * container, because namespaces are torn down asynchronously.
+ * <p>
+ * The host end is also a container's network lock: while it is down (from before a checkpoint
+ * freezes the container until the restored tree's connections are back) no packet of a peer
+ * outside gets in, so such a peer sees a pause and retransmits, never a reset.
  */
 public final class Veth {
     private static final Logger LOG = Logger.getLogger("ns");
@@ -74,7 +78,8 @@ public final class Veth {
     /**
      * A new pair for a restored container: its end is created inside as {@code inside} (the
      * caller sets its address, MAC and routes), the host end takes {@code hostAddress} (may be
-     * empty: none) as described in the class comment. Returns the host end's name.
+     * empty: none) as described in the class comment and stays down: the caller sets it up once
+     * the tree's connections are back ({@link #setUp}). Returns the host end's name.
      */
     public static String recreate(String container, int holder, String inside, String hostAddress, Path lockDir) {
         try (Allocation lock = Allocation.take(lockDir)) {
@@ -91,13 +96,19 @@ public final class Veth {
                     }
                     cmds.add("addr add " + (taken ? a[0] + "/32" : hostAddress) + " dev " + host);
                 }
-                cmds.add("link set dev " + host + " up");
                 IpRoute.batch(IpRoute.Where.HOST, cmds);
             } catch (RuntimeException e) {
                 remove(host);
                 throw e;
             }
             return host;
+        }
+    }
+
+    /** Sets the host end up or down (a container's network lock); none ("") is fine. */
+    public static void setUp(String hostName, boolean up) {
+        if (!hostName.isEmpty()) {
+            IpRoute.exec(IpRoute.Where.HOST, "link", "set", "dev", hostName, up ? "up" : "down");
         }
     }
 

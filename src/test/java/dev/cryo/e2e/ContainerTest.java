@@ -204,19 +204,46 @@ class ContainerTest extends TargetTest {
     }
 
     @Test
-    void aConnectionFromTheHostThroughTheVethIsRefusedAndTheContainerRunsOn() throws Exception {
-        run("held", "--net", "veth", "--rootfs", rootfs + ":/usr", "--", "/usr/bin/python3", "-c",
-                "import socket, time\n"
-                        + "s = socket.socket(); s.bind(('0.0.0.0', 7001)); s.listen(1)\n"
-                        + "c, _ = s.accept(); open('/out/accepted', 'w').write('1\\n'); time.sleep(100)\n");
+    void aConnectionFromTheHostThroughTheVethNeedsTcpEstablished() throws Exception {
+        run("held", "--net", "veth", "--rootfs", rootfs + ":/usr", "--", "/usr/bin/python3", "/app/eth0talkers.py");
         String address = recordField("held", "vethAddress").replaceAll("/.*", "");
-        try (java.net.Socket host = connectWhenListening(address, 7001)) {
-            awaitLines(state.resolve("held/upper/out/accepted"), 1);
-            CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "held", "-D", tmp.resolve("img").toString());
-            assertThat(dump.exitCode()).isEqualTo(1);
-            assertThat(dump.err()).contains("a TCP connection " + address + ":7001 -> ")
-                    .contains("whose peer is outside the container's network namespace");
+        try (java.net.Socket host = connectWhenListening(address, 7002)) {
+            host.setSoTimeout(10_000);
+            var in = new java.io.BufferedReader(new java.io.InputStreamReader(host.getInputStream()));
+            var out = host.getOutputStream();
+            out.write("1\n".getBytes());
+            assertThat(in.readLine()).isEqualTo("2");
+            Path images = tmp.resolve("img");
+            CryoCli.Result refused = CryoCli.run("checkpoint", "--container", "held", "-D", images.toString());
+            assertThat(refused.exitCode()).isEqualTo(1);
+            assertThat(refused.err()).contains("an established TCP connection " + address + ":7002 -> ")
+                    .contains("whose peer is outside the container's network namespace; give --tcp-established");
             assertThat(CryoCli.run("ps").out()).containsPattern("held +\\d+ running");
+            out.write("2\n".getBytes());
+            assertThat(in.readLine()).as("the refused checkpoint let the veth up again").isEqualTo("4");
+        }
+    }
+
+    @Test
+    void aConnectionFromTheHostThroughTheVethGoesOnWithTcpEstablished() throws Exception {
+        run("held", "--net", "veth", "--rootfs", rootfs + ":/usr", "--", "/usr/bin/python3", "/app/eth0talkers.py");
+        String address = recordField("held", "vethAddress").replaceAll("/.*", "");
+        try (java.net.Socket host = connectWhenListening(address, 7002)) {
+            host.setSoTimeout(10_000);
+            var in = new java.io.BufferedReader(new java.io.InputStreamReader(host.getInputStream()));
+            var out = host.getOutputStream();
+            out.write("2\n".getBytes());
+            assertThat(in.readLine()).isEqualTo("4");
+            Path images = tmp.resolve("img");
+            CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "held", "-D", images.toString(), "--tcp-established");
+            assertThat(dump.exitCode()).as(dump.toString()).isZero();
+            out.write("3\n".getBytes()); // sent while nothing listens: the host retransmits until the clone is back
+            CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "held2", "-d");
+            assertThat(restore.exitCode()).as(restore.toString()).isZero();
+            containers.add("held2");
+            assertThat(in.readLine()).as("the same connection, answered by the clone").isEqualTo("6");
+            out.write("4\n".getBytes());
+            assertThat(in.readLine()).isEqualTo("8");
         }
     }
 
