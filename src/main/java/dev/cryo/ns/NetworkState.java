@@ -36,10 +36,18 @@ public final class NetworkState {
     /** The network of process {@code pid}'s namespace; {@code hostAddress} is the uplink's host end address, if known. */
     public static NetNamespace save(int pid, String container, String hostAddress) {
         IpRoute.Where where = new IpRoute.Where(pid);
+        NetNamespace net = of(IpRoute.json(where, "-details", "addr", "show"), IpRoute.json(where, "-4", "route", "show", "table", "main"),
+                IpRoute.json(where, "-6", "route", "show", "table", "main"), container, hostAddress);
+        LOG.info(() -> "container " + container + ": network " + describe(net));
+        return net;
+    }
+
+    /** The namespace as ip -json -details addr, ip -json -4/-6 route show table main print it. */
+    static NetNamespace of(JsonArray links, JsonArray routes4, JsonArray routes6, String container, String hostAddress) {
         NetNamespace.Builder net = NetNamespace.newBuilder().setHostAddress(hostAddress);
         List<String> refused = new ArrayList<>();
         int uplinks = 0;
-        for (JsonElement e : IpRoute.json(where, "-details", "addr", "show")) {
+        for (JsonElement e : links) {
             JsonObject link = e.getAsJsonObject();
             String name = link.get("ifname").getAsString();
             String kind = link.has("linkinfo") && link.getAsJsonObject("linkinfo").has("info_kind")
@@ -78,20 +86,19 @@ public final class NetworkState {
         if (!refused.isEmpty()) {
             throw new Refusal("container " + container + " has network interfaces restore cannot recreate yet: " + String.join(", ", refused));
         }
-        for (String family : new String[] {"-4", "-6"}) {
-            for (JsonElement e : IpRoute.json(where, family, "route", "show", "table", "main")) {
+        for (JsonArray routes : List.of(routes4, routes6)) {
+            for (JsonElement e : routes) {
                 JsonObject r = e.getAsJsonObject();
                 String protocol = string(r, "protocol");
                 if (protocol.equals("kernel") || protocol.equals("ra")) {
                     continue; // made by the kernel for an address, or learnt from a router: they come back by themselves
                 }
-                net.addRoutes(NetRoute.newBuilder().setIpv6(family.equals("-6")).setDestination(string(r, "dst"))
+                net.addRoutes(NetRoute.newBuilder().setIpv6(routes == routes6).setDestination(string(r, "dst"))
                         .setGateway(string(r, "gateway")).setDevice(string(r, "dev")).setType(string(r, "type"))
                         .setMetric(r.has("metric") ? r.get("metric").getAsInt() : 0).setProtocol(protocol.equals("boot") ? "" : protocol)
                         .setScope(string(r, "scope")).setPreferredSource(string(r, "prefsrc")));
             }
         }
-        LOG.info(() -> "container " + container + ": network " + describe(net.build()));
         return net.build();
     }
 
