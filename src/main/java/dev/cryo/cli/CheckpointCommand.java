@@ -46,7 +46,8 @@ final class CheckpointCommand implements Callable<Integer> {
     boolean ipcHost;
 
     @Option(names = "--tcp-established", description = "Save established TCP connections too (TCP_REPAIR). Their peers' packets"
-            + " are dropped from the checkpoint until restore (an nftables table), so a peer sees a pause, not a reset.")
+            + " are dropped from the checkpoint until restore (an nftables table; for a container, its veth is down), so a"
+            + " peer sees a pause, not a reset. Connections wholly inside a container's network need no flag.")
     boolean tcpEstablished;
 
     @Option(names = "--ext-unix-sk", description = "Allow unix datagram sockets connected to a named socket outside the tree"
@@ -76,7 +77,7 @@ final class CheckpointCommand implements Callable<Integer> {
             java.nio.file.Files.createDirectories(dir);
             Logs.configure(common.logFile(dir), common.verbosity, spec.commandLine().getErr());
             Checkpoint.Result r = dev.cryo.container.ContainerCheckpoint.run(container, dir, leaveRunning,
-                    new ProgressLine(spec.commandLine().getErr()));
+                    tcpEstablished, new ProgressLine(spec.commandLine().getErr()));
             spec.commandLine().getOut().printf("Checkpointed container %s (%d processes, %d threads) to %s: %d pages (%s); "
                             + "frozen %d ms, total %d ms; %s%n", container, r.processes(), r.threads(), dir, r.pages(),
                     Sizes.human(r.bytes()), r.frozenNanos() / 1_000_000, r.totalNanos() / 1_000_000,

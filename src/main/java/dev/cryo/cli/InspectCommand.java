@@ -112,6 +112,9 @@ final class InspectCommand implements Callable<Integer> {
             out.printf("  IPC: %d SysV shm segment(s), %d semaphore set(s), %d message queue(s)%n", c.getIpc().getShmCount(),
                     c.getIpc().getSemCount(), c.getIpc().getMsgCount());
         }
+        if (c.hasNet()) {
+            out.printf("  network: %s%n", dev.cryo.ns.NetworkState.describe(c.getNet()));
+        }
         out.printf("  cgroup limits %s%n", c.getCgroup().getFilesMap().isEmpty() ? "none" : c.getCgroup().getFilesMap());
         if (!c.getRootfs().isEmpty()) {
             int entries = c.getUpperSaved() ? image.read(ImageKind.ROOTFS_UPPER, 0,

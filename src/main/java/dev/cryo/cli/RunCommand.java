@@ -33,7 +33,8 @@ final class RunCommand implements java.util.concurrent.Callable<Integer> {
             + " stacked, the first on top) with its changes kept in Cryo's state directory, entered with pivot_root.")
     String rootfs;
 
-    @Option(names = "--net", paramLabel = "MODE", description = "none (a network namespace with loopback only), host (default) or veth.")
+    @Option(names = "--net", paramLabel = "MODE", description = "none (a network namespace with loopback only), host (default) or veth (also eth0,"
+            + " paired with a host interface cryo-NAME-XXXX: a /30 of 10.88.0.0/16 of its own, the host end its gateway).")
     Run.Net net = Run.Net.HOST;
 
     @Option(names = "--user", description = "Also a user namespace (identity-mapped: root inside is root outside).")

@@ -13,7 +13,9 @@ import dev.cryo.image.proto.UtsNamespace;
 import dev.cryo.ipc.IpcNamespaces;
 import dev.cryo.ns.Mounts;
 import dev.cryo.ns.Namespaces;
+import dev.cryo.ns.NetworkState;
 import dev.cryo.ns.Uts;
+import dev.cryo.ns.Veth;
 import dev.cryo.sys.Sys;
 
 import java.nio.file.Path;
@@ -63,7 +65,11 @@ public final class ContainerCheckpoint {
                 .setContents(RootfsLayers.save(Path.of("/proc/" + init + "/root" + m.point()))).build();
     }
 
-    public static Checkpoint.Result run(String name, Path dir, boolean leaveRunning, Progress progress) {
+    /**
+     * @param tcpEstablished also save TCP connections whose peer is outside the container
+     *                       (across its veth); those wholly inside need no flag
+     */
+    public static Checkpoint.Result run(String name, Path dir, boolean leaveRunning, boolean tcpEstablished, Progress progress) {
         ContainerRecord r = Containers.running(name);
         List<Mounts.Mount> ownMounts = ownMounts(r);
         ContainerCgroup cgroup = new ContainerCgroup(Path.of(r.getCgroup()));
@@ -110,6 +116,9 @@ public final class ContainerCheckpoint {
                 if ((namespaces & Namespaces.NEWIPC) != 0) {
                     image.setIpc(IpcNamespaces.save(root.syscalls()));
                 }
+                if ((namespaces & Namespaces.NEWNET) != 0) { // read while frozen, before the sockets
+                    image.setNet(NetworkState.save(r.getInitPid(), name, r.getVethHostAddress()));
+                }
                 ownMounts.forEach(m -> image.addTmpfs(tmpfs(r.getInitPid(), m)));
                 if (!r.getRootfs().isEmpty()) {
                     Path upper = RootSetup.of(namespaces, r.getRootfs(), StateStore.dir(name), null).upper();
@@ -122,7 +131,27 @@ public final class ContainerCheckpoint {
                         + image.getCgroup().getFilesMap() + (image.getUpperSaved() ? ", overlay upper layer" : "") + " saved");
             }
         };
-        return Checkpoint.run(new Checkpoint.Options(r.getInitPid(), dir, leaveRunning, false, false, false, false, progress,
-                null, hook));
+        // The network lock of a container: its uplink's host end is down from before the freeze
+        // until the end, so no packet of a peer outside reaches a connection being saved, nor
+        // (once the tree is killed) meets a closed port and answers with a reset.
+        Veth.setUp(r.getVethHost(), false);
+        Checkpoint.Result result;
+        try {
+            result = Checkpoint.run(new Checkpoint.Options(r.getInitPid(), dir, leaveRunning, false, false, tcpEstablished,
+                    false, progress, null, hook));
+        } catch (RuntimeException e) {
+            try {
+                Veth.setUp(r.getVethHost(), true);
+            } catch (RuntimeException cleanup) {
+                e.addSuppressed(cleanup);
+            }
+            throw e;
+        }
+        if (leaveRunning) {
+            Veth.setUp(r.getVethHost(), true);
+        } else {
+            Veth.remove(r.getVethHost()); // at once: the killed namespace would take it along only later
+        }
+        return result;
     }
 }

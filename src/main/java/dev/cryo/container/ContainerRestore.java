@@ -8,10 +8,13 @@ import dev.cryo.image.ImageKind;
 import dev.cryo.image.ImageReader;
 import dev.cryo.image.proto.ContainerImage;
 import dev.cryo.image.proto.ContainerRecord;
+import dev.cryo.image.proto.NetInterface;
 import dev.cryo.image.proto.RootfsLayer;
 import dev.cryo.ipc.IpcNamespaces;
 import dev.cryo.ns.Namespaces;
+import dev.cryo.ns.NetworkState;
 import dev.cryo.ns.Uts;
+import dev.cryo.ns.Veth;
 import dev.cryo.proc.ProcFiles;
 import dev.cryo.remote.RemoteSyscalls;
 
@@ -24,7 +27,7 @@ import java.util.function.Function;
 /**
  * Restores a checkpointed container, under its own name or another: a new cgroup with the saved
  * limits, the saved upper layer as its overlay's, new namespaces set up in the new first process
- * (mounts, /proc, host name), then the tree with the pids it had inside. Nothing is shared with
+ * (mounts, /proc, host name; its network, see {@link NetworkState}), then the tree with the pids it had inside. Nothing is shared with
  * the original, which may still run: restoring under another name clones the container.
  */
 public final class ContainerRestore {
@@ -44,6 +47,13 @@ public final class ContainerRestore {
         }
     }
 
+    /** The address/prefix the uplink's inside end had (the first IPv4 one), for the record. */
+    private static String vethAddress(ContainerImage saved) {
+        return saved.getNet().getInterfacesList().stream().filter(i -> i.getKind() == NetInterface.Kind.VETH)
+                .flatMap(i -> i.getAddressesList().stream()).filter(a -> !a.getAddress().contains(":"))
+                .map(a -> a.getAddress() + "/" + a.getPrefixLen()).findFirst().orElse("");
+    }
+
     public static Restored run(Path dir, String newName) {
         ContainerImage saved = ImageReader.open(dir, false).read(ImageKind.CONTAINER, 0, ContainerImage.parser());
         if ((saved.getNamespaces() & Namespaces.NEWPID) == 0) {
@@ -56,6 +66,7 @@ public final class ContainerRestore {
         RootSetup setup = RootSetup.of(saved.getNamespaces(), saved.getRootfs().isEmpty() ? null : saved.getRootfs(), state, uts,
                 saved.getTmpfsList());
         ContainerCgroup cgroup = null;
+        String[] vethHost = {""}; // set once the new network namespace has its uplink
         Restore.Restored tree;
         try {
             Files.createDirectories(state);
@@ -77,6 +88,9 @@ public final class ContainerRestore {
                 public void namespacesCreated(int holder) {
                     if ((saved.getNamespaces() & Namespaces.NEWUSER) != 0) {
                         RootSetup.identityIdMaps(holder);
+                    }
+                    if (saved.hasNet()) { // before any process, so its sockets find their addresses
+                        vethHost[0] = NetworkState.restore(holder, name, saved.getNet(), StateStore.root());
                     }
                 }
 
@@ -101,17 +115,20 @@ public final class ContainerRestore {
                     if (saved.hasIpc()) {
                         IpcNamespaces.afterTreeRestore(root, saved.getIpc());
                     }
+                    Veth.setUp(vethHost[0], true); // the network lock lifted: the connections are back
                 }
             }));
         } catch (IOException | RuntimeException e) {
-            throw Containers.undoPrepare(name, cgroup, e);
+            throw Containers.undoPrepare(name, cgroup, vethHost[0], e);
         }
         setup.dropStaged();
         StateStore.write(ContainerRecord.newBuilder().setName(name).setInitPid(tree.pid())
                 .setInitStartTime(ProcFiles.statField(ProcFiles.statFields(tree.pid()), 22))
                 .setCgroup(cgroup.dir().toString()).addAllCommand(saved.getCommandList()).setRootfs(saved.getRootfs())
                 .setHostname(uts == null ? "" : uts.hostname()).setNamespaces(saved.getNamespaces())
-                .setCreatedUnixMs(System.currentTimeMillis()).setRestoredFrom(dir.toAbsolutePath().toString()).build());
+                .setCreatedUnixMs(System.currentTimeMillis()).setRestoredFrom(dir.toAbsolutePath().toString())
+                .setVethHost(vethHost[0]).setVethHostAddress(vethHost[0].isEmpty() ? "" : saved.getNet().getHostAddress())
+                .setVethAddress(vethAddress(saved)).build());
         return new Restored(name, tree);
     }
 }

@@ -2,6 +2,7 @@ package dev.cryo.container;
 
 import dev.cryo.CryoException;
 import dev.cryo.image.proto.ContainerRecord;
+import dev.cryo.ns.Veth;
 import dev.cryo.proc.ProcFiles;
 import dev.cryo.remote.WaitStatus;
 import dev.cryo.sys.Nr;
@@ -117,8 +118,9 @@ public final class Containers {
         return new WaitStatus(status).shellCode();
     }
 
-    /** Removes an exited container's cgroup and state directory. */
+    /** Removes an exited container's veth host end, cgroup and state directory. */
     static void remove(ContainerRecord r) {
+        Veth.remove(r.getVethHost());
         if (!r.getCgroup().isEmpty() && Files.isDirectory(Path.of(r.getCgroup()))) {
             new ContainerCgroup(Path.of(r.getCgroup())).remove();
         }
@@ -126,11 +128,15 @@ public final class Containers {
     }
 
     /**
-     * A container that could not be set up (run or restore) leaves nothing: its cgroup and its
-     * record go; returns the exception to throw, cleanup failures attached to it.
+     * A container that could not be set up (run or restore) leaves nothing: the host end of its
+     * veth (if it got one), its cgroup and its record go; returns the exception to throw, cleanup
+     * failures attached to it.
      */
-    static RuntimeException undoPrepare(String name, ContainerCgroup cgroup, Exception e) {
+    static RuntimeException undoPrepare(String name, ContainerCgroup cgroup, String vethHost, Exception e) {
         try {
+            if (vethHost != null) {
+                Veth.remove(vethHost);
+            }
             if (cgroup != null) {
                 cgroup.remove();
             }

@@ -4,6 +4,7 @@ import dev.cryo.CryoException;
 import dev.cryo.image.proto.ContainerRecord;
 import dev.cryo.ns.Namespaces;
 import dev.cryo.ns.Uts;
+import dev.cryo.ns.Veth;
 import dev.cryo.proc.ProcFiles;
 import dev.cryo.remote.RemoteAddr;
 import dev.cryo.remote.RemoteScratch;
@@ -28,7 +29,9 @@ import java.util.logging.Logger;
  * new namespaces; a clone3 injected into it creates the container's first process (pid 1 of the
  * new pid namespace, a child of Cryo's through CLONE_PARENT), which Cryo puts into the
  * container's cgroup and drives through its set-up (mounts, overlay root, /proc, host name)
- * and finally an injected execve of the command. Detached from ptrace, it runs the command.
+ * and finally an injected execve of the command. With `--net veth` its network namespace gets an
+ * uplink ({@link Veth}) while the stub holds it, before any process of the container exists.
+ * Detached from ptrace, it runs the command.
  */
 public final class Run {
     private static final Logger LOG = Logger.getLogger("container");
@@ -64,18 +67,16 @@ public final class Run {
         if (o.command().isEmpty()) {
             throw new CryoException("no command given to run in the container");
         }
-        if (o.net() == Net.VETH) {
-            throw new CryoException("--net veth is not supported yet; use --net none (loopback only) or --net host");
-        }
         String name = o.name() != null ? o.name() : "c" + Long.toHexString(System.nanoTime() & 0xffffffL);
         Containers.claimName(name);
         String hostname = o.hostname() != null ? o.hostname() : name;
         long namespaces = Namespaces.NEWPID | Namespaces.NEWNS | Namespaces.NEWIPC | Namespaces.NEWUTS
-                | (o.net() == Net.NONE ? Namespaces.NEWNET : 0) | (o.user() ? Namespaces.NEWUSER : 0);
+                | (o.net() != Net.HOST ? Namespaces.NEWNET : 0) | (o.user() ? Namespaces.NEWUSER : 0);
         Path state = StateStore.dir(name);
         RootSetup setup = RootSetup.of(namespaces, o.rootfs(), state, new Uts.Names(hostname, null));
         ContainerCgroup cgroup = null;
         Tracee init = null;
+        Veth.Uplink uplink = null;
         try {
             Files.createDirectories(state);
             setup.prepareDirectories();
@@ -84,6 +85,9 @@ public final class Run {
                 stub.unshare(namespaces);
                 if (o.user()) {
                     RootSetup.identityIdMaps(stub.pid());
+                }
+                if (o.net() == Net.VETH) {
+                    uplink = Veth.create(name, stub.pid(), StateStore.root());
                 }
                 init = stub.cloneWithPid(1);
             }
@@ -103,9 +107,13 @@ public final class Run {
                 init.kill();
                 Sys.raw(Nr.WAIT4, init.pid(), 0, 1, 0);
             }
-            throw Containers.undoPrepare(name, cgroup, e);
+            throw Containers.undoPrepare(name, cgroup, uplink == null ? null : uplink.hostName(), e);
         }
-        StateStore.write(ContainerRecord.newBuilder().setName(name).setInitPid(init.pid())
+        ContainerRecord.Builder record = ContainerRecord.newBuilder();
+        if (uplink != null) {
+            record.setVethHost(uplink.hostName()).setVethHostAddress(uplink.hostAddress()).setVethAddress(uplink.containerAddress());
+        }
+        StateStore.write(record.setName(name).setInitPid(init.pid())
                 .setInitStartTime(ProcFiles.statField(ProcFiles.statFields(init.pid()), 22))
                 .setCgroup(cgroup.dir().toString()).addAllCommand(o.command()).setRootfs(o.rootfs() == null ? "" : o.rootfs())
                 .setHostname(hostname).setNamespaces(namespaces).setCreatedUnixMs(System.currentTimeMillis()).build());

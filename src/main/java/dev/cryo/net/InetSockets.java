@@ -118,8 +118,15 @@ public final class InetSockets implements FdHandler {
             case TcpRepair.ESTABLISHED, TcpRepair.FIN_WAIT1, TcpRepair.FIN_WAIT2, TcpRepair.CLOSE_WAIT, TcpRepair.LAST_ACK -> {
                 InetAddress local = InetAddress.of(s.getLocal().toByteArray()), peer = InetAddress.of(s.getPeer().toByteArray());
                 if (NetNamespaces.ownNetwork(fd.pid())) {
-                    // a network namespace of the tree's own (a container's): both ends are inside,
-                    // frozen together, and nobody else can send to them; no flag, no lock needed
+                    // a network namespace of the tree's own (a container's): with both ends inside,
+                    // frozen together, nobody else can send to them; no flag, no lock needed. A
+                    // peer outside is kept away by the container's own lock (its veth is down)
+                    if (!ctx.shared().containsKey(Checkpoint.TCP_ESTABLISHED) && !NetNamespaces.isLocal(fd.pid(), peer)) {
+                        // a peer outside (across the container's veth, which is down meanwhile: its lock)
+                        throw new Refusal(fd.where() + ": an established TCP connection " + local + " -> " + peer
+                                + " whose peer is outside the container's network namespace; give --tcp-established to"
+                                + " checkpoint it (its peer will only see a pause)");
+                    }
                     TcpRepair.enter(copy);
                     repaired(ctx.shared()).add(copy);
                     s.setTcp(TcpRepair.read(copy, state, fd.where()));

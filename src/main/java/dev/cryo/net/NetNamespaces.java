@@ -8,6 +8,8 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.HexFormat;
+import java.util.List;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
@@ -29,6 +31,34 @@ final class NetNamespaces {
                     .equals(Files.readSymbolicLink(Path.of("/proc/self/ns/net")));
         } catch (IOException e) {
             return false;
+        }
+    }
+
+    /**
+     * Is {@code a} an address of process {@code pid}'s network namespace, so that a connection to
+     * it stays inside? Loopback always is; others are read from the namespace's own view in /proc:
+     * the "host LOCAL" entries of net/fib_trie (IPv4) and net/if_inet6 (IPv6, 32 hex digits).
+     */
+    static boolean isLocal(int pid, InetAddress a) {
+        String host = a.host();
+        if (a.ipv4() ? host.startsWith("127.") : host.equals("::1")) {
+            return true;
+        }
+        Path net = Path.of("/proc", Integer.toString(pid), "net");
+        try {
+            if (a.ipv4()) {
+                List<String> lines = Files.readAllLines(net.resolve("fib_trie"));
+                for (int i = 0; i + 1 < lines.size(); i++) {
+                    if (lines.get(i).strip().equals("|-- " + host) && lines.get(i + 1).strip().endsWith("host LOCAL")) {
+                        return true;
+                    }
+                }
+                return false;
+            }
+            String hex = HexFormat.of().formatHex(a.address());
+            return Files.readAllLines(net.resolve("if_inet6")).stream().anyMatch(l -> l.startsWith(hex + " "));
+        } catch (IOException e) {
+            throw new CryoException("cannot read the addresses of the network namespace of process " + pid + ": " + e.getMessage(), e);
         }
     }
 

@@ -93,15 +93,47 @@ public final class Tracee {
         }
     }
 
-    /** SIGKILL to the whole process, then wait until each of its seized threads is reported gone. */
+    /**
+     * SIGKILL to the whole process, then wait until each of its seized threads is reported gone,
+     * in whatever order they go: no single thread can be waited for first. The leader is reported
+     * last; and the last thread of a pid namespace's init to exit waits in the kernel
+     * (zap_pid_ns_processes) until the other dead threads are reaped, which only their tracer does.
+     */
     public static void killGroup(List<Tracee> threads) {
         if (threads.isEmpty()) {
             return;
         }
         Sys.raw(dev.cryo.sys.Nr.KILL, threads.getFirst().pid(), 9);
-        // the leader is reported last, once every other thread is gone
-        for (int i = threads.size() - 1; i >= 0; i--) {
-            threads.get(i).kill();
+        List<Tracee> left = new java.util.ArrayList<>(threads);
+        while (!left.isEmpty()) {
+            if (!left.removeIf(Tracee::reapIfKilled)) {
+                java.util.concurrent.locks.LockSupport.parkNanos(200_000);
+            }
+        }
+    }
+
+    /** One look (WNOHANG) at this killed task: a stop is let go on; true once it is gone. */
+    private boolean reapIfKilled() {
+        checkOwner();
+        if (!attached) {
+            return true;
+        }
+        try {
+            int[] r = Sys.wait4(pid, WALL | 1 /* WNOHANG */);
+            if (r[0] == 0) {
+                return false;
+            }
+            WaitStatus st = new WaitStatus(r[1]);
+            if (st.exited() || st.signaled()) {
+                attached = false;
+                closeMem();
+                return true;
+            }
+            Sys.raw(dev.cryo.sys.Nr.PTRACE, Ptrace.CONT, pid, 0, 0);
+            return false;
+        } catch (SysException e) {
+            attached = false; // ECHILD: already reaped or no longer ours
+            return true;
         }
     }
 

@@ -44,7 +44,7 @@ class ContainerTest extends TargetTest {
         rootfs = tmp.resolve("rootfs");
         Files.createDirectories(rootfs.resolve("app"));
         Files.createDirectories(rootfs.resolve("out"));
-        for (String f : new String[] {"counter.sh", "writer.py", "talkers.py"}) {
+        for (String f : new String[] {"counter.sh", "writer.py", "talkers.py", "eth0talkers.py"}) {
             Path to = rootfs.resolve("app").resolve(f);
             Files.copy(Path.of("src/test/resources/container", f), to);
             to.toFile().setExecutable(true);
@@ -132,6 +132,150 @@ class ContainerTest extends TargetTest {
             assertThat(lines).as(stream).allMatch(l -> l.endsWith(" ok"));
         }
         assertThat(state.resolve("talk2/upper/out/client-bad")).doesNotExist();
+    }
+
+    @Test
+    void aVethContainerKeepsItsAddressAndItsConnectionsOverEth0() throws Exception {
+        run("veth", "--net", "veth", "--rootfs", rootfs + ":/usr", "--", "/usr/bin/python3", "/app/eth0talkers.py");
+        String address = recordField("veth", "vethAddress").replaceAll("/.*", "");
+        String hostEnd = recordField("veth", "vethHost");
+        assertThat(address).startsWith("10.88.");
+        assertThat(hostEnd).startsWith("cryo-veth-").hasSizeLessThanOrEqualTo(15);
+        assertThat(Path.of("/sys/class/net", hostEnd)).exists();
+        awaitLines(state.resolve("veth/upper/out/tcp"), 5);
+        assertThat(pong(address)).as("the host reaches the container through the veth").isEqualTo("pong");
+
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "veth", "-D", images.toString());
+        assertThat(dump.exitCode()).as(dump.toString()).isZero();
+        assertThat(Path.of("/sys/class/net", hostEnd)).as("removed with the killed container").doesNotExist();
+        assertThat(CryoCli.run("inspect", images.toString()).out())
+                .contains("network: lo up, eth0 (veth) up " + address + "/30; 1 route(s)");
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "veth2", "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        containers.add("veth2");
+        String newHostEnd = recordField("veth2", "vethHost");
+        assertThat(newHostEnd).startsWith("cryo-veth2-").isNotEqualTo(hostEnd);
+        assertThat(recordField("veth2", "vethAddress")).startsWith(address + "/");
+
+        int before = savedLines(images, "out/tcp").size();
+        List<String> lines = awaitLines(state.resolve("veth2/upper/out/tcp"), before + 10);
+        assertCounts(lines, "the stream over eth0");
+        assertThat(lines).allMatch(l -> l.endsWith(" ok " + address), "every line ok, from " + address);
+        assertThat(state.resolve("veth2/upper/out/client-bad")).doesNotExist();
+        assertThat(pong(address)).as("the host reaches the clone through its new veth").isEqualTo("pong");
+        CryoCli.run("kill", "veth2");
+        assertThat(Path.of("/sys/class/net", newHostEnd)).as("removed by cryo kill").doesNotExist();
+    }
+
+    @Test
+    void anInterfaceKindRestoreCannotMakeIsRefusedByNameAndTheContainerRunsOn() throws Exception {
+        run("bridger", "--net", "veth", "--rootfs", rootfs + ":/usr", "--", "/bin/sh", "-c",
+                "ip link add br0 type bridge && echo ok > /out/made && exec sleep 100");
+        awaitLines(state.resolve("bridger/upper/out/made"), 1);
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "bridger", "-D", tmp.resolve("img").toString());
+        assertThat(dump.exitCode()).isEqualTo(1);
+        assertThat(dump.err()).contains("container bridger has network interfaces restore cannot recreate yet: br0 (bridge)");
+        assertThat(CryoCli.run("ps").out()).containsPattern("bridger +\\d+ running");
+    }
+
+    @Test
+    void aVethCloneBesideItsRunningOriginalKeepsTheAddressInsideItsOwnNamespace() throws Exception {
+        run("twin", "--net", "veth", "--rootfs", rootfs + ":/usr", "--", "/usr/bin/python3", "/app/eth0talkers.py");
+        String address = recordField("twin", "vethAddress").replaceAll("/.*", "");
+        String gateway = recordField("twin", "vethHostAddress").replaceAll("/.*", "");
+        awaitLines(state.resolve("twin/upper/out/tcp"), 5);
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "twin", "-D", images.toString(), "--leave-running");
+        assertThat(dump.exitCode()).as(dump.toString()).isZero();
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "twin2", "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        containers.add("twin2");
+        int before = savedLines(images, "out/tcp").size();
+        List<String> lines = awaitLines(state.resolve("twin2/upper/out/tcp"), before + 10);
+        assertCounts(lines, "the clone's stream over eth0");
+        assertThat(lines).allMatch(l -> l.endsWith(" ok " + address), "every line ok, from " + address);
+        // the subnet stays routed to the original; the clone's host end holds only the gateway address
+        String clonesEnd = recordField("twin2", "vethHost");
+        String shown = new String(new ProcessBuilder("ip", "-o", "-4", "addr", "show", "dev", clonesEnd).start()
+                .getInputStream().readAllBytes());
+        assertThat(shown).contains(gateway + "/32");
+        assertThat(pong(address)).as("the original still answers the host").isEqualTo("pong");
+    }
+
+    @Test
+    void aConnectionFromTheHostThroughTheVethNeedsTcpEstablished() throws Exception {
+        run("held", "--net", "veth", "--rootfs", rootfs + ":/usr", "--", "/usr/bin/python3", "/app/eth0talkers.py");
+        String address = recordField("held", "vethAddress").replaceAll("/.*", "");
+        try (java.net.Socket host = connectWhenListening(address, 7002)) {
+            host.setSoTimeout(10_000);
+            var in = new java.io.BufferedReader(new java.io.InputStreamReader(host.getInputStream()));
+            var out = host.getOutputStream();
+            out.write("1\n".getBytes());
+            assertThat(in.readLine()).isEqualTo("2");
+            Path images = tmp.resolve("img");
+            CryoCli.Result refused = CryoCli.run("checkpoint", "--container", "held", "-D", images.toString());
+            assertThat(refused.exitCode()).isEqualTo(1);
+            assertThat(refused.err()).contains("an established TCP connection " + address + ":7002 -> ")
+                    .contains("whose peer is outside the container's network namespace; give --tcp-established");
+            assertThat(CryoCli.run("ps").out()).containsPattern("held +\\d+ running");
+            out.write("2\n".getBytes());
+            assertThat(in.readLine()).as("the refused checkpoint let the veth up again").isEqualTo("4");
+        }
+    }
+
+    @Test
+    void aConnectionFromTheHostThroughTheVethGoesOnWithTcpEstablished() throws Exception {
+        run("held", "--net", "veth", "--rootfs", rootfs + ":/usr", "--", "/usr/bin/python3", "/app/eth0talkers.py");
+        String address = recordField("held", "vethAddress").replaceAll("/.*", "");
+        try (java.net.Socket host = connectWhenListening(address, 7002)) {
+            host.setSoTimeout(10_000);
+            var in = new java.io.BufferedReader(new java.io.InputStreamReader(host.getInputStream()));
+            var out = host.getOutputStream();
+            out.write("2\n".getBytes());
+            assertThat(in.readLine()).isEqualTo("4");
+            Path images = tmp.resolve("img");
+            CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "held", "-D", images.toString(), "--tcp-established");
+            assertThat(dump.exitCode()).as(dump.toString()).isZero();
+            out.write("3\n".getBytes()); // sent while nothing listens: the host retransmits until the clone is back
+            CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "held2", "-d");
+            assertThat(restore.exitCode()).as(restore.toString()).isZero();
+            containers.add("held2");
+            assertThat(in.readLine()).as("the same connection, answered by the clone").isEqualTo("6");
+            out.write("4\n".getBytes());
+            assertThat(in.readLine()).isEqualTo("8");
+        }
+    }
+
+    private static java.net.Socket connectWhenListening(String address, int port) throws Exception {
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (true) {
+            java.net.Socket s = new java.net.Socket();
+            try {
+                s.connect(new java.net.InetSocketAddress(address, port), 1000);
+                return s;
+            } catch (IOException notYet) {
+                s.close();
+                if (System.nanoTime() > deadline) {
+                    throw notYet;
+                }
+                Thread.sleep(20);
+            }
+        }
+    }
+
+    /** What the container's "pong" port at {@code address} answers the host. */
+    private static String pong(String address) throws IOException {
+        try (java.net.Socket s = new java.net.Socket()) {
+            s.connect(new java.net.InetSocketAddress(address, 7001), 3000);
+            s.setSoTimeout(3000);
+            return new String(s.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8).strip();
+        }
+    }
+
+    private String recordField(String name, String field) throws IOException {
+        String json = Files.readString(state.resolve(name + "/container.json"));
+        return json.replaceAll("(?s).*\"" + field + "\": \"([^\"]*)\".*", "$1");
     }
 
     @Test
