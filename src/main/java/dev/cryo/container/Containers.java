@@ -144,6 +144,6 @@ public final class Containers {
         } catch (RuntimeException cleanup) {
             e.addSuppressed(cleanup);
         }
-        return e instanceof RuntimeException re ? re : new dev.cryo.CryoException("cannot prepare container " + name + ": " + e.getMessage(), e);
+        return e instanceof RuntimeException re ? re : new CryoException("cannot prepare container " + name + ": " + e.getMessage(), e);
     }
 }
