@@ -71,6 +71,10 @@ public final class Main implements Runnable {
     }
 
     public static void main(String[] args) {
+        // The first downcalls of a JVM link their call sites, tens of ms that the work would
+        // otherwise wait for (the restore stub's start, the first ptrace): done meanwhile, on the
+        // other core, while the command line and the image are read.
+        Thread.ofPlatform().daemon().name("cryo-warm-up").start(dev.cryo.sys.Sys::warmUp);
         PrintWriter out = new PrintWriter(System.out, true);
         PrintWriter err = new PrintWriter(System.err, true);
         int code = commandLine(out, err).execute(args);

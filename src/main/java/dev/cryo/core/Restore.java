@@ -124,8 +124,11 @@ public final class Restore {
             }
         }
         int imageRoot = tree.getProcesses(0).getPid();
+        long checked = System.nanoTime();
+        LOG.fine(() -> "image opened and checked in " + (checked - t0) / 1000 + " us (page files: in the background)");
         List<Tracee> created = new ArrayList<>();
         try (RestoreStub stub = RestoreStub.spawn()) {
+            LOG.fine(() -> "restore stub " + stub.pid() + " started in " + (System.nanoTime() - checked) / 1000 + " us");
             if (o.container() != null) {
                 stub.unshare(o.container().namespaces());
                 o.container().namespacesCreated(stub.pid());

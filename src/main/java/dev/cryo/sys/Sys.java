@@ -169,6 +169,26 @@ public final class Sys {
         return array;
     }
 
+    /**
+     * Makes one harmless call through each kind of downcall Cryo uses first (syscall with and
+     * without errno, the posix_spawn file actions), so their call sites are linked before the
+     * work needs them.
+     */
+    public static void warmUp() {
+        try {
+            raw(Nr.GETPID);
+            call("getppid", Nr.GETPPID);
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment actions = arena.allocate(FILE_ACTIONS_SIZE, 16);
+                if ((int) FA_INIT.invokeExact(actions) == 0) {
+                    int ignored = (int) FA_DESTROY.invokeExact(actions);
+                }
+            }
+        } catch (Throwable ignored) {
+            // only a head start: the real call reports any problem
+        }
+    }
+
     // ---- typed wrappers for calls Cryo makes on its own behalf ----
 
     public static int getpid() {
