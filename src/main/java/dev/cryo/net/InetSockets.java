@@ -76,7 +76,8 @@ public final class InetSockets implements FdHandler {
             int family = Sockets.getInt(copy, SOL_SOCKET, SO_DOMAIN);
             int type = Sockets.getInt(copy, SOL_SOCKET, SO_TYPE);
             int protocol = Sockets.getInt(copy, SOL_SOCKET, SO_PROTOCOL);
-            InetSocket.Builder s = InetSocket.newBuilder().setFilter(SocketFilter.read(copy, fd.where())).setFamily(family).setType(type).setProtocol(protocol)
+            InetSocket.Builder s = InetSocket.newBuilder().setFamily(family).setType(type).setProtocol(protocol)
+                    .setFilter(SocketFilter.read(copy, fd.where()))
                     .setLocal(ByteString.copyFrom(Sockets.name(copy)))
                     .setPeer(ByteString.copyFrom(Sockets.peer(copy)));
             if (type == SOCK_STREAM && protocol == IPPROTO_TCP) {
@@ -122,7 +123,6 @@ public final class InetSockets implements FdHandler {
                     // frozen together, nobody else can send to them; no flag, no lock needed. A
                     // peer outside is kept away by the container's own lock (its veth is down)
                     if (!ctx.shared().containsKey(Checkpoint.TCP_ESTABLISHED) && !NetNamespaces.isLocal(fd.pid(), peer)) {
-                        // a peer outside (across the container's veth, which is down meanwhile: its lock)
                         throw new Refusal(fd.where() + ": an established TCP connection " + local + " -> " + peer
                                 + " whose peer is outside the container's network namespace; give --tcp-established to"
                                 + " checkpoint it (its peer will only see a pause)");
