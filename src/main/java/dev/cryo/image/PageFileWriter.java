@@ -24,7 +24,21 @@ public final class PageFileWriter implements AutoCloseable {
 
     /** Appends the buffer's remaining bytes (a direct buffer over the page data). */
     public void write(ByteBuffer data) {
+        checksum(data);
+        writeChecksummed(data);
+    }
+
+    /**
+     * Adds the buffer's remaining bytes to the file's checksum, without writing them: with
+     * {@link #writeChecksummed}, the checksum can be computed on one thread and the write done on
+     * another, as long as both see the buffers in the same order.
+     */
+    public void checksum(ByteBuffer data) {
         crc.update(data.duplicate());
+    }
+
+    /** Appends bytes already given to {@link #checksum}. */
+    public void writeChecksummed(ByteBuffer data) {
         try {
             while (data.hasRemaining()) {
                 size += channel.write(data);

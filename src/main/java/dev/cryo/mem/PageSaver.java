@@ -305,10 +305,13 @@ final class PageSaver implements AutoCloseable {
         }
         long t1 = System.nanoTime();
         java.nio.ByteBuffer data = buffer.asSlice(0, filled).asByteBuffer();
+        // the checksum here, the write on the writer thread: reading and checksumming one buffer
+        // take about as long as writing the other, so neither thread waits much for the other
+        out.checksum(data);
         // one writer thread, so the file gets the buffers in the order they were filled
         writing[current] = writer.submit(() -> {
             long w = System.nanoTime();
-            out.write(data);
+            out.writeChecksummed(data);
             writeNanos += System.nanoTime() - w;
         });
         current ^= 1;
