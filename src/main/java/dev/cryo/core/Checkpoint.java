@@ -230,6 +230,9 @@ public final class Checkpoint {
             early = incremental.pagesCopiedEarly();
             incremental.succeeded();
             incremental.close();
+        } else {
+            // a pre-dump's tracking, if any, is of no use to a full image: its keeper would linger
+            dev.cryo.track.Keeper.endStrays(tree.procs().stream().map(FrozenTree.Proc::pid).toList());
         }
         LOG.info(() -> "checkpoint of " + o.pid() + " done" + (o.leaveRunning() ? ", left running" : ", killed"));
         return new Result(o.pid(), tree.procs().size(), tree.threadCount(), stats.areas.get(), stats.pages.get(),

@@ -59,7 +59,10 @@ public final class Keeper {
             for (Tracker t : trackers) {
                 dups.add(Sys.dupAbove(t.fd(), 10));
             }
-            int pid = TinyElf.spawn(elf(), new String[] {NAME}, dups.stream().mapToInt(Integer::intValue).toArray());
+            // the tracked pids as arguments (the keeper ignores them): /proc/PID/cmdline says whom it tracks
+            List<String> argv = new ArrayList<>(List.of(NAME));
+            trackers.forEach(t -> argv.add(Integer.toString(t.pid())));
+            int pid = TinyElf.spawn(elf(), argv.toArray(String[]::new), dups.stream().mapToInt(Integer::intValue).toArray());
             TrackerImage.Builder image = TrackerImage.newBuilder().setKeeperPid(pid).setKeeperStartTime(startTime(pid));
             for (int i = 0; i < trackers.size(); i++) {
                 image.addProcesses(TrackedProcess.newBuilder().setPid(trackers.get(i).pid()).setKeeperFd(3 + i));
@@ -69,6 +72,41 @@ public final class Keeper {
         } finally {
             dups.forEach(fd -> Sys.raw(Nr.CLOSE, fd));
         }
+    }
+
+    /**
+     * Ends every keeper that tracks one of {@code pids}: a full checkpoint of a pre-dumped tree
+     * does not use the tracking, and nothing else would end it. Returns how many were ended.
+     */
+    public static int endStrays(java.util.Collection<Integer> pids) {
+        int ended = 0;
+        try (java.util.stream.Stream<java.nio.file.Path> procs = java.nio.file.Files.list(java.nio.file.Path.of("/proc"))) {
+            for (java.nio.file.Path dir : procs.filter(d -> d.getFileName().toString().matches("\\d+")).toList()) {
+                try {
+                    if (!NAME.equals(java.nio.file.Files.readString(dir.resolve("comm")).strip())) {
+                        continue;
+                    }
+                    String[] args = java.nio.file.Files.readString(dir.resolve("cmdline")).split("\0");
+                    boolean ours = java.util.Arrays.stream(args).skip(1).anyMatch(a -> a.matches("\\d+") && pids.contains(Integer.parseInt(a)));
+                    if (ours) {
+                        int keeper = Integer.parseInt(dir.getFileName().toString());
+                        int pidfd = Sys.pidfdOpen(keeper);
+                        try {
+                            Sys.pidfdSendSignal(pidfd, SIGKILL);
+                        } finally {
+                            Sys.close(pidfd);
+                        }
+                        ended++;
+                        LOG.info(() -> NAME + " process " + keeper + " ended: a full checkpoint does not use its tracking");
+                    }
+                } catch (java.io.IOException | RuntimeException gone) {
+                    // a process that went away while looked at
+                }
+            }
+        } catch (java.io.IOException e) {
+            LOG.fine(() -> "cannot list /proc for stray keepers: " + e.getMessage());
+        }
+        return ended;
     }
 
     /** Ends a keeper just spawned (a pre-dump that failed after spawning it). */

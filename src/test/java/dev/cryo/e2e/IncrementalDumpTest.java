@@ -36,7 +36,7 @@ class IncrementalDumpTest extends TargetTest {
     void endKeepers() {
         tree.forEach(IncrementalDumpTest::runKill);
         for (long pid : keepers) {
-            if (Procs.exists(pid) && Procs.cmdline(pid).equals(List.of("cryo-tracker"))) {
+            if (Procs.exists(pid) && !Procs.cmdline(pid).isEmpty() && Procs.cmdline(pid).getFirst().equals("cryo-tracker")) {
                 runKill(pid);
             }
             CryoCli.reap(pid);
@@ -199,6 +199,23 @@ class IncrementalDumpTest extends TargetTest {
         assertThat(other.isAlive()).isTrue();
         assertThat(Procs.exists(pre[1]) && Procs.state(pre[1]) != 'Z').as("the keeper goes on").isTrue();
         assertThat(maps(tracked)).contains(" uw");
+    }
+
+    @Test
+    void aFullCheckpointOfAPreDumpedProcessEndsItsKeeper() {
+        Target t = startReady("rewriter", "8", "1");
+        long[] pre = preDump(t, tmp.resolve("pre"), null);
+        assertThat(Procs.cmdline(pre[1])).as("the keeper names whom it tracks").containsExactly("cryo-tracker", pid(t));
+        CryoCli.Result dump = CryoCli.run("checkpoint", pid(t), "-D", tmp.resolve("full").toString(), "-R");
+        assertThat(dump.exitCode()).as(dump + "\n" + t.log()).isZero();
+        CryoCli.reap(pre[1]);
+        long deadline = System.nanoTime() + 5_000_000_000L;
+        while (maps(t).contains(" uw") && System.nanoTime() < deadline) {
+            pause(20);
+        }
+        assertThat(maps(t)).as("no tracking left once its keeper is gone").doesNotContain(" uw");
+        assertThat(Procs.exists(pre[1]) && !Procs.cmdline(pre[1]).isEmpty()).as("the keeper ended").isFalse();
+        assertThat(t.check(CHECK)).as(t.log()).isEqualTo("PASS");
     }
 
     @Test
