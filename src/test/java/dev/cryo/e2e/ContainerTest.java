@@ -279,6 +279,28 @@ class ContainerTest extends TargetTest {
     }
 
     @Test
+    void aDamagedFileLayerIsRefusedBeforeAnyFileIsWritten() throws Exception {
+        run("layer", "--rootfs", rootfs + ":/usr", "--", "/app/counter.sh");
+        awaitLines(state.resolve("layer/upper/out/shell.log"), 3);
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "layer", "-D", images.toString());
+        assertThat(dump.exitCode()).as(dump.toString()).isZero();
+        Path upper = images.resolve(ImageKind.ROOTFS_UPPER.fileName(0));
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(upper.toFile(), "rw")) {
+            long at = f.length() - 10;
+            f.seek(at);
+            int b = f.read();
+            f.seek(at);
+            f.write(b ^ 0x01);
+        }
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "layer2", "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isEqualTo(1);
+        assertThat(restore.err()).contains("rootfs-upper.img").contains("damaged");
+        assertThat(state.resolve("layer2/upper/out")).as("no file of the damaged layer written").doesNotExist();
+        assertThat(CryoCli.run("ps").out()).doesNotContain("layer2");
+    }
+
+    @Test
     void aMountOfItsOwnOtherThanTmpfsIsRefusedAndTheContainerRunsOn() throws Exception {
         run("mounter", "--rootfs", rootfs + ":/usr", "--", "/bin/sh", "-c",
                 "mkdir -p /sys && mount -t sysfs none /sys && echo ok > /out/mounted && exec sleep 100");
