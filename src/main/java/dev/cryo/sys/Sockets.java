@@ -111,7 +111,7 @@ public final class Sockets {
     public static int ioctlInt(int fd, int request, String name) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment v = arena.allocate(JAVA_INT);
-            Sys.call("ioctl(" + name + ")", Nr.IOCTL, fd, request, v.address());
+            Sys.ioctl(name, fd, request, v);
             return v.get(JAVA_INT, 0);
         }
     }
