@@ -356,23 +356,7 @@ final class DirtyPages {
      * the contents are right either way).
      */
     List<long[]> pagesToSave(VmaEntry v, int pagemapFd, Pagemap pagemap) {
-        if (v.getKind() != VmaKind.PRIVATE_ANON && v.getKind() != VmaKind.SHARED_ANON) {
-            return null;
-        }
-        List<long[]> out = new ArrayList<>();
-        for (long[] r : dev.cryo.sys.PagemapScan.presentOrSwapped(pagemapFd, v.getStart(), v.getEnd())) {
-            if ((r[2] & dev.cryo.sys.PagemapScan.PAGE_IS_PRESENT) != 0) {
-                out.add(new long[] {r[0], r[1]});
-                continue;
-            }
-            long[] entries = pagemap.entries(r[0], r[1]);
-            for (int i = 0; i < entries.length; i++) {
-                if (PageSaver.worthSaving(v.getKind(), entries[i])) {
-                    out.add(new long[] {r[0] + i * PAGE, r[0] + (i + 1) * PAGE});
-                }
-            }
-        }
-        return Ranges.normalize(out);
+        return PageSaver.scannedPages(v, pagemapFd, pagemap);
     }
 
     /** Pre-dump: write-protects every tracked area again, so the next image sees what is written from now on. */

@@ -100,7 +100,13 @@ public final class Memory implements TaskPart {
         boolean parentDumped = ctx.earlier().contains(ppid);
         List<Vma> parentVmas = parentDumped ? ProcMaps.read(ppid) : List.of();
         List<VmaEntry> vmas = new ArrayList<>();
+        // areas whose pages PAGEMAP_SCAN may find: none of them shared copy-on-write (shmem pages
+        // never are), and no userfaultfd write protection, whose pte markers look like swap
+        java.util.Set<Long> scannable = new java.util.HashSet<>();
         for (Vma vma : dirty != null ? dirty.currentMaps(ctx.cryoArea()) : ProcMaps.read(pid)) {
+            if ((vma.sharedKb() == 0 || vma.shared()) && !vma.vmFlags().contains("uw")) {
+                scannable.add(vma.start());
+            }
             if (vma.start() != ctx.cryoArea()) {
                 VmaEntry e = Vmas.entry(pid, vma, ctx.shared().containsKey(dev.cryo.core.Checkpoint.IPC_HOST)
                         || ctx.shared().containsKey(dev.cryo.core.Checkpoint.SYSV_SHM_IN_IMAGE));
@@ -122,15 +128,12 @@ public final class Memory implements TaskPart {
         long t2 = System.nanoTime();
         PageSaver.Plan plan;
         try (Pagemap pagemap = new Pagemap(pid); Pagemap parent = parentDumped ? new Pagemap(ppid) : null) {
-            if (dirty == null) {
-                plan = PageSaver.plan(vmas, pagemap, parent);
-            } else {
-                int scanFd = dev.cryo.track.Tracker.openPagemap(pid);
-                try {
-                    plan = PageSaver.plan(vmas, pagemap, parent, v -> dirty.pagesToSave(v, scanFd, pagemap));
-                } finally {
-                    dev.cryo.sys.Sys.close(scanFd);
-                }
+            int scanFd = dev.cryo.track.Tracker.openPagemap(pid);
+            try {
+                plan = PageSaver.plan(vmas, pagemap, parent, dirty != null ? v -> dirty.pagesToSave(v, scanFd, pagemap)
+                        : v -> scannable.contains(v.getStart()) ? PageSaver.scannedPages(v, scanFd, pagemap) : null);
+            } finally {
+                dev.cryo.sys.Sys.close(scanFd);
             }
         }
         long t3 = System.nanoTime();

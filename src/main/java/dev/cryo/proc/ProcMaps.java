@@ -36,19 +36,23 @@ public final class ProcMaps {
     public static List<Vma> parse(List<String> lines) {
         List<Vma> out = new ArrayList<>();
         String header = null;
+        long sharedKb = -1;
         for (String line : lines) {
             if (isHeader(line)) {
                 if (header != null) {
-                    out.add(vma(header, Set.of()));
+                    out.add(vma(header, Set.of(), sharedKb));
                 }
                 header = line;
+                sharedKb = -1;
+            } else if (line.startsWith("Shared_Clean:") || line.startsWith("Shared_Dirty:")) {
+                sharedKb = Math.max(sharedKb, 0) + Long.parseLong(line.substring(13).strip().split("\\s+")[0]);
             } else if (line.startsWith("VmFlags:") && header != null) {
-                out.add(vma(header, Set.of(line.substring(8).trim().split("\\s+"))));
+                out.add(vma(header, Set.of(line.substring(8).trim().split("\\s+")), sharedKb));
                 header = null;
             }
         }
         if (header != null) {
-            out.add(vma(header, Set.of()));
+            out.add(vma(header, Set.of(), sharedKb));
         }
         return out;
     }
@@ -60,11 +64,11 @@ public final class ProcMaps {
     }
 
     /** {@code start-end perms offset dev inode   path}, path possibly containing spaces. */
-    static Vma vma(String line, Set<String> flags) {
+    static Vma vma(String line, Set<String> flags, long sharedKb) {
         String[] f = line.split("\\s+", 6);
         String[] range = f[0].split("-");
         String path = f.length > 5 ? f[5].strip() : "";
         return new Vma(Long.parseUnsignedLong(range[0], 16), Long.parseUnsignedLong(range[1], 16), f[1],
-                Long.parseUnsignedLong(f[2], 16), f[3], Long.parseLong(f[4]), path, flags);
+                Long.parseUnsignedLong(f[2], 16), f[3], Long.parseLong(f[4]), path, flags, sharedKb);
     }
 }

@@ -8,9 +8,11 @@ import java.util.Set;
  * @param path     the mapped file, a pseudo name such as {@code [heap]}, or empty for anonymous memory;
  *                 a deleted file keeps the kernel's " (deleted)" suffix
  * @param vmFlags  the two-letter flags of smaps' VmFlags line (rd, wr, gd, sh, ...)
+ * @param sharedKb smaps' Shared_Clean + Shared_Dirty: resident pages that more than one process
+ *                 maps (after fork, copy-on-write); -1 when read from /proc/pid/maps, which lacks it
  */
 public record Vma(long start, long end, String perms, long offset, String dev, long inode, String path,
-                  Set<String> vmFlags) {
+                  Set<String> vmFlags, long sharedKb) {
 
     public long length() {
         return end - start;

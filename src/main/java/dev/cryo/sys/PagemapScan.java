@@ -31,6 +31,26 @@ public final class PagemapScan {
     private PagemapScan() {
     }
 
+    private static volatile Boolean supported;
+
+    /** Whether this kernel has PAGEMAP_SCAN (6.7 and later): asked once, on the given pagemap fd. */
+    public static boolean supported(int pagemapFd) {
+        Boolean known = supported;
+        if (known == null) {
+            try {
+                scan(pagemapFd, 0, 4096, 0, 0, PAGE_IS_PRESENT, PAGE_IS_PRESENT); // page 0 is never mapped: an empty walk
+                known = true;
+            } catch (SysException e) {
+                if (e.errno() != Errno.ENOTTY && e.errno() != Errno.EINVAL) {
+                    throw e;
+                }
+                known = false;
+            }
+            supported = known;
+        }
+        return known;
+    }
+
     /**
      * {@code {start, end, categories}} of the pages in {@code [start, end)} that are present or
      * swapped, categories being PAGE_IS_PRESENT and/or PAGE_IS_SWAPPED. The kernel walks the page
