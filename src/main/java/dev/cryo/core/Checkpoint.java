@@ -194,7 +194,12 @@ public final class Checkpoint {
             }
             Targets.checkTreeIds(pstree.build());
             for (TaskPart part : TaskParts.ALL) {
+                long t = System.nanoTime();
                 part.afterTreeDump(image, shared);
+                long took = System.nanoTime() - t;
+                if (took > 100_000) { // the page copies' wait, a tree's pipes...: only what shows
+                    frozenTimes.merge(part.name() + " (tree)", took, Long::sum);
+                }
             }
             image.write(ImageKind.PSTREE, 0, pstree.build());
             long f = System.nanoTime();

@@ -60,28 +60,34 @@ public final class Memory implements TaskPart {
 
     // ------------------------------------------------------------------ dump
 
-    /** Tree-wide (dump): the page copies of the processes laid out so far, done together once all are. */
-    private static final String PENDING = "mem:pending-copies";
+    /** Tree-wide (dump): the page copies started so far, one per process laid out. */
+    private static final String COPIES = "mem:page-copies";
 
     /**
-     * Saves the layout now and queues the copy of the pages: the copies of all processes run in
-     * parallel once the whole tree is laid out ({@link #afterTreeDump}), while it is still frozen.
+     * Saves the layout now and starts the copy of the pages: it runs on another thread while
+     * the process's other parts are saved and the next processes laid out, the tree still frozen
+     * ({@link #afterTreeDump} waits for every copy).
      */
     @Override
     public void dump(DumpContext ctx) {
-        pending(ctx.shared()).add(layout(ctx));
+        PageCopy copy = layout(ctx);
+        ((PageCopies) ctx.shared().computeIfAbsent(COPIES, k -> new PageCopies())).start(copy, false);
     }
 
     @Override
     public void afterTreeDump(dev.cryo.image.ImageWriter image, java.util.Map<String, Object> shared) {
-        List<PageCopy> copies = pending(shared);
-        PageCopy.copyAll(copies, false);
-        copies.clear();
+        PageCopies copies = (PageCopies) shared.remove(COPIES);
+        if (copies != null) {
+            copies.awaitAll();
+        }
     }
 
-    @SuppressWarnings("unchecked")
-    private static List<PageCopy> pending(java.util.Map<String, Object> shared) {
-        return (List<PageCopy>) shared.computeIfAbsent(PENDING, k -> new ArrayList<PageCopy>());
+    @Override
+    public void afterCheckpoint(java.util.Map<String, Object> shared, boolean killed) {
+        PageCopies copies = (PageCopies) shared.remove(COPIES);
+        if (copies != null) {
+            copies.abandon(); // only left when the checkpoint failed before afterTreeDump
+        }
     }
 
     /**
@@ -192,60 +198,11 @@ public final class Memory implements TaskPart {
             this.progress = progress;
         }
 
-        /**
-         * Copies the pages of several processes, one process per core at a time: reading another
-         * task's memory (process_vm_readv, /proc/PID/mem) needs no ptrace stop, so any thread may
-         * do it. The first failure is thrown once all copies have ended, the others ride along.
-         */
+        /** Copies the pages of several processes, one process per core at a time (see {@link PageCopies}). */
         public static void copyAll(List<PageCopy> copies, boolean taskRunning) {
-            int threads = Math.min(copies.size(), copyThreads());
-            if (threads <= 1) {
-                copies.forEach(c -> c.copy(taskRunning));
-                return;
-            }
-            java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(threads, r -> {
-                Thread t = new Thread(r, "cryo-page-copy");
-                t.setDaemon(true);
-                return t;
-            });
-            try {
-                List<java.util.concurrent.Future<?>> done = new ArrayList<>();
-                for (PageCopy c : copies) {
-                    done.add(pool.submit(() -> c.copy(taskRunning)));
-                }
-                RuntimeException failure = null;
-                for (java.util.concurrent.Future<?> f : done) {
-                    try {
-                        f.get();
-                    } catch (java.util.concurrent.ExecutionException e) {
-                        RuntimeException cause = e.getCause() instanceof RuntimeException r ? r
-                                : new IllegalStateException("copying pages", e.getCause());
-                        if (failure == null) {
-                            failure = cause;
-                        } else {
-                            failure.addSuppressed(cause);
-                        }
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
-                        throw new IllegalStateException("interrupted while copying pages", e);
-                    }
-                }
-                if (failure != null) {
-                    throw failure;
-                }
-            } finally {
-                pool.shutdownNow();
-            }
-        }
-
-        /** One per core, or CRYO_COPY_THREADS if set above 0 (the benchmark compares 1 with the default). */
-        private static int copyThreads() {
-            try {
-                int n = Integer.parseInt(System.getenv().getOrDefault("CRYO_COPY_THREADS", "0"));
-                return n > 0 ? n : Runtime.getRuntime().availableProcessors();
-            } catch (NumberFormatException e) {
-                return Runtime.getRuntime().availableProcessors();
-            }
+            PageCopies running = new PageCopies(Math.max(1, Math.min(copies.size(), PageCopies.copyThreads())));
+            copies.forEach(c -> running.start(c, taskRunning));
+            running.awaitAll();
         }
 
         /** @param taskRunning the process was let go already (pre-dump): an area it unmapped meanwhile reads as zeros */

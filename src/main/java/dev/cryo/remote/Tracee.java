@@ -257,14 +257,15 @@ public final class Tracee {
     /** /proc/pid/mem, opened once for reading and writing and kept while the task is held. */
     private FileChannel mem;
 
-    private FileChannel mem() throws java.io.IOException {
+    /** Synchronized: a page copy thread may read through it while the tracer thread writes. */
+    private synchronized FileChannel mem() throws java.io.IOException {
         if (mem == null) {
             mem = FileChannel.open(Path.of("/proc", Integer.toString(pid), "mem"), StandardOpenOption.READ, StandardOpenOption.WRITE);
         }
         return mem;
     }
 
-    private void closeMem() {
+    private synchronized void closeMem() {
         if (mem != null) {
             try {
                 mem.close();
