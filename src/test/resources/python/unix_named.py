@@ -37,8 +37,9 @@ for name, server, client, accepted in pairs:
     want = name.encode() if name[0] == "\0" else name  # python gives abstract names as bytes
     report.append("names-ok" if accepted.getsockname() == want and client.getpeername() == want else
                   "names-wrong:%r/%r" % (accepted.getsockname(), client.getpeername()))
-    creds = [struct.unpack("3i", x.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0] for x in (accepted, client)]
-    report.append("peercred-ok" if creds == [os.getpid(), os.getpid()] else "peercred-wrong:%s" % creds)
+    creds = [struct.unpack("3i", x.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)) for x in (accepted, client)]
+    me = (os.getpid(), os.geteuid(), os.getegid())
+    report.append("peercred-ok" if creds == [me, me] else "peercred-wrong:%s, not %s" % (creds, me))
     fresh = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     fresh.connect(name)
     again, _ = server.accept()

@@ -232,7 +232,7 @@ public final class UnixSockets implements FdHandler {
             UnixNames.bind(sys, fd, end.getName(), end.getType(), end);
         }
         if (end.getListening()) {
-            listenInTask(sys, fd, end.getBacklog());
+            listenInTask(ctx, fd, end.getBacklog());
             HiddenFds.register(ctx, "unix-listener:" + end.getName(), new HiddenFds.Place(ctx.pid(), finalFd));
         } else if (!end.getConnectedTo().isEmpty()) {
             connects(ctx.shared()).add(new Connect(ctx.pid(), finalFd, end.getConnectedTo()));
@@ -243,7 +243,7 @@ public final class UnixSockets implements FdHandler {
             // the task (its namespaces resolve the name), sends them through Cryo's copy of it
             int sender = (int) sys.call("socket(AF_UNIX)", Nr.SOCKET, AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
             try {
-                connectInTask(sys, sender, end.getName());
+                connect(sys, sender, end.getName());
                 refillThrough(ctx, sender, queued);
             } finally {
                 sys.closeFd(sender);
@@ -255,7 +255,7 @@ public final class UnixSockets implements FdHandler {
     /** Makes the pair, puts back what each end had to read, and hides (or closes) the other end. */
     private static int createPair(RestoreContext ctx, UnixSocketEnd end) {
         RemoteSyscalls sys = ctx.syscalls();
-        int[] ends = end.getName().isEmpty() && end.getPeerName().isEmpty() ? socketpair(sys, end.getType()) : acceptedPair(ctx, end);
+        int[] ends = end.getName().isEmpty() && end.getPeerName().isEmpty() ? socketpair(ctx, end.getType()) : acceptedPair(ctx, end);
         int mine = ends[0], other = ends[1];
         Map<Long, UnixQueue> queues = image(ctx);
         refillThrough(ctx, other, queues.get(end.getInode()));  // sent by the peer, read here
@@ -268,9 +268,10 @@ public final class UnixSockets implements FdHandler {
         return mine;
     }
 
-    private static int[] socketpair(RemoteSyscalls sys, int type) {
+    private static int[] socketpair(RestoreContext ctx, int type) {
+        RemoteSyscalls sys = ctx.syscalls();
         RemoteAddr sv = sys.scratch().alloc(8);
-        sys.call("socketpair", Nr.SOCKETPAIR, AF_UNIX, type | SOCK_CLOEXEC, 0, sv.value());
+        PeerCredentials.asSavedUser(ctx, () -> sys.call("socketpair", Nr.SOCKETPAIR, AF_UNIX, type | SOCK_CLOEXEC, 0, sv.value()));
         ByteBuffer pair = ByteBuffer.wrap(sys.scratch().read(sv, 8)).order(ByteOrder.LITTLE_ENDIAN);
         sys.scratch().reset();
         return new int[] {pair.getInt(), pair.getInt()};
@@ -291,13 +292,13 @@ public final class UnixSockets implements FdHandler {
         if (temporary) {
             listener = (int) sys.call("socket(AF_UNIX)", Nr.SOCKET, AF_UNIX, end.getType() | SOCK_CLOEXEC, 0);
             UnixNames.bind(sys, listener, name, end.getType(), null);
-            listenInTask(sys, listener, 1);
+            listenInTask(ctx, listener, 1);
         } else {
             listener = HiddenFds.fetch(ctx, restored);  // the same listening socket, for a moment in this task too
         }
         try {
             int client = (int) sys.call("socket(AF_UNIX)", Nr.SOCKET, AF_UNIX, end.getType() | SOCK_CLOEXEC, 0);
-            connectInTask(sys, client, name);
+            connectInTask(ctx, client, name);
             int accepted = (int) sys.call("accept4", Nr.ACCEPT4, listener, 0, 0, SOCK_CLOEXEC);
             return acceptedHere ? new int[] {accepted, client} : new int[] {client, accepted};
         } finally {
@@ -309,17 +310,24 @@ public final class UnixSockets implements FdHandler {
     }
 
     /**
-     * listen(2) and connect(2) run in the task itself, not on Cryo's copy: the kernel records the
-     * caller as the credentials (SO_PEERCRED) the other end of each connection sees.
+     * listen(2) and connect(2) run in the task itself, not on Cryo's copy, as the task's saved
+     * user: the kernel records the caller as the credentials (SO_PEERCRED) the other end of each
+     * connection sees.
      */
-    private static void listenInTask(RemoteSyscalls sys, int fd, int backlog) {
-        sys.call("listen", Nr.LISTEN, fd, backlog);
+    private static void listenInTask(RestoreContext ctx, int fd, int backlog) {
+        PeerCredentials.asSavedUser(ctx, () -> ctx.syscalls().call("listen", Nr.LISTEN, fd, backlog));
     }
 
-    private static void connectInTask(RemoteSyscalls sys, int fd, String name) {
+    private static void connectInTask(RestoreContext ctx, int fd, String name) {
+        PeerCredentials.asSavedUser(ctx, () -> connect(ctx.syscalls(), fd, name));
+    }
+
+    /** connect(2) in the task as it is: a datagram socket's connect records no credentials. */
+    private static long connect(RemoteSyscalls sys, int fd, String name) {
         byte[] address = UnixDiag.sockaddr(name);
-        sys.call("connect(" + name + ")", Nr.CONNECT, fd, sys.scratch().put(address).value(), address.length);
+        long r = sys.call("connect(" + name + ")", Nr.CONNECT, fd, sys.scratch().put(address).value(), address.length);
         sys.scratch().reset();
+        return r;
     }
 
     /** Datagram sockets connect to their named peers once every socket of the tree exists. */
@@ -329,7 +337,7 @@ public final class UnixSockets implements FdHandler {
         for (Connect c : all) {
             if (c.pid() == ctx.pid()) {
                 try {
-                    connectInTask(ctx.syscalls(), c.fd(), c.name());
+                    connect(ctx.syscalls(), c.fd(), c.name());
                 } catch (dev.cryo.remote.RemoteSysException e) {
                     throw new dev.cryo.CryoException("fd " + c.fd() + " of process " + c.pid() + " was connected to " + c.name()
                             + ", and nothing answers there now: " + e.getMessage(), e);

@@ -57,4 +57,13 @@ public final class RemoteScratch {
     public void reset() {
         used = 0;
     }
+
+    /** How much is allocated: {@link #resetTo} frees what was allocated after this, keeping what was before. */
+    public long mark() {
+        return used;
+    }
+
+    public void resetTo(long mark) {
+        used = mark;
+    }
 }

@@ -2,6 +2,7 @@ package dev.cryo.e2e;
 
 import dev.cryo.testing.CryoCli;
 import dev.cryo.testing.Target;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
 import java.nio.file.Files;
@@ -33,6 +34,29 @@ class QueuedMessagesTest extends TargetTest {
     void namedUnixSocketsKeepTheirNamesConnectionsAndQueues() throws Exception {
         assertThat(restoreAndAsk("unix_named.py")).isEqualTo("to-server,to-client names-ok peercred-ok new-connection-new"
                 + " to-server,to-client names-ok peercred-ok new-connection-new d1,d2 d3 mode-640");
+    }
+
+    /**
+     * The same program as an unprivileged user: the restored connections' SO_PEERCRED name that
+     * user (and group), not root, although Cryo makes them while the task is still root.
+     */
+    @Test
+    void namedUnixSocketsOfAnUnprivilegedUserKeepItsCredentials() throws Exception {
+        // the system's python: one on root's PATH may live under /root, out of that user's reach
+        Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/bin/python3")), "/usr/bin/python3 is needed");
+        Path state = Files.createTempDirectory(Path.of("/tmp"), "cryo-peercred-");
+        try {
+            Files.setPosixFilePermissions(state, java.nio.file.attribute.PosixFilePermissions.fromString("rwxrwxrwx"));
+            Path program = Files.copy(Path.of("src/test/resources/python/unix_named.py"), state.resolve("unix_named.py"));
+            assertThat(restoreAndAsk(state, List.of("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                    "/usr/bin/python3", program.toString(), state.toString())))
+                    .isEqualTo("to-server,to-client names-ok peercred-ok new-connection-new"
+                            + " to-server,to-client names-ok peercred-ok new-connection-new d1,d2 d3 mode-640");
+        } finally {
+            try (var files = Files.walk(state)) {
+                files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+            }
+        }
     }
 
     @Test
@@ -99,7 +123,12 @@ class QueuedMessagesTest extends TargetTest {
     private String restoreAndAsk(String name) throws Exception {
         Path state = Files.createDirectories(tmp.resolve("state"));
         Path program = Path.of("src/test/resources/python/" + name).toAbsolutePath();
-        Target t = track(Target.start(state, List.of("python3", program.toString(), state.toString())));
+        return restoreAndAsk(state, List.of("python3", program.toString(), state.toString()));
+    }
+
+    /** Runs {@code command} (a program that writes STATE/ready, waits for STATE/go, then answers in STATE/out) through a checkpoint and restore. */
+    private String restoreAndAsk(Path state, List<String> command) throws Exception {
+        Target t = track(Target.start(state, command));
         t.awaitReady(READY);
         Path images = tmp.resolve("img");
         CryoCli.Result dump = CryoCli.run("checkpoint", pid(t), "-D", images.toString());
