@@ -90,7 +90,7 @@ public final class ImageWriter {
         try {
             FileChannel ch = FileChannel.open(dir.resolve(name), StandardOpenOption.CREATE,
                     StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE);
-            return new PageFileWriter(ch, (size, crc) -> record(name, size, crc));
+            return new PageFileWriter(dir.resolve(name).toAbsolutePath(), ch, (size, crc) -> record(name, size, crc));
         } catch (IOException e) {
             throw new UncheckedIOException("creating " + dir.resolve(name), e);
         }

@@ -12,14 +12,29 @@ public final class PageFileWriter implements AutoCloseable {
         void done(long size, long crc);
     }
 
+    private final java.nio.file.Path path;
     private final FileChannel channel;
     private final OnClose onClose;
     private final CRC32C crc = new CRC32C();
     private long size;
 
-    PageFileWriter(FileChannel channel, OnClose onClose) {
+    PageFileWriter(java.nio.file.Path path, FileChannel channel, OnClose onClose) {
+        this.path = path;
         this.channel = channel;
         this.onClose = onClose;
+    }
+
+    /** The file, absolute: where another process may open it to write the pages itself. */
+    public java.nio.file.Path path() {
+        return path;
+    }
+
+    /**
+     * Counts {@code bytes} that another process wrote into the file at the current end (see
+     * {@link #path}), after they were given to {@link #checksum}.
+     */
+    public void writtenElsewhere(long bytes) {
+        size += bytes;
     }
 
     /** Appends the buffer's remaining bytes (a direct buffer over the page data). */

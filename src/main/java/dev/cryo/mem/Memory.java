@@ -71,7 +71,9 @@ public final class Memory implements TaskPart {
     @Override
     public void dump(DumpContext ctx) {
         PageCopy copy = layout(ctx);
-        ((PageCopies) ctx.shared().computeIfAbsent(COPIES, k -> new PageCopies())).start(copy, false);
+        if (!copy.writtenByTask(ctx.syscalls())) {
+            ((PageCopies) ctx.shared().computeIfAbsent(COPIES, k -> new PageCopies())).start(copy, false);
+        }
     }
 
     @Override
@@ -205,9 +207,40 @@ public final class Memory implements TaskPart {
             running.awaitAll();
         }
 
+        /** The page file, when {@link #writtenByTask} made it but the task could not write into it. */
+        private PageFileWriter opened;
+
+        /**
+         * Has the frozen task write these pages into the page file itself ({@link TaskWrittenPages}),
+         * when that path is wanted for their size and open to the task; false if Cryo is to copy them.
+         */
+        boolean writtenByTask(dev.cryo.remote.RemoteSyscalls sys) {
+            if (!TaskWrittenPages.wanted(PageSaver.pages(runs) * PAGE)) {
+                return false;
+            }
+            PageFileWriter out = image.pages(pid);
+            boolean written;
+            try {
+                written = TaskWrittenPages.write(sys, pid, runs, out, progress);
+            } catch (RuntimeException e) {
+                try {
+                    out.close(); // the checkpoint fails, and the file goes with the image
+                } catch (RuntimeException closing) {
+                    e.addSuppressed(closing);
+                }
+                throw e;
+            }
+            if (written) {
+                out.close();
+            } else {
+                opened = out; // still empty: Cryo writes it
+            }
+            return written;
+        }
+
         /** @param taskRunning the process was let go already (pre-dump): an area it unmapped meanwhile reads as zeros */
         public void copy(boolean taskRunning) {
-            try (PageFileWriter out = image.pages(pid);
+            try (PageFileWriter out = opened != null ? opened : image.pages(pid);
                  PageSaver saver = new PageSaver(task, out, progress, taskRunning)) {
                 saver.save(runs, cowShared);
                 LOG.fine(() -> "pages shared copy-on-write, read without pinning: " + PageSaver.pages(cowShared));

@@ -4,7 +4,7 @@ package dev.cryo.sys;
 public final class Nr {
     public static final int READ = 0, WRITE = 1, OPEN = 2, CLOSE = 3, FSTAT = 5, LSEEK = 8, MMAP = 9,
             MPROTECT = 10, MUNMAP = 11, BRK = 12, RT_SIGACTION = 13, RT_SIGPROCMASK = 14, IOCTL = 16,
-            PREAD64 = 17, PWRITE64 = 18, MREMAP = 25, MADVISE = 28, DUP = 32, DUP2 = 33, PAUSE = 34,
+            PREAD64 = 17, PWRITE64 = 18, PWRITEV = 296, MREMAP = 25, MADVISE = 28, DUP = 32, DUP2 = 33, PAUSE = 34,
             NANOSLEEP = 35, GETITIMER = 36, SETITIMER = 38, GETPID = 39, CLONE = 56, EXIT = 60, WAIT4 = 61,
             KILL = 62, FCNTL = 72, CHDIR = 80, FCHDIR = 81, UMASK = 95, PTRACE = 101, SETPGID = 109,
             GETPPID = 110, SETSID = 112, GETGROUPS = 115, SETGROUPS = 116, SETRESUID = 117, SETRESGID = 119,
