@@ -1,6 +1,7 @@
 /*
  * Memory target: private, shared, read-only, guard and sparse mappings plus a heap buffer,
- * each with known content, and a counter that keeps moving.
+ * each with known content, a mapping with content that is then made PROT_NONE (as a JVM's heap
+ * has: the process itself cannot read it), and a counter that keeps moving.
  *
  * Check: every area's content still matches its checksum; /proc/self/maps shows each area
  * with the permissions it was given; in the sparse mapping the touched pages are intact and
@@ -19,6 +20,7 @@
 #define HEAP_SIZE (64 * 1024UL) /* below glibc's mmap threshold: lives in the brk heap */
 #define SHARED_SIZE (1 * MIB)
 #define RO_SIZE (16 * PAGE)
+#define HIDDEN_SIZE (64 * PAGE)
 
 /* Pages of the sparse mapping that are written; all others stay untouched. */
 static const size_t sparse_touched[] = { 0, 100 * MIB / PAGE, SPARSE_SIZE / PAGE - 1 };
@@ -32,7 +34,7 @@ struct area {
     uint64_t checksum; /* 0 for areas not checksummed (guard) */
 };
 
-enum { BIG, SPARSE, HEAP, SHARED, READONLY, GUARD, AREAS };
+enum { BIG, SPARSE, HEAP, SHARED, READONLY, GUARD, HIDDEN, AREAS };
 static struct area areas[AREAS];
 
 static volatile uint64_t counter;      /* moved by the main loop */
@@ -132,6 +134,12 @@ static void setup(void)
     memset(g, 0xa5, PAGE);
     memset(g + 2 * PAGE, 0x5a, PAGE);
     areas[GUARD] = (struct area){ "guard page", g + PAGE, PAGE, "---p", 0 };
+
+    unsigned char *h = map(HIDDEN_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    fill_random(h, HIDDEN_SIZE, 0x48696464656e2121ULL);
+    areas[HIDDEN] = (struct area){ "hidden (PROT_NONE) pages", h, HIDDEN_SIZE, "---p", checksum(h, HIDDEN_SIZE) };
+    if (mprotect(h, HIDDEN_SIZE, PROT_NONE) != 0)
+        target_die("mprotect: %s", strerror(errno));
 }
 
 /* Finds the /proc/self/maps line covering addr: its range and permissions. */
@@ -205,7 +213,11 @@ static void check(uint64_t stack_counter)
                         a->name, a->addr, (unsigned long)e);
         if (i == GUARD || i == SPARSE)
             continue;
+        if (i == HIDDEN && mprotect(a->addr, a->size, PROT_READ) != 0)
+            target_die("mprotect: %s", strerror(errno));
         uint64_t sum = checksum(a->addr, a->size);
+        if (i == HIDDEN && mprotect(a->addr, a->size, PROT_NONE) != 0)
+            target_die("mprotect: %s", strerror(errno));
         if (sum != a->checksum)
             target_fail("%s at %p: checksum %016llx, expected %016llx", a->name, a->addr,
                         (unsigned long long)sum, (unsigned long long)a->checksum);

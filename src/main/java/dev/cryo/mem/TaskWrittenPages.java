@@ -50,9 +50,12 @@ final class TaskWrittenPages {
     private TaskWrittenPages() {
     }
 
-    /** Whether to try it for {@code bytes}: CRYO_PAGE_PATH=task always, =read never, else by size. */
+    /**
+     * Whether to try it for {@code bytes}: CRYO_PAGE_PATH=task always, =read never, else by size
+     * (the system property cryo.page-path, if set, wins: tests that run Cryo in their own JVM set it).
+     */
     static boolean wanted(long bytes) {
-        String path = System.getenv().getOrDefault("CRYO_PAGE_PATH", "");
+        String path = System.getProperty("cryo.page-path", System.getenv().getOrDefault("CRYO_PAGE_PATH", ""));
         return switch (path) {
             case "task" -> bytes > 0;
             case "read" -> false;
@@ -157,6 +160,15 @@ final class TaskWrittenPages {
             } finally {
                 sys.scratch().reset();
             }
+            if (r == -Errno.EFAULT) {
+                // the task may not read this piece itself (present pages of a PROT_NONE area, as a
+                // JVM's heap has): Cryo copies it, through /proc/PID/mem, and the task goes on after it
+                long[] piece = pieces.get(first);
+                offset = cryoCopies(sys, piece[0] + skip, piece[1] - skip, offset, file);
+                first++;
+                skip = 0;
+                continue;
+            }
             if (r <= 0) {
                 int errno = r == 0 ? Errno.EIO : (int) -r;
                 throw new CryoException("process " + pid + " could not write its pages into " + file + ": "
@@ -179,6 +191,27 @@ final class TaskWrittenPages {
             }
         }
         return offset;
+    }
+
+    /** Copies {@code [addr, addr + len)} of the task into the file at {@code offset} itself; returns the offset after it. */
+    private static long cryoCopies(RemoteSyscalls sys, long addr, long len, long offset, Path file) {
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined();
+             FileChannel out = FileChannel.open(file, java.nio.file.StandardOpenOption.WRITE)) {
+            java.lang.foreign.MemorySegment buffer = arena.allocate(Math.min(len, FOLLOW_BUFFER), PAGE);
+            for (long done = 0; done < len; ) {
+                long n = Math.min(buffer.byteSize(), len - done);
+                java.lang.foreign.MemorySegment chunk = buffer.asSlice(0, n);
+                sys.task().readUnpinned(new RemoteAddr(addr + done), chunk);
+                ByteBuffer data = chunk.asByteBuffer();
+                while (data.hasRemaining()) {
+                    out.write(data, offset + done + (n - data.remaining()));
+                }
+                done += n;
+            }
+            return offset + len;
+        } catch (IOException e) {
+            throw new UncheckedIOException("writing page data into " + file, e);
+        }
     }
 
     private static void join(Thread t) {

@@ -38,10 +38,21 @@ class QueuedMessagesTest extends TargetTest {
 
     /**
      * The same program as an unprivileged user: the restored connections' SO_PEERCRED name that
-     * user (and group), not root, although Cryo makes them while the task is still root.
+     * user (and group), not root, although Cryo makes them while the task is still root. The
+     * checkpoint asks the task to write its own pages (cryo.page-path=task), which it cannot: the
+     * image directory is root's; Cryo copies them instead.
      */
     @Test
     void namedUnixSocketsOfAnUnprivilegedUserKeepItsCredentials() throws Exception {
+        System.setProperty("cryo.page-path", "task");
+        try {
+            unprivilegedNamedSockets();
+        } finally {
+            System.clearProperty("cryo.page-path");
+        }
+    }
+
+    private void unprivilegedNamedSockets() throws Exception {
         // the system's python: one on root's PATH may live under /root, out of that user's reach
         Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/bin/python3")), "/usr/bin/python3 is needed");
         Path state = Files.createTempDirectory(Path.of("/tmp"), "cryo-peercred-");
