@@ -44,7 +44,12 @@ final class TaskWrittenPages {
     private static final int MAX_IOV = 1024;
     /** Per call: below MAX_RW_COUNT (2 GiB - 4 KiB), the most one write(2) moves. */
     private static final long MAX_CALL = 1L << 30;
-    private static final int O_WRONLY = 1, O_CLOEXEC = 0x80000;
+    /**
+     * Opening in the task: another mount namespace may have anything at the path, so nothing
+     * that could block (a FIFO), follow a link, or take a terminal; {@link #sameFile} decides.
+     */
+    private static final int OPEN_FLAGS = 1 /* O_WRONLY */ | 0x80000 /* O_CLOEXEC */ | 0x800 /* O_NONBLOCK */
+            | 0x20000 /* O_NOFOLLOW */ | 0x100 /* O_NOCTTY */;
     private static final int FOLLOW_BUFFER = 8 << 20;
 
     private TaskWrittenPages() {
@@ -68,9 +73,14 @@ final class TaskWrittenPages {
      * Returns false, having written nothing, if the task cannot open the file.
      */
     static boolean write(RemoteSyscalls sys, int pid, List<PageRun> runs, PageFileWriter out, Progress progress) {
+        if (fileSizeLimited(pid)) {
+            // a write past RLIMIT_FSIZE would queue SIGXFSZ for the task, which the image would keep
+            LOG.fine(() -> "process " + pid + " has a file size limit: Cryo copies the pages");
+            return false;
+        }
         int fd;
         try {
-            fd = sys.open(out.path().toString(), O_WRONLY | O_CLOEXEC, 0);
+            fd = sys.open(out.path().toString(), OPEN_FLAGS, 0);
         } catch (RemoteSysException e) {
             LOG.fine(() -> "process " + pid + " cannot open its page file (" + e.getMessage() + "): Cryo copies the pages");
             return false;
@@ -101,6 +111,16 @@ final class TaskWrittenPages {
         } finally {
             sys.closeFd(fd);
         }
+    }
+
+    /** Whether the task's RLIMIT_FSIZE is set (the soft limit, in /proc/PID/limits). */
+    private static boolean fileSizeLimited(int pid) {
+        for (String line : ProcFiles.readString(pid, "limits").split("\n")) {
+            if (line.startsWith("Max file size")) {
+                return !line.substring("Max file size".length()).strip().startsWith("unlimited");
+            }
+        }
+        return true; // unknown: better not
     }
 
     /** The task's fd {@code fd} is the very file Cryo made (same device and inode), not one of the same name elsewhere. */

@@ -1,6 +1,8 @@
 package dev.cryo.e2e;
 
 import dev.cryo.testing.Target;
+import java.nio.file.Path;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 
 import java.nio.file.Files;
@@ -23,6 +25,22 @@ class CheckpointRestoreTest extends TargetTest {
     @Test
     void memoryOfEveryKindSurvives() {
         roundTrip("memory");
+    }
+
+    /**
+     * Under a file size limit smaller than its pages, the task must not write its own page file:
+     * the write would queue SIGXFSZ, which the image would keep. Cryo copies the pages instead.
+     */
+    @Test
+    void memoryOfAProcessWithASmallFileSizeLimitSurvives() throws Exception {
+        Path state = Files.createDirectories(tmp.resolve("fsize-state"));
+        Target t = track(Target.start(state, List.of("prlimit", "--fsize=1048576",
+                dev.cryo.testing.TargetBuilder.build("memory").toString(), state.toString())));
+        t.awaitReady(READY);
+        assertThat(t.check(CHECK)).as("before checkpoint: " + t.log()).isEqualTo("PASS");
+        checkpointAndRestore(t, tmp.resolve("img"));
+        assertThat(t.check(CHECK)).as("after restore: " + t.log()).isEqualTo("PASS");
+        assertThat(dev.cryo.proc.ProcFiles.status((int) t.pid()).get("SigPnd")).as("no signal waits").isEqualTo("0000000000000000");
     }
 
     @Test
