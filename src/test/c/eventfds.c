@@ -10,6 +10,8 @@
  *          and fd 36 (EPOLLIN, data 99)
  *   fd 35  epoll watching epoll 34 (EPOLLIN, data 5)
  *   fd 36  read end of a pipe holding 1 byte ('x'); fd 37 its write end
+ *   fd 38  timerfd, every 10 ms, never read: whenever a checkpoint comes, it has expired and
+ *          waits to be read (the kernel shows no time left then)
  *
  * Check:
  *   - each fd has its kind (readlink of /proc/self/fd: anon_inode:[eventfd] ...) and its
@@ -29,7 +31,8 @@
  *   - timerfd: fdinfo says CLOCK_MONOTONIC; timerfd_gettime gives an interval of exactly 200 ms
  *     and a next expiry within 200 ms; after reading what has piled up, a new tick comes within
  *     1 s, and the ticks counted over the next 500 ms match the time that passed (+-1).
- *     The check leaves whatever ticks piled up read (the count only grows).
+ *     The check leaves whatever ticks piled up read (the count only grows);
+ *   - timerfd 38: timerfd_gettime gives an interval of exactly 10 ms.
  */
 #include "target.h"
 
@@ -48,6 +51,8 @@
 #define EPFD_OUTER 35
 #define PIPE_R 36
 #define PIPE_W 37
+#define UNREAD_TIMERFD 38
+#define UNREAD_INTERVAL_NS 10000000LL
 
 #define EFD_COUNT 42
 #define SEM_COUNT 3
@@ -352,6 +357,7 @@ static void check(void)
     check_kind(EPFD_OUTER, "anon_inode:[eventpoll]", 0);
     check_kind(PIPE_R, "pipe:", 0);
     check_kind(PIPE_W, "pipe:", 0);
+    check_kind(UNREAD_TIMERFD, "anon_inode:[timerfd]", 1);
     if (target_fail_reason[0] != '\0')
         return;
     check_epolls();
@@ -359,6 +365,12 @@ static void check(void)
     check_signalfd();
     check_pipe();
     check_timerfd();
+    struct itimerspec its;
+    if (timerfd_gettime(UNREAD_TIMERFD, &its) != 0)
+        target_fail("timerfd_gettime(%d): %s", UNREAD_TIMERFD, strerror(errno));
+    else if (its.it_interval.tv_sec * 1000000000LL + its.it_interval.tv_nsec != UNREAD_INTERVAL_NS)
+        target_fail("unread timerfd %d has interval %lld ns, expected %lld", UNREAD_TIMERFD,
+                    its.it_interval.tv_sec * 1000000000LL + its.it_interval.tv_nsec, UNREAD_INTERVAL_NS);
 }
 
 int main(int argc, char **argv)
@@ -382,6 +394,11 @@ int main(int argc, char **argv)
     place(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK), TIMERFD, "timerfd");
     struct itimerspec its = { { 0, INTERVAL_NS }, { 0, INTERVAL_NS } };
     if (timerfd_settime(TIMERFD, 0, &its, NULL) != 0)
+        target_die("timerfd_settime: %s", strerror(errno));
+
+    place(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK), UNREAD_TIMERFD, "unread timerfd");
+    struct itimerspec fast = { { 0, UNREAD_INTERVAL_NS }, { 0, UNREAD_INTERVAL_NS } };
+    if (timerfd_settime(UNREAD_TIMERFD, 0, &fast, NULL) != 0)
         target_die("timerfd_settime: %s", strerror(errno));
 
     int p[2];

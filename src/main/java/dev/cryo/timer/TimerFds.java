@@ -53,10 +53,14 @@ public final class TimerFds implements FdHandler {
         var sys = ctx.syscalls();
         TimerfdState t = e.getTimerfd();
         int fd = (int) sys.call("timerfd_create", Nr.TIMERFD_CREATE, t.getClock(), e.getFlags() & FdSource.O_NONBLOCK);
-        if (t.getValueNs() != 0) {
+        // A periodic timer shows no time left from its expiry until the task reads it (the kernel
+        // moves it on only then): armed with nothing left, it would be disarmed and lose its
+        // interval. Its next expiry is then taken as one interval from now.
+        long value = t.getValueNs() == 0 ? t.getIntervalNs() : t.getValueNs();
+        if (value != 0) {
             RemoteAddr spec = sys.scratch().put(ByteBuffer.allocate(32).order(ByteOrder.LITTLE_ENDIAN)
                     .putLong(t.getIntervalNs() / 1_000_000_000L).putLong(t.getIntervalNs() % 1_000_000_000L)
-                    .putLong(t.getValueNs() / 1_000_000_000L).putLong(t.getValueNs() % 1_000_000_000L).array());
+                    .putLong(value / 1_000_000_000L).putLong(value % 1_000_000_000L).array());
             sys.call("timerfd_settime", Nr.TIMERFD_SETTIME, fd, 0 /* relative: the time that was left */, spec.value(), 0);
             sys.scratch().reset();
         }
