@@ -139,7 +139,7 @@ final class ContainerMounts {
                 .setFsType(m.type()).setUnbindable(m.unbindable());
         String source = bindSource(m, table);
         if (source != null) {
-            boolean file = !Files.isDirectory(Path.of("/proc/" + init + "/root" + m.point()));
+            boolean file = Files.isRegularFile(Path.of("/proc/" + init + "/root" + m.point()));
             return b.setKind(ContainerMount.Kind.BIND).setSource(source).setFile(file).build();
         }
         if (m.type().equals("tmpfs")) {

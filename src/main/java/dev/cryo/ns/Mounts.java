@@ -187,7 +187,8 @@ public final class Mounts {
         return of(pid).stream().map(Mount::describe).toList();
     }
 
-    static List<Mount> parse(String mountinfo) {
+    /** The lines of a mountinfo file, in its order (mount order). */
+    public static List<Mount> parse(String mountinfo) {
         List<Mount> out = new ArrayList<>();
         for (String line : mountinfo.split("\n")) {
             if (line.isBlank()) {

@@ -44,7 +44,7 @@ class ContainerTest extends TargetTest {
         rootfs = tmp.resolve("rootfs");
         Files.createDirectories(rootfs.resolve("app"));
         Files.createDirectories(rootfs.resolve("out"));
-        for (String f : new String[] {"counter.sh", "writer.py", "talkers.py", "eth0talkers.py"}) {
+        for (String f : new String[] {"counter.sh", "writer.py", "talkers.py", "eth0talkers.py", "mounts.sh"}) {
             Path to = rootfs.resolve("app").resolve(f);
             Files.copy(Path.of("src/test/resources/container", f), to);
             to.toFile().setExecutable(true);
@@ -288,13 +288,63 @@ class ContainerTest extends TargetTest {
     }
 
     @Test
-    void aMountOfItsOwnOtherThanTmpfsIsRefusedAndTheContainerRunsOn() throws Exception {
+    void volumesAndTheMountsItMadeComeBackAndWorkInside() throws Exception {
+        Path vol = tmp.resolve("vol");
+        Path in = tmp.resolve("in");
+        Files.createDirectories(vol);
+        Files.createDirectories(in);
+        Files.writeString(vol.resolve("seed"), "seed\n");
+        run("mnt", "--net", "none", "--rootfs", rootfs + ":/usr", "-v", vol + ":/vol", "--volume", in + ":/in:ro", "--",
+                "/app/mounts.sh");
+        Path log = vol.resolve("log");
+        awaitLines(log, 5);
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "mnt", "-D", images.toString());
+        assertThat(dump.exitCode()).as(dump.toString()).isZero();
+        assertThat(CryoCli.run("inspect", images.toString()).out())
+                .contains("volumes: " + vol + " at /vol, " + in + " at /in (ro)")
+                .contains("mounts of its own: /sys (sysfs), /srv (bind of /data/d), /ro (bind of /data/d, ro), /stack (tmpfs, ")
+                .contains("/stack/pts (devpts)");
+        int before = Files.readAllLines(log).size();
+
+        // a volume's host directory is the user's: gone, the restore is refused before anything is made
+        Path moved = tmp.resolve("in-moved");
+        Files.move(in, moved);
+        CryoCli.Result missing = CryoCli.run("restore", "-D", images.toString(), "--name", "mnt2", "-d");
+        assertThat(missing.exitCode()).isEqualTo(1);
+        assertThat(missing.err()).contains("volume " + in + " (for /in) does not exist on the host");
+        assertThat(state.resolve("mnt2")).doesNotExist();
+        assertThat(CryoCli.run("ps").out()).doesNotContain("mnt2");
+        Files.move(moved, in);
+
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "mnt2", "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        containers.add("mnt2");
+        List<String> lines = awaitLines(log, before + 10);
+        Files.writeString(vol.resolve("after"), ""); // seen through the restored volume at once
+        lines = awaitLines(log, lines.size() + 10);
+        assertCounts(lines, "the log in the volume, written through a restored fd");
+        assertThat(lines).as("each line proves the volumes, the binds, read-only EROFS, /sys, /proc and devpts")
+                .allMatch(l -> l.matches("\\d+ ok( after)?"));
+        assertThat(lines.getLast()).endsWith(" ok after");
+        int pid = hostPid("mnt2");
+        assertThat(Mounts.of(pid).stream().map(m -> m.point() + " " + m.options().split(",")[0]))
+                .containsExactly("/ rw", "/vol rw", "/in ro", "/dev rw", "/proc rw", "/sys rw", "/srv rw", "/ro ro", "/stack rw",
+                        "/stack/pts rw");
+        assertThat(Mounts.table(pid)).containsSubsequence("/sys (sysfs)", "/srv (overlay)", "/ro (overlay)", "/stack (tmpfs)",
+                "/stack/pts (devpts)");
+    }
+
+    @Test
+    void aMountRestoreCannotMakeAgainIsRefusedByNameAndTheContainerRunsOn() throws Exception {
         run("mounter", "--rootfs", rootfs + ":/usr", "--", "/bin/sh", "-c",
-                "mkdir -p /sys && mount -t sysfs none /sys && echo ok > /out/mounted && exec sleep 100");
+                "mkdir -p /gone /x /y && mount --bind /gone /x && rmdir /gone && mount -t tmpfs none /y"
+                        + " && mount --make-shared /y && echo ok > /out/mounted && exec sleep 100");
         awaitLines(state.resolve("mounter/upper/out/mounted"), 1);
         CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "mounter", "-D", tmp.resolve("img").toString());
         assertThat(dump.exitCode()).isEqualTo(1);
-        assertThat(dump.err()).contains("container mounter has mounts of its own that restore cannot recreate yet: /sys (sysfs)");
+        assertThat(dump.err()).contains("container mounter has mounts restore cannot make again: "
+                + "/x (overlay): a bind of /gone, a directory deleted since; /y (tmpfs): a shared mount (peer group ");
         assertThat(CryoCli.run("ps").out()).containsPattern("mounter +\\d+ running");
     }
 
