@@ -42,9 +42,18 @@ record RootSetup(long namespaces, String rootfs, Path upper, Path work, Path mer
                 stateDir.resolve("rootfs"), uts, volumes, mounts);
     }
 
-    /** Checks each lower layer and creates the upper, work and mount-point directories. */
+    /**
+     * Checks each lower layer and creates the upper, work and mount-point directories; on the
+     * host's root, checks that each volume's place exists (making it would change the host's).
+     */
     void prepareDirectories() {
         if (rootfs == null) {
+            for (Volume v : volumes) {
+                if (!Files.exists(Path.of(v.getContainerPath()))) {
+                    throw new CryoException("volume " + v.getHostPath() + ": " + v.getContainerPath() + " does not exist, and a "
+                            + "container on the host's root (no --rootfs) can only bind over what is there");
+                }
+            }
             return;
         }
         for (String layer : rootfs.split(":")) {

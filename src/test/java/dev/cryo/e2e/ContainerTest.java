@@ -333,6 +333,12 @@ class ContainerTest extends TargetTest {
                         "/stack/pts rw");
         assertThat(Mounts.table(pid)).containsSubsequence("/sys (sysfs)", "/srv (overlay)", "/ro (overlay)", "/stack (tmpfs)",
                 "/stack/pts (devpts)");
+        // the restored container knows its own mounts from what restore made for every container
+        CryoCli.Result again = CryoCli.run("checkpoint", "--container", "mnt2", "-D", tmp.resolve("img2").toString(), "-R");
+        assertThat(again.exitCode()).as(again.toString()).isZero();
+        assertThat(CryoCli.run("inspect", tmp.resolve("img2").toString()).out())
+                .contains("volumes: " + vol + " at /vol, " + in + " at /in (ro)")
+                .contains("mounts of its own: /sys (sysfs), /srv (bind of /data/d), /ro (bind of /data/d, ro), /stack (tmpfs, ");
     }
 
     @Test
@@ -450,6 +456,13 @@ class ContainerTest extends TargetTest {
         assertThat(badRoot.err()).contains("is not a directory");
         CryoCli.Result notFound = CryoCli.run("run", "-d", "--name", "y", "--", "no-such-command");
         assertThat(notFound.err()).contains("no-such-command: not found in the container");
+        CryoCli.Result badVolume = CryoCli.run("run", "-d", "--name", "v", "-v", "data", "--", "/bin/true");
+        assertThat(badVolume.err()).contains("volume data is not HOSTDIR:CTRDIR[:ro] with an absolute CTRDIR");
+        CryoCli.Result noHostDir = CryoCli.run("run", "-d", "--name", "v", "-v", tmp.resolve("nope") + ":/data", "--", "/bin/true");
+        assertThat(noHostDir.err()).contains("volume " + tmp.resolve("nope") + " (for /data) does not exist on the host");
+        CryoCli.Result noPlace = CryoCli.run("run", "-d", "--name", "v", "-v", tmp + ":/no-such-dir", "--", "/bin/true");
+        assertThat(noPlace.err()).contains("/no-such-dir does not exist, and a container on the host's root (no --rootfs)");
+        assertThat(Path.of("/no-such-dir")).doesNotExist();
         CryoCli.Result none = CryoCli.run("checkpoint", "--container", "ghost", "-D", tmp.resolve("i").toString());
         assertThat(none.err()).contains("no container named ghost");
 
