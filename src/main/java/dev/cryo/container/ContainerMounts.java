@@ -143,9 +143,9 @@ final class ContainerMounts {
             return b.setKind(ContainerMount.Kind.BIND).setSource(source).setFile(file).build();
         }
         if (m.type().equals("tmpfs")) {
-            boolean hidden = table.stream().skip(table.indexOf(m) + 1).anyMatch(o -> o.point().equals(m.point()));
-            if (hidden) {
-                throw new Refusal("a tmpfs under a later mount at the same point: its files cannot be read");
+            Mounts.Mount top = seenAt(m.point(), table);
+            if (top != m) {
+                throw new Refusal("a tmpfs hidden under " + top.describe() + ", mounted later: its files cannot be read");
             }
             return b.setKind(ContainerMount.Kind.TMPFS).setData(m.tmpfsData()).build();
         }
@@ -179,16 +179,33 @@ final class ContainerMounts {
         return null;
     }
 
-    /** The mount {@code path} leads into among {@code mounts}: the deepest mount point above it, the last one there. */
-    private static Mounts.Mount seenAt(String path, List<Mounts.Mount> mounts) {
-        Mounts.Mount seen = null;
-        for (Mounts.Mount o : mounts) {
-            boolean above = o.point().equals("/") || path.equals(o.point()) || path.startsWith(o.point() + "/");
-            if (above && (seen == null || o.point().length() >= seen.point().length())) {
-                seen = o;
+    /**
+     * The mount a walk of {@code path} ends in among {@code mounts}, as the kernel walks it: from
+     * the root mount into whatever is stacked on the current mount at its own point, else into
+     * its child mounted highest on the way (which hides any of its siblings below it).
+     */
+    static Mounts.Mount seenAt(String path, List<Mounts.Mount> mounts) {
+        Set<Integer> ids = new HashSet<>();
+        mounts.forEach(m -> ids.add(m.id()));
+        Mounts.Mount at = mounts.stream().filter(m -> m.point().equals("/") && !ids.contains(m.parentId())).findFirst().orElse(null);
+        while (at != null) {
+            Mounts.Mount next = null;
+            for (Mounts.Mount o : mounts) {
+                if (o.parentId() != at.id() || o == at || !(path.equals(o.point()) || path.startsWith(o.point() + "/")
+                        || o.point().equals("/"))) {
+                    continue;
+                }
+                boolean stacked = o.point().equals(at.point());
+                if (next == null || stacked || (!next.point().equals(at.point()) && o.point().length() <= next.point().length())) {
+                    next = o;
+                }
             }
+            if (next == null) {
+                return at;
+            }
+            at = next;
         }
-        return seen;
+        return null;
     }
 
     /** A tmpfs with its files, read through pid 1's view of its file system while it is frozen. */

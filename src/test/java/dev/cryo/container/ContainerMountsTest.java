@@ -60,10 +60,13 @@ class ContainerMountsTest {
                 99 110 0:54 / /z rw,relatime - tmpfs none rw
                 100 110 0:55 / /z rw,relatime - tmpfs none rw
                 101 110 0:56 / /n rw,relatime - nfs4 server:/export rw
+                102 110 0:57 / /m/deep rw,relatime - tmpfs none rw
+                103 110 0:58 / /m rw,relatime - tmpfs none rw
                 """))).isInstanceOf(Refusal.class).hasMessageContainingAll(
                 "container c has mounts restore cannot make again: /x (overlay): a bind of /gone, a directory deleted since",
                 "/mnt/disk (ext4): a file system on block device /dev/sdb", "/mnt/f (fuse.sshfs): a FUSE file system (host:/)",
-                "/y (tmpfs): a shared mount (peer group 907)", "/z (tmpfs): a tmpfs under a later mount at the same point",
-                "/n (nfs4): a network file system (server:/export)");
+                "/y (tmpfs): a shared mount (peer group 907)", "/z (tmpfs): a tmpfs hidden under /z (tmpfs), mounted later",
+                "/n (nfs4): a network file system (server:/export)", "/m/deep (tmpfs): a tmpfs hidden under /m (tmpfs)")
+                .hasMessageNotContaining("/m (tmpfs):");
     }
 }
