@@ -16,7 +16,8 @@ import java.util.regex.Pattern;
 /**
  * The mount table of a container's own mount namespace, built by calls injected into its first
  * process: every mount made private (so nothing it mounts shows on the host, nor the other way),
- * an overlay root entered with pivot_root(2), and a /proc of its own pid namespace.
+ * an overlay root entered with pivot_root(2), a /proc of its own pid namespace, and the binds and
+ * file systems a restore makes again; and /proc/PID/mountinfo read back ({@link Mount}).
  */
 public final class Mounts {
     public static final long MS_RDONLY = 1;
