@@ -169,7 +169,7 @@ final class ContainerMounts {
         for (Mounts.Mount e : before) {
             String root = e.root().equals("/") ? "" : e.root();
             if (e.device().equals(m.device()) && (m.root().equals(e.root()) || m.root().startsWith(root + "/"))) {
-                String rest = m.root().substring(root.length());
+                String rest = m.root().equals(e.root()) ? "" : m.root().substring(root.length());
                 String source = e.point().equals("/") ? (rest.isEmpty() ? "/" : rest) : e.point() + rest;
                 if (seenAt(source, before) == e) {
                     return source;

@@ -35,8 +35,11 @@ class ContainerMountsTest {
                 95 110 0:40 /data /data2 rw,noatime - overlay overlay rw,lowerdir=/tmp/t/rootfs:/usr,upperdir=/run/cryo/c/upper
                 96 110 0:51 / /sys rw,nosuid,relatime - sysfs sysfs rw
                 97 110 0:52 / /dev/pts rw,relatime unbindable - devpts devpts rw,mode=600,ptmxmode=666
+                98 110 0:49 / /a2 rw,relatime - tmpfs tmpfs rw,size=64k
                 """));
-        assertThat(own).extracting(ContainerMount::getMountPoint).containsExactly("/a", "/a/b", "/srv", "/data2", "/sys", "/dev/pts");
+        assertThat(own).extracting(ContainerMount::getMountPoint).containsExactly("/a", "/a/b", "/srv", "/data2", "/sys", "/dev/pts",
+                "/a2");
+        assertThat(own.get(6).getSource()).as("a bind of a whole tmpfs").isEqualTo("/a");
         assertThat(own.get(0).getKind()).isEqualTo(ContainerMount.Kind.TMPFS);
         assertThat(own.get(0).getData()).isEqualTo("size=64k");
         assertThat(own.get(2).getKind()).isEqualTo(ContainerMount.Kind.BIND);
