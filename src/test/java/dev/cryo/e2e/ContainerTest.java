@@ -342,6 +342,32 @@ class ContainerTest extends TargetTest {
     }
 
     @Test
+    void onTheHostsRootOnlyTheMountsItMadeAreItsOwn() throws Exception {
+        Path scratch = tmp.resolve("scratch");
+        Path vol = tmp.resolve("vol");
+        Path place = tmp.resolve("place");
+        for (Path p : new Path[] {scratch, vol, place}) {
+            Files.createDirectories(p);
+        }
+        Files.writeString(vol.resolve("f"), "hello\n");
+        run("onhost", "-v", vol + ":" + place, "--", "/bin/sh", "-c",
+                "mount -t tmpfs -o size=1m none " + scratch + " && echo x > " + scratch + "/x && exec sleep 100");
+        awaitFile(Path.of("/proc/" + hostPid("onhost") + "/root" + scratch + "/x"));
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "onhost", "-D", images.toString());
+        assertThat(dump.exitCode()).as(dump.toString()).isZero();
+        assertThat(CryoCli.run("inspect", images.toString()).out()).contains("volumes: " + vol + " at " + place + "\n")
+                .as("the copies of the host's mounts are not the container's").contains("mounts of its own: " + scratch + " (tmpfs, 1 entries)\n");
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "onhost2", "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        containers.add("onhost2");
+        Path root = Path.of("/proc/" + hostPid("onhost2") + "/root");
+        assertThat(Files.readString(root.resolve(scratch.toString().substring(1)).resolve("x"))).isEqualTo("x\n");
+        assertThat(Files.readString(root.resolve(place.toString().substring(1)).resolve("f"))).isEqualTo("hello\n");
+        assertThat(scratch.resolve("x")).as("the tmpfs is the container's, not the host's").doesNotExist();
+    }
+
+    @Test
     void aMountRestoreCannotMakeAgainIsRefusedByNameAndTheContainerRunsOn() throws Exception {
         run("mounter", "--rootfs", rootfs + ":/usr", "--", "/bin/sh", "-c",
                 "mkdir -p /gone /x /y && mount --bind /gone /x && rmdir /gone && mount -t tmpfs none /y"
