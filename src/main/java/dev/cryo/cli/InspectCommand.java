@@ -131,11 +131,12 @@ final class InspectCommand implements Callable<Integer> {
         out.println();
     }
 
-    /** "/srv (bind of /data)", "/sys (sysfs, ro)", "/scratch (tmpfs, 3 entries)". */
+    /** "/srv (bind of /data)", "/sys (sysfs, ro)", "/scratch (tmpfs, 3 entries)", "/dev (tmpfs, flags changed, ro)". */
     private static String describe(dev.cryo.image.proto.ContainerMount m) {
         String what = switch (m.getKind()) {
             case BIND -> "bind of " + m.getSource();
             case TMPFS -> "tmpfs, " + m.getContents().getEntriesCount() + " entries";
+            case REMOUNT -> m.getFsType() + ", flags changed";
             default -> m.getFsType();
         };
         return m.getMountPoint() + " (" + what + ((m.getFlags() & dev.cryo.ns.Mounts.MS_RDONLY) != 0 ? ", ro" : "") + ")";

@@ -10,7 +10,6 @@ import dev.cryo.image.proto.ContainerImage;
 import dev.cryo.image.proto.ContainerRecord;
 import dev.cryo.image.proto.ContainerMount;
 import dev.cryo.image.proto.UtsNamespace;
-import dev.cryo.image.proto.Volume;
 import dev.cryo.ipc.IpcNamespaces;
 import dev.cryo.ns.Mounts;
 import dev.cryo.ns.Namespaces;
@@ -45,7 +44,6 @@ public final class ContainerCheckpoint {
         ContainerRecord r = Containers.running(name);
         List<Mounts.Mount> table = Mounts.of(r.getInitPid());
         List<ContainerMount> ownMounts = ContainerMounts.own(r, table); // refused now, before anything is frozen
-        List<Volume> volumes = ContainerMounts.volumes(r, table);
         ContainerCgroup cgroup = new ContainerCgroup(Path.of(r.getCgroup()));
         long namespaces = Namespaces.ownOf(r.getInitPid(), Sys.getpid());
         Checkpoint.Container hook = new Checkpoint.Container() {
@@ -94,7 +92,7 @@ public final class ContainerCheckpoint {
                     image.setNet(NetworkState.save(r.getInitPid(), name, r.getVethHostAddress()));
                 }
                 ownMounts.forEach(m -> image.addMounts(ContainerMounts.withContents(r.getInitPid(), m)));
-                image.addAllVolumes(volumes);
+                image.addAllVolumes(r.getVolumesList());
                 if (!r.getRootfs().isEmpty()) {
                     Path upper = RootSetup.of(namespaces, r.getRootfs(), StateStore.dir(name), null).upper();
                     root.image().write(ImageKind.ROOTFS_UPPER, 0, RootfsLayers.save(upper));

@@ -38,23 +38,18 @@ final class ContainerMounts {
         return m.id() + " " + m.describe();
     }
 
-    /** The mounts {@code pid} has once its root is set up, as the record keeps them ({@link ContainerRecord#getBaseMountsList()}). */
+    /**
+     * The mounts {@code pid} has once its root is set up, as the record keeps them
+     * ({@link ContainerRecord#getBaseMountsList()}): "ID POINT (TYPE) OPTIONS".
+     */
     static List<String> base(int pid) {
-        return Mounts.of(pid).stream().map(ContainerMounts::key).toList();
+        return Mounts.of(pid).stream().map(m -> key(m) + " " + m.options()).toList();
     }
 
-    /**
-     * The volumes as they are now: read-only also when the container made one read-only itself.
-     * A volume it unmounted is kept all the same (restore binds it again).
-     */
-    static List<Volume> volumes(ContainerRecord r, List<Mounts.Mount> table) {
-        List<Volume> out = new ArrayList<>();
-        for (Volume v : r.getVolumesList()) {
-            boolean readOnly = v.getReadOnly() || table.stream().filter(m -> m.point().equals(v.getContainerPath())
-                    && r.getBaseMountsList().contains(key(m))).anyMatch(m -> (m.flags() & Mounts.MS_RDONLY) != 0);
-            out.add(v.toBuilder().setReadOnly(readOnly).build());
-        }
-        return out;
+    /** The per-mount options {@code m} had when the root was set up, if it is one of those mounts; else null. */
+    private static String baseOptions(Mounts.Mount m, List<String> base) {
+        String key = key(m) + " ";
+        return base.stream().filter(b -> b.startsWith(key)).map(b -> b.substring(key.length())).findFirst().orElse(null);
     }
 
     /**
@@ -64,9 +59,20 @@ final class ContainerMounts {
      * @throws Refusal naming every mount restore could not make again, with why
      */
     static List<ContainerMount> own(ContainerRecord r, List<Mounts.Mount> table) {
-        Set<String> base = new HashSet<>(r.getBaseMountsList());
-        Set<Integer> hostGroups = peerGroups(Mounts.of(Sys.getpid()));
+        Set<String> base = new HashSet<>();
         List<ContainerMount> out = new ArrayList<>();
+        for (Mounts.Mount m : table) {
+            String options = baseOptions(m, r.getBaseMountsList());
+            if (options != null) {
+                base.add(key(m));
+                if (m.flags() != Mounts.flags(options)) {
+                    // made anyway at restore; its flags as the container changed them (mount -o remount,ro /)
+                    out.add(ContainerMount.newBuilder().setKind(ContainerMount.Kind.REMOUNT).setMountPoint(m.point())
+                            .setFsType(m.type()).setFlags(m.flags()).build());
+                }
+            }
+        }
+        Set<Integer> hostGroups = peerGroups(Mounts.of(Sys.getpid()));
         List<String> refused = new ArrayList<>();
         for (Mounts.Mount m : parentsFirst(table, base)) {
             try {
@@ -249,9 +255,11 @@ final class ContainerMounts {
                 }
                 case PSEUDO -> Mounts.mount(sys, m.getFsType(), point, m.getFlags(), m.getData());
                 case BIND -> Mounts.bind(sys, m.getSource(), point, m.getFile());
+                case REMOUNT -> Mounts.remount(sys, point, m.getFlags()); // before any of its own could cover it
                 default -> throw new IllegalStateException("unknown kind of mount " + m.getKind() + " in the image");
             }
-            if (m.getKind() == ContainerMount.Kind.BIND || (m.getFlags() & Mounts.MS_RDONLY) != 0) {
+            if (m.getKind() == ContainerMount.Kind.BIND || (m.getKind() != ContainerMount.Kind.REMOUNT
+                    && (m.getFlags() & Mounts.MS_RDONLY) != 0)) {
                 Mounts.remount(sys, point, m.getFlags()); // a bind has its source's flags until told
             }
             if (m.getUnbindable()) {

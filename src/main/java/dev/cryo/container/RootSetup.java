@@ -91,7 +91,7 @@ record RootSetup(long namespaces, String rootfs, Path upper, Path work, Path mer
             if (rest != null && m.getKind() == ContainerMount.Kind.BIND) {
                 return hostView(rest.isEmpty() ? m.getSource() : m.getSource() + "/" + rest, i);
             }
-            if (rest != null) {
+            if (rest != null && m.getKind() == ContainerMount.Kind.PSEUDO) {
                 return Path.of(path); // proc, sysfs ...: the host has the same kind
             }
         }

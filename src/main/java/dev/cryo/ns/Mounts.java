@@ -125,22 +125,9 @@ public final class Mounts {
             return point + " (" + type + ")";
         }
 
-        /** The per-mount flags as mount(2) takes them: MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC and the atime ones. */
+        /** The per-mount flags as mount(2) takes them ({@link Mounts#flags(String)}). */
         public long flags() {
-            long flags = 0;
-            for (String o : options.split(",")) {
-                flags |= switch (o) {
-                    case "ro" -> MS_RDONLY;
-                    case "nosuid" -> MS_NOSUID;
-                    case "nodev" -> MS_NODEV;
-                    case "noexec" -> MS_NOEXEC;
-                    case "noatime" -> MS_NOATIME;
-                    case "nodiratime" -> MS_NODIRATIME;
-                    case "strictatime" -> MS_STRICTATIME;
-                    default -> 0; // relatime is what mount(2) gives unless told otherwise
-                };
-            }
-            return flags;
+            return Mounts.flags(options);
         }
 
         /** The super options mount(2) takes back as data for a tmpfs: size, inodes, mode and owner. */
@@ -173,6 +160,24 @@ public final class Mounts {
         public boolean unbindable() {
             return propagation.contains("unbindable");
         }
+    }
+
+    /** Per-mount options of mountinfo (rw,nosuid,relatime ...) as mount(2) flags: MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC and the atime ones. */
+    public static long flags(String options) {
+        long flags = 0;
+        for (String o : options.split(",")) {
+            flags |= switch (o) {
+                case "ro" -> MS_RDONLY;
+                case "nosuid" -> MS_NOSUID;
+                case "nodev" -> MS_NODEV;
+                case "noexec" -> MS_NOEXEC;
+                case "noatime" -> MS_NOATIME;
+                case "nodiratime" -> MS_NODIRATIME;
+                case "strictatime" -> MS_STRICTATIME;
+                default -> 0; // relatime is what mount(2) gives unless told otherwise
+            };
+        }
+        return flags;
     }
 
     /**

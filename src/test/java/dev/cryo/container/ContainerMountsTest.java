@@ -24,7 +24,8 @@ class ContainerMountsTest {
             """;
     private static final ContainerRecord RECORD = ContainerRecord.newBuilder().setName("c")
             .setInitPid((int) ProcessHandle.current().pid())
-            .addAllBaseMounts(List.of("110 / (overlay)", "114 /vol (ext4)", "63 /dev (tmpfs)", "86 /proc (proc)")).build();
+            .addAllBaseMounts(List.of("110 / (overlay) rw,relatime", "114 /vol (ext4) rw,relatime", "63 /dev (tmpfs) rw,nosuid,relatime",
+                    "86 /proc (proc) rw,nosuid,nodev,noexec,relatime")).build();
 
     @Test
     void ownMountsParentsFirstWithBindSourcesInsideTheContainer() {
@@ -51,6 +52,15 @@ class ContainerMountsTest {
         assertThat(own.get(4).getFsType()).isEqualTo("sysfs");
         assertThat(own.get(5).getData()).isEqualTo("mode=600,ptmxmode=666");
         assertThat(own.get(5).getUnbindable()).isTrue();
+    }
+
+    @Test
+    void flagsChangedOnAMountEveryContainerGetsAreKept() {
+        List<ContainerMount> own = ContainerMounts.own(RECORD, Mounts.parse(BASE.replace("/ rw,relatime", "/ ro,relatime")
+                .replace("/proc rw,nosuid,nodev,noexec,relatime", "/proc rw,nosuid,nodev,noexec,noatime")));
+        assertThat(own).extracting(m -> m.getKind() + " " + m.getMountPoint() + " " + m.getFlags())
+                .containsExactly("REMOUNT / 1", "REMOUNT /proc " + (2 | 4 | 8 | 1024));
+        assertThat(ContainerMounts.own(RECORD, Mounts.parse(BASE))).as("nothing changed, nothing of its own").isEmpty();
     }
 
     @Test

@@ -303,8 +303,8 @@ class ContainerTest extends TargetTest {
         assertThat(dump.exitCode()).as(dump.toString()).isZero();
         assertThat(CryoCli.run("inspect", images.toString()).out())
                 .contains("volumes: " + vol + " at /vol, " + in + " at /in (ro)")
-                .contains("mounts of its own: /sys (sysfs), /srv (bind of /data/d), /ro (bind of /data/d, ro), /stack (tmpfs, ")
-                .contains("/stack/pts (devpts)");
+                .contains("mounts of its own: /dev (tmpfs, flags changed, ro), /sys (sysfs), /srv (bind of /data/d), "
+                        + "/ro (bind of /data/d, ro), /stack (tmpfs, ").contains("/stack/pts (devpts)");
         int before = Files.readAllLines(log).size();
 
         // a volume's host directory is the user's: gone, the restore is refused before anything is made
@@ -324,12 +324,12 @@ class ContainerTest extends TargetTest {
         Files.writeString(vol.resolve("after"), ""); // seen through the restored volume at once
         lines = awaitLines(log, lines.size() + 10);
         assertCounts(lines, "the log in the volume, written through a restored fd");
-        assertThat(lines).as("each line proves the volumes, the binds, read-only EROFS, /sys, /proc and devpts")
+        assertThat(lines).as("each line proves the volumes, the binds, read-only EROFS (also of /dev), /sys, /proc and devpts")
                 .allMatch(l -> l.matches("\\d+ ok( after)?"));
         assertThat(lines.getLast()).endsWith(" ok after");
         int pid = hostPid("mnt2");
         assertThat(Mounts.of(pid).stream().map(m -> m.point() + " " + m.options().split(",")[0]))
-                .containsExactly("/ rw", "/vol rw", "/in ro", "/dev rw", "/proc rw", "/sys rw", "/srv rw", "/ro ro", "/stack rw",
+                .containsExactly("/ rw", "/vol rw", "/in ro", "/dev ro", "/proc rw", "/sys rw", "/srv rw", "/ro ro", "/stack rw",
                         "/stack/pts rw");
         assertThat(Mounts.table(pid)).containsSubsequence("/sys (sysfs)", "/srv (overlay)", "/ro (overlay)", "/stack (tmpfs)",
                 "/stack/pts (devpts)");
@@ -338,7 +338,8 @@ class ContainerTest extends TargetTest {
         assertThat(again.exitCode()).as(again.toString()).isZero();
         assertThat(CryoCli.run("inspect", tmp.resolve("img2").toString()).out())
                 .contains("volumes: " + vol + " at /vol, " + in + " at /in (ro)")
-                .contains("mounts of its own: /sys (sysfs), /srv (bind of /data/d), /ro (bind of /data/d, ro), /stack (tmpfs, ");
+                .contains("mounts of its own: /dev (tmpfs, flags changed, ro), /sys (sysfs), /srv (bind of /data/d), "
+                        + "/ro (bind of /data/d, ro), /stack (tmpfs, ");
     }
 
     @Test
