@@ -59,6 +59,10 @@ final class ContainerMounts {
      * @throws Refusal naming every mount restore could not make again, with why
      */
     static List<ContainerMount> own(ContainerRecord r, List<Mounts.Mount> table) {
+        if (r.getBaseMountsCount() == 0) {
+            throw new Refusal("container " + r.getName() + " was started by a Cryo that did not record the mounts it made;"
+                    + " its own mounts cannot be told from them");
+        }
         Set<String> base = new HashSet<>();
         List<ContainerMount> out = new ArrayList<>();
         for (Mounts.Mount m : table) {
@@ -161,7 +165,7 @@ final class ContainerMounts {
         throw new Refusal(m.source().startsWith("/dev/") ? "a file system on block device " + m.source()
                 : m.type().startsWith("fuse") ? "a FUSE file system (" + m.source() + ")"
                 : m.type().startsWith("nfs") || m.type().equals("cifs") || m.type().equals("smb3")
-                ? "a network file system (" + m.source() + ")" : "a " + m.type() + " file system");
+                ? "a network file system (" + m.source() + ")" : "a file system of type " + m.type());
     }
 
     /**
