@@ -28,6 +28,11 @@ public final class Volumes {
         if (inside.equals("/")) {
             throw new CryoException("volume " + spec + " would cover the container's whole root");
         }
+        for (String hidden : new String[] {"/dev", "/proc"}) { // bound before pivot_root, they would end up under these
+            if (inside.equals(hidden) || inside.startsWith(hidden + "/")) {
+                throw new CryoException("volume " + spec + " would be hidden under the container's own " + hidden);
+            }
+        }
         Volume v = Volume.newBuilder().setHostPath(host.toString()).setContainerPath(inside)
                 .setReadOnly(parts.length == 3 && parts[2].equals("ro")).build();
         check(List.of(v));

@@ -485,6 +485,8 @@ class ContainerTest extends TargetTest {
         assertThat(notFound.err()).contains("no-such-command: not found in the container");
         CryoCli.Result badVolume = CryoCli.run("run", "-d", "--name", "v", "-v", "data", "--", "/bin/true");
         assertThat(badVolume.err()).contains("volume data is not HOSTDIR:CTRDIR[:ro] with an absolute CTRDIR");
+        CryoCli.Result underDev = CryoCli.run("run", "-d", "--name", "v", "-v", tmp + ":/dev/shm", "--", "/bin/true");
+        assertThat(underDev.err()).contains("would be hidden under the container's own /dev");
         CryoCli.Result noHostDir = CryoCli.run("run", "-d", "--name", "v", "-v", tmp.resolve("nope") + ":/data", "--", "/bin/true");
         assertThat(noHostDir.err()).contains("volume " + tmp.resolve("nope") + " (for /data) does not exist on the host");
         CryoCli.Result noPlace = CryoCli.run("run", "-d", "--name", "v", "-v", tmp + ":/no-such-dir", "--", "/bin/true");
