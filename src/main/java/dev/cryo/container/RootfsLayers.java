@@ -57,7 +57,8 @@ final class RootfsLayers {
 
                 @Override
                 public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
-                    boolean mountPoint = !attrs.isSymbolicLink() && !device.equals(Files.getAttribute(file, "unix:dev", LinkOption.NOFOLLOW_LINKS));
+                    boolean mountPoint = !attrs.isSymbolicLink()
+                            && !device.equals(Files.getAttribute(file, "unix:dev", LinkOption.NOFOLLOW_LINKS));
                     layer.addEntries(entry(upper, file, mountPoint));
                     return FileVisitResult.CONTINUE;
                 }
