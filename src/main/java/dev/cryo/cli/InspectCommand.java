@@ -115,6 +115,13 @@ final class InspectCommand implements Callable<Integer> {
         if (c.hasNet()) {
             out.printf("  network: %s%n", dev.cryo.ns.NetworkState.describe(c.getNet()));
         }
+        if (c.getVolumesCount() > 0) {
+            out.printf("  volumes: %s%n", String.join(", ", c.getVolumesList().stream().map(v -> v.getHostPath() + " at "
+                    + v.getContainerPath() + (v.getReadOnly() ? " (ro)" : "")).toList()));
+        }
+        if (c.getMountsCount() > 0) {
+            out.printf("  mounts of its own: %s%n", String.join(", ", c.getMountsList().stream().map(InspectCommand::describe).toList()));
+        }
         out.printf("  cgroup limits %s%n", c.getCgroup().getFilesMap().isEmpty() ? "none" : c.getCgroup().getFilesMap());
         if (!c.getRootfs().isEmpty()) {
             int entries = c.getUpperSaved() ? image.read(ImageKind.ROOTFS_UPPER, 0,
@@ -122,6 +129,17 @@ final class InspectCommand implements Callable<Integer> {
             out.printf("  root: overlay of %s, %d changed entries saved%n", c.getRootfs(), entries);
         }
         out.println();
+    }
+
+    /** "/srv (bind of /data)", "/sys (sysfs, ro)", "/scratch (tmpfs, 3 entries)", "/dev (tmpfs, flags changed, ro)". */
+    private static String describe(dev.cryo.image.proto.ContainerMount m) {
+        String what = switch (m.getKind()) {
+            case BIND -> "bind of " + m.getSource();
+            case TMPFS -> "tmpfs, " + m.getContents().getEntriesCount() + " entries";
+            case REMOUNT -> m.getFsType() + ", flags changed";
+            default -> m.getFsType();
+        };
+        return m.getMountPoint() + " (" + what + ((m.getFlags() & dev.cryo.ns.Mounts.MS_RDONLY) != 0 ? ", ro" : "") + ")";
     }
 
     private static Map<String, Message> load(ImageReader image, int pid, boolean preDump) {

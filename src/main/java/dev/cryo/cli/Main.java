@@ -44,7 +44,8 @@ public final class Main implements Runnable {
             return code;
         });
         cl.setExecutionExceptionHandler((ex, line, parse) -> {
-            boolean verbose = parse.originalArgs().stream().anyMatch(a -> a.startsWith("-v") || a.startsWith("--verbosity"));
+            boolean run = parse.hasSubcommand() && parse.subcommand().commandSpec().name().equals("run"); // -v: a volume
+            boolean verbose = parse.originalArgs().stream().anyMatch(a -> (!run && a.startsWith("-v")) || a.startsWith("--verbosity"));
             PrintWriter e = line.getErr();
             if (ex instanceof CryoException || ex instanceof UncheckedIOException || ex instanceof IllegalStateException) {
                 e.println("Error: " + ex.getMessage());

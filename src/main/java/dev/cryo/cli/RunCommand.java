@@ -1,6 +1,7 @@
 package dev.cryo.cli;
 
 import dev.cryo.container.Run;
+import dev.cryo.container.Volumes;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -21,7 +22,7 @@ final class RunCommand implements java.util.concurrent.Callable<Integer> {
     CommandSpec spec;
 
     @Mixin
-    CommonOptions common;
+    RunLogOptions common;
 
     @Option(names = "--name", paramLabel = "NAME", description = "Container name (default: generated).")
     String name;
@@ -40,6 +41,10 @@ final class RunCommand implements java.util.concurrent.Callable<Integer> {
     @Option(names = "--user", description = "Also a user namespace (identity-mapped: root inside is root outside).")
     boolean user;
 
+    @Option(names = {"-v", "--volume"}, paramLabel = "HOSTDIR:CTRDIR[:ro]", description = "Bind the host's HOSTDIR at CTRDIR"
+            + " (read-only with :ro); may be repeated. A checkpoint records the bind, not the files: they stay the host's.")
+    List<String> volumes = List.of();
+
     @Option(names = {"-d", "--detach"}, description = "Return once the command runs, printing the name; its stdin, stdout and stderr are /dev/null.")
     boolean detach;
 
@@ -48,9 +53,10 @@ final class RunCommand implements java.util.concurrent.Callable<Integer> {
 
     @Override
     public Integer call() {
-        Logs.configure(common.logFile(null), common.verbosity, spec.commandLine().getErr());
+        Logs.configure(common.logFile, common.verbosity, spec.commandLine().getErr());
         String root = rootfs == null ? null : absolute(rootfs);
-        Run.Started s = Run.start(new Run.Options(name, hostname, root, net, user, detach, command));
+        Run.Started s = Run.start(new Run.Options(name, hostname, root, net, user, detach, command,
+                volumes.stream().map(Volumes::parse).toList()));
         if (detach) {
             spec.commandLine().getOut().println(s.name());
             spec.commandLine().getOut().flush();

@@ -8,7 +8,7 @@ import dev.cryo.image.ImageKind;
 import dev.cryo.image.proto.CgroupLimits;
 import dev.cryo.image.proto.ContainerImage;
 import dev.cryo.image.proto.ContainerRecord;
-import dev.cryo.image.proto.TmpfsMount;
+import dev.cryo.image.proto.ContainerMount;
 import dev.cryo.image.proto.UtsNamespace;
 import dev.cryo.ipc.IpcNamespaces;
 import dev.cryo.ns.Mounts;
@@ -19,17 +19,16 @@ import dev.cryo.ns.Veth;
 import dev.cryo.sys.Sys;
 
 import java.nio.file.Path;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.logging.Logger;
 
 /**
  * Checkpoints a whole container: its cgroup freezes every process at once while the tree is
  * seized, then the tree is saved as any other, its ids inside its pid namespace with it; from
  * inside its first process, what its namespaces hold (host and domain name), and from the host
- * its cgroup's limits and its overlay's upper layer (frozen, so consistent with the memory).
+ * its cgroup's limits, its overlay's upper layer and its own mounts' files (frozen, so consistent
+ * with the memory), and where its volumes and own mounts were ({@link ContainerMounts}).
  */
 public final class ContainerCheckpoint {
     private static final Logger LOG = Logger.getLogger("container");
@@ -38,40 +37,13 @@ public final class ContainerCheckpoint {
     }
 
     /**
-     * The mounts the container made itself, which a restore must make again: the ones `cryo run`
-     * made (overlay root, /dev, /proc) are made anyway, and a container without a root of its own
-     * gets a copy of the host's. Only tmpfs mounts can be (with their contents); any other is
-     * refused now, with its name.
-     */
-    private static List<Mounts.Mount> ownMounts(ContainerRecord r) {
-        Set<String> known = new HashSet<>(List.of("/proc (proc)"));
-        if (r.getRootfs().isEmpty()) {
-            known.addAll(Mounts.table(Sys.getpid()));
-        } else {
-            known.addAll(List.of("/ (overlay)", "/dev (tmpfs)"));
-        }
-        List<Mounts.Mount> own = Mounts.of(r.getInitPid()).stream().filter(m -> !known.contains(m.describe())).toList();
-        List<String> refused = own.stream().filter(m -> !m.type().equals("tmpfs")).map(Mounts.Mount::describe).toList();
-        if (!refused.isEmpty()) {
-            throw new Refusal("container " + r.getName() + " has mounts of its own that restore cannot recreate yet: "
-                    + String.join(", ", refused));
-        }
-        return own;
-    }
-
-    /** A tmpfs mount of the container with its contents, read through its pid 1's view of its file system. */
-    private static TmpfsMount tmpfs(int init, Mounts.Mount m) {
-        return TmpfsMount.newBuilder().setMountPoint(m.point()).setFlags(m.flags()).setData(m.tmpfsData())
-                .setContents(RootfsLayers.save(Path.of("/proc/" + init + "/root" + m.point()))).build();
-    }
-
-    /**
      * @param tcpEstablished also save TCP connections whose peer is outside the container
      *                       (across its veth); those wholly inside need no flag
      */
     public static Checkpoint.Result run(String name, Path dir, boolean leaveRunning, boolean tcpEstablished, Progress progress) {
         ContainerRecord r = Containers.running(name);
-        List<Mounts.Mount> ownMounts = ownMounts(r);
+        List<Mounts.Mount> table = Mounts.of(r.getInitPid());
+        List<ContainerMount> ownMounts = ContainerMounts.own(r, table); // refused now, before anything is frozen
         ContainerCgroup cgroup = new ContainerCgroup(Path.of(r.getCgroup()));
         long namespaces = Namespaces.ownOf(r.getInitPid(), Sys.getpid());
         Checkpoint.Container hook = new Checkpoint.Container() {
@@ -119,7 +91,8 @@ public final class ContainerCheckpoint {
                 if ((namespaces & Namespaces.NEWNET) != 0) { // read while frozen, before the sockets
                     image.setNet(NetworkState.save(r.getInitPid(), name, r.getVethHostAddress()));
                 }
-                ownMounts.forEach(m -> image.addTmpfs(tmpfs(r.getInitPid(), m)));
+                ownMounts.forEach(m -> image.addMounts(ContainerMounts.withContents(r.getInitPid(), m)));
+                image.addAllVolumes(r.getVolumesList());
                 if (!r.getRootfs().isEmpty()) {
                     Path upper = RootSetup.of(namespaces, r.getRootfs(), StateStore.dir(name), null).upper();
                     root.image().write(ImageKind.ROOTFS_UPPER, 0, RootfsLayers.save(upper));

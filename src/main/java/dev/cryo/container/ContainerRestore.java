@@ -21,6 +21,8 @@ import dev.cryo.remote.RemoteSyscalls;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
 
@@ -60,13 +62,15 @@ public final class ContainerRestore {
             throw new CryoException("the image's container had no pid namespace of its own; it cannot be restored as a container");
         }
         String name = newName != null ? newName : saved.getName();
+        Volumes.check(saved.getVolumesList()); // the user's data, not in the image: refused before anything is made
         Containers.claimName(name);
         Path state = StateStore.dir(name);
         Uts.Names uts = saved.hasUts() ? new Uts.Names(saved.getUts().getHostname(), saved.getUts().getDomainname()) : null;
         RootSetup setup = RootSetup.of(saved.getNamespaces(), saved.getRootfs().isEmpty() ? null : saved.getRootfs(), state, uts,
-                saved.getTmpfsList());
+                saved.getVolumesList(), saved.getMountsList());
         ContainerCgroup cgroup = null;
         String[] vethHost = {""}; // set once the new network namespace has its uplink
+        List<String> baseMounts = new ArrayList<>();
         Restore.Restored tree;
         try {
             Files.createDirectories(state);
@@ -104,7 +108,7 @@ public final class ContainerRestore {
                 @Override
                 public void setUpRoot(RemoteSyscalls root) {
                     joined.join(root.task().pid());
-                    setup.apply(root);
+                    baseMounts.addAll(setup.apply(root));
                     if (saved.hasIpc()) {
                         IpcNamespaces.restore(root, saved.getIpc());
                     }
@@ -128,7 +132,7 @@ public final class ContainerRestore {
                 .setHostname(uts == null ? "" : uts.hostname()).setNamespaces(saved.getNamespaces())
                 .setCreatedUnixMs(System.currentTimeMillis()).setRestoredFrom(dir.toAbsolutePath().toString())
                 .setVethHost(vethHost[0]).setVethHostAddress(vethHost[0].isEmpty() ? "" : saved.getNet().getHostAddress())
-                .setVethAddress(vethAddress(saved)).build());
+                .setVethAddress(vethAddress(saved)).addAllVolumes(saved.getVolumesList()).addAllBaseMounts(baseMounts).build());
         return new Restored(name, tree);
     }
 }

@@ -2,7 +2,8 @@ package dev.cryo.container;
 
 import dev.cryo.CryoException;
 import dev.cryo.ns.Mounts;
-import dev.cryo.image.proto.TmpfsMount;
+import dev.cryo.image.proto.ContainerMount;
+import dev.cryo.image.proto.Volume;
 import dev.cryo.ns.Namespaces;
 import dev.cryo.ns.Network;
 import dev.cryo.ns.Uts;
@@ -19,28 +20,40 @@ import java.util.List;
 /**
  * What a container's first process does in its new namespaces before anything else runs there,
  * both when `cryo run` starts it and when a restore recreates it: its mounts made private, the
- * overlay root entered, a /proc of its own pid namespace, the tmpfs mounts it made itself with
- * their contents (at restore), its host name, loopback up in a network namespace of its own.
+ * overlay root entered with the volumes bound into it, a /proc of its own pid namespace, the
+ * mounts it made itself (at restore, see {@link ContainerMounts}), its host name, loopback up in
+ * a network namespace of its own.
  *
- * @param rootfs overlay lower layers (colon-separated), or null to keep the host's root
+ * @param rootfs  overlay lower layers (colon-separated), or null to keep the host's root
+ * @param volumes host directories bound in (-v)
+ * @param mounts  mounts the container made itself, to make again (tmpfs with their contents)
  */
 record RootSetup(long namespaces, String rootfs, Path upper, Path work, Path merged, Uts.Names uts,
-                 List<TmpfsMount> tmpfs) {
+                 List<Volume> volumes, List<ContainerMount> mounts) {
 
     /** The directories of an overlay root under the container's state directory. */
     static RootSetup of(long namespaces, String rootfs, Path stateDir, Uts.Names uts) {
-        return of(namespaces, rootfs, stateDir, uts, List.of());
+        return of(namespaces, rootfs, stateDir, uts, List.of(), List.of());
     }
 
-    /** @param tmpfs mounts the container made itself, to make again with their contents */
-    static RootSetup of(long namespaces, String rootfs, Path stateDir, Uts.Names uts, List<TmpfsMount> tmpfs) {
+    static RootSetup of(long namespaces, String rootfs, Path stateDir, Uts.Names uts, List<Volume> volumes,
+                        List<ContainerMount> mounts) {
         return new RootSetup(namespaces, rootfs, stateDir.resolve("upper"), stateDir.resolve("work"),
-                stateDir.resolve("rootfs"), uts, tmpfs);
+                stateDir.resolve("rootfs"), uts, volumes, mounts);
     }
 
-    /** Checks each lower layer and creates the upper, work and mount-point directories. */
+    /**
+     * Checks each lower layer and creates the upper, work and mount-point directories; on the
+     * host's root, checks that each volume's place exists (making it would change the host's).
+     */
     void prepareDirectories() {
         if (rootfs == null) {
+            for (Volume v : volumes) {
+                if (!Files.exists(Path.of(v.getContainerPath()))) {
+                    throw new CryoException("volume " + v.getHostPath() + ": " + v.getContainerPath() + " does not exist, and a "
+                            + "container on the host's root (no --rootfs) can only bind over what is there");
+                }
+            }
             return;
         }
         for (String layer : rootfs.split(":")) {
@@ -64,10 +77,28 @@ record RootSetup(long namespaces, String rootfs, Path upper, Path work, Path mer
      * are followed on the host, so this is a close look, not overlay's own.
      */
     Path hostView(String path) {
-        for (int i = tmpfs.size() - 1; i >= 0; i--) { // the last mount over a path is the one seen
-            String point = tmpfs.get(i).getMountPoint();
-            if (path.startsWith(point + "/")) {
-                return staged(i).resolve(path.substring(point.length() + 1));
+        return hostView(path, mounts.size());
+    }
+
+    /** {@link #hostView} as the first {@code made} own mounts left it (volumes and the root beneath). */
+    private Path hostView(String path, int made) {
+        for (int i = made - 1; i >= 0; i--) { // the last mount over a path is the one seen
+            ContainerMount m = mounts.get(i);
+            String rest = below(path, m.getMountPoint());
+            if (rest != null && m.getKind() == ContainerMount.Kind.TMPFS) {
+                return staged(i).resolve(rest);
+            }
+            if (rest != null && m.getKind() == ContainerMount.Kind.BIND) {
+                return hostView(rest.isEmpty() ? m.getSource() : m.getSource() + "/" + rest, i);
+            }
+            if (rest != null && m.getKind() == ContainerMount.Kind.PSEUDO) {
+                return Path.of(path); // proc, sysfs ...: the host has the same kind
+            }
+        }
+        for (Volume v : volumes.reversed()) {
+            String rest = below(path, v.getContainerPath());
+            if (rest != null) {
+                return Path.of(v.getHostPath()).resolve(rest);
             }
         }
         if (rootfs == null || path.startsWith("/dev/") || path.startsWith("/proc/")) {
@@ -90,19 +121,27 @@ record RootSetup(long namespaces, String rootfs, Path upper, Path work, Path mer
         return upper.resolve(relative);
     }
 
+    /** The part of {@code path} below {@code point} ("" for the point itself), or null if it is not under it. */
+    private static String below(String path, String point) {
+        return path.equals(point) ? "" : path.startsWith(point + "/") ? path.substring(point.length() + 1) : null;
+    }
+
     /**
      * Puts the saved contents of the container's tmpfs mounts into directories of the state
      * directory, where the image's check finds the files by {@link #hostView} before the
      * container exists. {@link #dropStaged} removes them once it runs.
      */
     void stageTmpfs() {
-        for (int i = 0; i < tmpfs.size(); i++) {
+        for (int i = 0; i < mounts.size(); i++) {
+            if (mounts.get(i).getKind() != ContainerMount.Kind.TMPFS) {
+                continue;
+            }
             try {
                 Files.createDirectories(staged(i));
             } catch (IOException e) {
                 throw new CryoException("cannot create " + staged(i) + ": " + e.getMessage(), e);
             }
-            RootfsLayers.restore(tmpfs.get(i).getContents(), staged(i));
+            RootfsLayers.restore(mounts.get(i).getContents(), staged(i));
         }
     }
 
@@ -114,24 +153,26 @@ record RootSetup(long namespaces, String rootfs, Path upper, Path work, Path mer
         return merged.resolveSibling("tmpfs-staged").resolve(Integer.toString(i));
     }
 
-    void apply(RemoteSyscalls sys) {
+    /**
+     * Sets the root up in the container's first process.
+     *
+     * @return its mounts once the root is ready, before its own ({@link ContainerMounts#base})
+     */
+    List<String> apply(RemoteSyscalls sys) {
+        List<String> base = List.of();
         if ((namespaces & Namespaces.NEWNS) != 0) {
             Mounts.makePrivate(sys);
             if (rootfs != null) {
-                Mounts.overlayRoot(sys, rootfs, upper, work, merged);
+                Mounts.overlayRoot(sys, rootfs, upper, work, merged, () -> ContainerMounts.bindVolumes(sys, volumes, merged.toString()));
                 Mounts.mountDev(sys);
+            } else {
+                ContainerMounts.bindVolumes(sys, volumes, "");
             }
             if ((namespaces & Namespaces.NEWPID) != 0) {
                 Mounts.mountProc(sys);
             }
-            for (TmpfsMount t : tmpfs) {
-                Mounts.mountTmpfs(sys, t.getMountPoint(), t.getFlags(), t.getData());
-                // filled from Cryo's side through the task's view of its own mounts
-                RootfsLayers.restore(t.getContents(), Path.of("/proc/" + sys.task().pid() + "/root" + t.getMountPoint()));
-                if ((t.getFlags() & 1 /* MS_RDONLY */) != 0) {
-                    Mounts.remountReadOnly(sys, t.getMountPoint(), t.getFlags());
-                }
-            }
+            base = ContainerMounts.base(sys.task().pid());
+            ContainerMounts.restore(sys, mounts);
         }
         if ((namespaces & Namespaces.NEWUTS) != 0 && uts != null) {
             Uts.apply(sys, uts);
@@ -139,6 +180,7 @@ record RootSetup(long namespaces, String rootfs, Path upper, Path work, Path mer
         if ((namespaces & Namespaces.NEWNET) != 0) {
             Network.loopbackUp(sys);
         }
+        return base;
     }
 
     /** Maps every uid and gid of a new user namespace to itself: root inside is root outside. */

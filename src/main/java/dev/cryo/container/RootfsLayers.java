@@ -7,9 +7,12 @@ import dev.cryo.image.proto.RootfsLayer;
 import dev.cryo.sys.Sys;
 
 import java.io.IOException;
+import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.SimpleFileVisitor;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.FileTime;
 import java.nio.file.attribute.PosixFileAttributes;
 import java.nio.file.attribute.PosixFilePermission;
@@ -17,7 +20,6 @@ import java.util.EnumSet;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
 
 /**
  * The upper layer of a container's overlay root, saved with a checkpoint and put back as the
@@ -33,19 +35,41 @@ final class RootfsLayers {
     private RootfsLayers() {
     }
 
+    /**
+     * The files under {@code upper}, staying on its file system: a mount under it (a tmpfs of the
+     * container holding a mount point) is kept as an empty directory or file, since whatever is
+     * mounted there is saved, or made again, on its own.
+     */
     static RootfsLayer save(Path upper) {
         RootfsLayer.Builder layer = RootfsLayer.newBuilder();
-        try (Stream<Path> walk = Files.walk(upper)) {
-            for (Path p : walk.skip(1).toList()) {
-                layer.addEntries(entry(upper, p));
-            }
+        try {
+            Object device = Files.getAttribute(upper, "unix:dev");
+            Files.walkFileTree(upper, new SimpleFileVisitor<>() {
+                @Override
+                public FileVisitResult preVisitDirectory(Path dir, BasicFileAttributes attrs) throws IOException {
+                    if (dir.equals(upper)) {
+                        return FileVisitResult.CONTINUE;
+                    }
+                    boolean mountPoint = !device.equals(Files.getAttribute(dir, "unix:dev"));
+                    layer.addEntries(entry(upper, dir, mountPoint));
+                    return mountPoint ? FileVisitResult.SKIP_SUBTREE : FileVisitResult.CONTINUE;
+                }
+
+                @Override
+                public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
+                    boolean mountPoint = !attrs.isSymbolicLink()
+                            && !device.equals(Files.getAttribute(file, "unix:dev", LinkOption.NOFOLLOW_LINKS));
+                    layer.addEntries(entry(upper, file, mountPoint));
+                    return FileVisitResult.CONTINUE;
+                }
+            });
         } catch (IOException e) {
             throw new CryoException("cannot save the container's file system changes in " + upper + ": " + e.getMessage(), e);
         }
         return layer.build();
     }
 
-    private static LayerEntry entry(Path upper, Path p) throws IOException {
+    private static LayerEntry entry(Path upper, Path p, boolean mountPoint) throws IOException {
         PosixFileAttributes a = Files.readAttributes(p, PosixFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
         LayerEntry.Builder e = LayerEntry.newBuilder().setPath(upper.relativize(p).toString())
                 .setMode(mode(a.permissions())).setMtimeNs(a.lastModifiedTime().to(TimeUnit.NANOSECONDS));
@@ -53,8 +77,11 @@ final class RootfsLayers {
             return e.setKind(LayerEntry.Kind.SYMLINK).setTarget(Files.readSymbolicLink(p).toString()).build();
         }
         if (a.isDirectory()) {
-            byte[] opaque = Sys.lgetxattr(p.toString(), OPAQUE);
+            byte[] opaque = mountPoint ? null : Sys.lgetxattr(p.toString(), OPAQUE);
             return e.setKind(LayerEntry.Kind.DIRECTORY).setOpaque(opaque != null && opaque.length > 0 && opaque[0] == 'y').build();
+        }
+        if (mountPoint) {
+            return e.setKind(LayerEntry.Kind.FILE).build();
         }
         if (a.isRegularFile()) {
             return e.setKind(LayerEntry.Kind.FILE).setData(ByteString.copyFrom(Files.readAllBytes(p))).build();

@@ -2,6 +2,7 @@ package dev.cryo.container;
 
 import dev.cryo.CryoException;
 import dev.cryo.image.proto.ContainerRecord;
+import dev.cryo.image.proto.Volume;
 import dev.cryo.ns.Namespaces;
 import dev.cryo.ns.Uts;
 import dev.cryo.ns.Veth;
@@ -47,9 +48,10 @@ public final class Run {
      * @param rootfs   overlay lower layers (colon-separated, the first on top), or null to share the host's root
      * @param detach   stdin, stdout and stderr are /dev/null instead of Cryo's own (a log file of the
      *                 host's would tie the container to a path a checkpoint could not take along)
+     * @param volumes  host directories to bind in ({@link Volumes#parse})
      */
     public record Options(String name, String hostname, String rootfs, Net net, boolean user, boolean detach,
-                          List<String> command) {
+                          List<String> command, List<Volume> volumes) {
     }
 
     /** A container whose first process runs the command; {@link #waitForExit()} for one run in the foreground. */
@@ -73,10 +75,11 @@ public final class Run {
         long namespaces = Namespaces.NEWPID | Namespaces.NEWNS | Namespaces.NEWIPC | Namespaces.NEWUTS
                 | (o.net() != Net.HOST ? Namespaces.NEWNET : 0) | (o.user() ? Namespaces.NEWUSER : 0);
         Path state = StateStore.dir(name);
-        RootSetup setup = RootSetup.of(namespaces, o.rootfs(), state, new Uts.Names(hostname, null));
+        RootSetup setup = RootSetup.of(namespaces, o.rootfs(), state, new Uts.Names(hostname, null), o.volumes(), List.of());
         ContainerCgroup cgroup = null;
         Tracee init = null;
         Veth.Uplink uplink = null;
+        List<String> baseMounts;
         try {
             Files.createDirectories(state);
             setup.prepareDirectories();
@@ -98,7 +101,7 @@ public final class Run {
                         RemoteSyscalls.MAP_PRIVATE | RemoteSyscalls.MAP_ANONYMOUS, -1, 0);
                 sys.attachScratch(new RemoteScratch(init, scratch, SCRATCH_SIZE));
                 sys.call("setsid", Nr.SETSID);
-                setup.apply(sys);
+                baseMounts = setup.apply(sys);
                 exec(sys, o.command(), env);
             }
             init.detach();
@@ -116,7 +119,8 @@ public final class Run {
         StateStore.write(record.setName(name).setInitPid(init.pid())
                 .setInitStartTime(ProcFiles.statField(ProcFiles.statFields(init.pid()), 22))
                 .setCgroup(cgroup.dir().toString()).addAllCommand(o.command()).setRootfs(o.rootfs() == null ? "" : o.rootfs())
-                .setHostname(hostname).setNamespaces(namespaces).setCreatedUnixMs(System.currentTimeMillis()).build());
+                .setHostname(hostname).setNamespaces(namespaces).setCreatedUnixMs(System.currentTimeMillis())
+                .addAllVolumes(o.volumes()).addAllBaseMounts(baseMounts).build());
         int pid = init.pid();
         Path cgroupDir = cgroup.dir();
         LOG.info(() -> "container " + name + " runs " + String.join(" ", o.command()) + " as pid " + pid + " (1 inside), namespaces "

@@ -16,12 +16,15 @@ import java.util.regex.Pattern;
 /**
  * The mount table of a container's own mount namespace, built by calls injected into its first
  * process: every mount made private (so nothing it mounts shows on the host, nor the other way),
- * an overlay root entered with pivot_root(2), and a /proc of its own pid namespace.
+ * an overlay root entered with pivot_root(2), a /proc of its own pid namespace, and the binds and
+ * file systems a restore makes again; and /proc/PID/mountinfo read back ({@link Mount}).
  */
 public final class Mounts {
-    private static final long MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8, MS_REMOUNT = 32,
-            MS_BIND = 4096, MS_REC = 0x4000, MS_PRIVATE = 1L << 18;
-    private static final int MNT_DETACH = 2, S_IFCHR = 0020000;
+    public static final long MS_RDONLY = 1;
+    private static final long MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8, MS_REMOUNT = 32, MS_NOATIME = 1024,
+            MS_NODIRATIME = 2048, MS_BIND = 4096, MS_REC = 0x4000, MS_UNBINDABLE = 1L << 17, MS_PRIVATE = 1L << 18,
+            MS_STRICTATIME = 1L << 24;
+    private static final int MNT_DETACH = 2, S_IFCHR = 0020000, S_IFREG = 0100000;
     private static final Pattern OCTAL = Pattern.compile("\\\\([0-7]{3})");
 
     private Mounts() {
@@ -40,14 +43,19 @@ public final class Mounts {
      * Mounts an overlay of {@code lower} (read-only layers, colon-separated, the first on top) under
      * {@code upper} at {@code merged}, and makes it the root: pivot_root(".", ".") from inside it
      * stacks the old root on top, and a lazy unmount drops it, so nothing of the host stays reachable.
+     *
+     * @param beforePivot what is mounted into the overlay while the host is still in sight (volumes)
      */
-    public static void overlayRoot(RemoteSyscalls sys, String lower, Path upper, Path work, Path merged) {
+    public static void overlayRoot(RemoteSyscalls sys, String lower, Path upper, Path work, Path merged, Runnable beforePivot) {
         String options = "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work;
         try {
             long src = sys.scratch().putString("overlay").value();
             long target = sys.scratch().putString(merged.toString()).value();
             long opts = sys.scratch().putString(options).value();
             sys.call("mount(overlay " + options + " on " + merged + ")", Nr.MOUNT, src, target, src, 0, opts);
+            sys.scratch().reset();
+            beforePivot.run();
+            target = sys.scratch().putString(merged.toString()).value();
             sys.call("chdir(" + merged + ")", Nr.CHDIR, target);
             long dot = sys.scratch().putString(".").value();
             sys.call("pivot_root(., .)", Nr.PIVOT_ROOT, dot, dot);
@@ -98,30 +106,28 @@ public final class Mounts {
     }
 
     /**
-     * One line of /proc/PID/mountinfo.
+     * One line of /proc/PID/mountinfo (proc(5)).
      *
+     * @param id           this mount's id
+     * @param parentId     the id of the mount it sits on (itself or outside the table for the root)
+     * @param device       major:minor of its file system: two mounts with the same one show the same files
+     * @param root         the directory of that file system seen at the mount point ("/" unless a bind);
+     *                     ends in "//deleted" once that directory is gone
      * @param options      per-mount options (rw, nosuid, ...)
+     * @param propagation  the optional fields: shared:N, master:N, propagate_from:N, unbindable
+     * @param source       the file system's source (a device, "tmpfs", "none" ...)
      * @param superOptions the file system's own (size=, mode=, ...)
      */
-    public record Mount(String point, String type, String options, String superOptions) {
+    public record Mount(int id, int parentId, String device, String root, String point, String options,
+                        List<String> propagation, String type, String source, String superOptions) {
         /** "mount point (fs type)". */
         public String describe() {
             return point + " (" + type + ")";
         }
 
-        /** MS_RDONLY, MS_NOSUID, MS_NODEV and MS_NOEXEC as the per-mount options say. */
+        /** The per-mount flags as mount(2) takes them ({@link Mounts#flags(String)}). */
         public long flags() {
-            long flags = 0;
-            for (String o : options.split(",")) {
-                flags |= switch (o) {
-                    case "ro" -> MS_RDONLY;
-                    case "nosuid" -> MS_NOSUID;
-                    case "nodev" -> MS_NODEV;
-                    case "noexec" -> MS_NOEXEC;
-                    default -> 0;
-                };
-            }
-            return flags;
+            return Mounts.flags(options);
         }
 
         /** The super options mount(2) takes back as data for a tmpfs: size, inodes, mode and owner. */
@@ -129,6 +135,49 @@ public final class Mounts {
             return String.join(",", Arrays.stream(superOptions.split(","))
                     .filter(o -> o.matches("(size|nr_inodes|mode|uid|gid)=.*")).toList());
         }
+
+        /** The super options as mount(2) data, without rw/ro, which the per-mount flags carry. */
+        public String data() {
+            return String.join(",", Arrays.stream(superOptions.split(","))
+                    .filter(o -> !o.isEmpty() && !o.equals("rw") && !o.equals("ro")).toList());
+        }
+
+        /** The peer group of a shared mount (shared:N), or 0. */
+        public int sharedGroup() {
+            return group("shared:");
+        }
+
+        /** The peer group a slave mount receives from (master:N), or 0. */
+        public int masterGroup() {
+            return group("master:");
+        }
+
+        private int group(String prefix) {
+            return propagation.stream().filter(f -> f.startsWith(prefix)).mapToInt(f -> Integer.parseInt(f.substring(prefix.length())))
+                    .findFirst().orElse(0);
+        }
+
+        public boolean unbindable() {
+            return propagation.contains("unbindable");
+        }
+    }
+
+    /** Per-mount options of mountinfo (rw,nosuid,relatime ...) as mount(2) flags: MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC and the atime ones. */
+    public static long flags(String options) {
+        long flags = 0;
+        for (String o : options.split(",")) {
+            flags |= switch (o) {
+                case "ro" -> MS_RDONLY;
+                case "nosuid" -> MS_NOSUID;
+                case "nodev" -> MS_NODEV;
+                case "noexec" -> MS_NOEXEC;
+                case "noatime" -> MS_NOATIME;
+                case "nodiratime" -> MS_NODIRATIME;
+                case "strictatime" -> MS_STRICTATIME;
+                default -> 0; // relatime is what mount(2) gives unless told otherwise
+            };
+        }
+        return flags;
     }
 
     /**
@@ -144,7 +193,8 @@ public final class Mounts {
         return of(pid).stream().map(Mount::describe).toList();
     }
 
-    static List<Mount> parse(String mountinfo) {
+    /** The lines of a mountinfo file, in its order (mount order). */
+    public static List<Mount> parse(String mountinfo) {
         List<Mount> out = new ArrayList<>();
         for (String line : mountinfo.split("\n")) {
             if (line.isBlank()) {
@@ -152,34 +202,86 @@ public final class Mounts {
             }
             String[] f = line.split(" ");
             int dash = Arrays.asList(f).indexOf("-");
-            out.add(new Mount(unescape(f[4]), f[dash + 1], f[5], dash + 3 < f.length ? f[dash + 3] : ""));
+            out.add(new Mount(Integer.parseInt(f[0]), Integer.parseInt(f[1]), f[2], unescape(f[3]), unescape(f[4]), f[5],
+                    List.of(f).subList(6, dash), f[dash + 1], unescape(f[dash + 2]), dash + 3 < f.length ? f[dash + 3] : ""));
         }
         return out;
     }
 
     /**
-     * Mounts a tmpfs at {@code point} (made if missing) with {@code flags} and {@code data}, read-
-     * write: a read-only one is filled first and made read-only by {@link #remountReadOnly}.
+     * Mounts a file system of {@code type} (tmpfs, proc, sysfs, devpts, mqueue) at {@code point}
+     * (made if missing) with {@code flags} and {@code data}, read-write: a read-only one is
+     * filled first and made read-only by {@link #remount}. A sysfs shows the network namespace
+     * of the caller, a proc its pid namespace: both are mounted from inside the container.
      */
-    public static void mountTmpfs(RemoteSyscalls sys, String point, long flags, String data) {
+    public static void mount(RemoteSyscalls sys, String type, String point, long flags, String data) {
         try {
-            long at = mkdir(sys, point, 0755);
-            long fs = sys.scratch().putString("tmpfs").value();
-            long options = sys.scratch().putString(data).value();
-            sys.call("mount(tmpfs on " + point + ")", Nr.MOUNT, fs, at, fs, flags & ~MS_RDONLY, options);
+            long at = makePoint(sys, point, false);
+            long fs = sys.scratch().putString(type).value();
+            long options = data.isEmpty() ? 0 : sys.scratch().putString(data).value();
+            sys.call("mount(" + type + " on " + point + (data.isEmpty() ? "" : ", " + data) + ")", Nr.MOUNT, fs, at, fs,
+                    flags & ~MS_RDONLY, options);
         } finally {
             sys.scratch().reset();
         }
     }
 
-    public static void remountReadOnly(RemoteSyscalls sys, String point, long flags) {
+    /**
+     * Binds {@code source} (a path the caller sees) at {@code point}, made if missing: a directory,
+     * or an empty file for the bind of a file. Not recursive: mounts under the source stay behind.
+     */
+    public static void bind(RemoteSyscalls sys, String source, String point, boolean file) {
         try {
-            long at = sys.scratch().putString(point).value();
-            sys.call("mount(" + point + ", MS_REMOUNT|MS_BIND|MS_RDONLY)", Nr.MOUNT, 0, at, 0,
-                    MS_REMOUNT | MS_BIND | flags | MS_RDONLY, 0);
+            long from = sys.scratch().putString(source).value();
+            long at = makePoint(sys, point, file);
+            sys.call("mount(" + source + ", " + point + ", MS_BIND)", Nr.MOUNT, from, at, 0, MS_BIND, 0);
         } finally {
             sys.scratch().reset();
         }
+    }
+
+    /**
+     * Sets the per-mount flags of the mount at {@code point} to exactly {@code flags}
+     * (MS_REMOUNT|MS_BIND touches only the mount, never the file system it shows).
+     */
+    public static void remount(RemoteSyscalls sys, String point, long flags) {
+        try {
+            long at = sys.scratch().putString(point).value();
+            sys.call("mount(" + point + ", MS_REMOUNT|MS_BIND" + (flags != 0 ? ", flags " + Long.toHexString(flags) : "") + ")",
+                    Nr.MOUNT, 0, at, 0, MS_REMOUNT | MS_BIND | flags, 0);
+        } finally {
+            sys.scratch().reset();
+        }
+    }
+
+    /** mount(NULL, point, NULL, MS_UNBINDABLE): no bind can be made of it. */
+    public static void makeUnbindable(RemoteSyscalls sys, String point) {
+        try {
+            long at = sys.scratch().putString(point).value();
+            sys.call("mount(" + point + ", MS_UNBINDABLE)", Nr.MOUNT, 0, at, 0, MS_UNBINDABLE, 0);
+        } finally {
+            sys.scratch().reset();
+        }
+    }
+
+    /**
+     * Makes {@code point} and its missing parents (directories; the last an empty file when
+     * {@code file}), content with what exists; returns the path's address in the scratch area.
+     */
+    private static long makePoint(RemoteSyscalls sys, String point, boolean file) {
+        int slash = point.lastIndexOf('/');
+        if (slash > 0) {
+            makePoint(sys, point.substring(0, slash), false);
+        }
+        if (!file) {
+            return mkdir(sys, point, 0755);
+        }
+        long path = sys.scratch().putString(point).value();
+        long r = sys.raw(Nr.MKNOD, path, S_IFREG | 0644, 0);
+        if (r < 0 && r != -Errno.EEXIST) {
+            throw new RemoteSysException(sys.task().pid(), "mknod(" + point + ", S_IFREG)", (int) -r, path);
+        }
+        return path;
     }
 
     /** mountinfo writes space, tab, newline and backslash in octal (\040). */

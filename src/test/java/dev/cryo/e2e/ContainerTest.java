@@ -44,7 +44,7 @@ class ContainerTest extends TargetTest {
         rootfs = tmp.resolve("rootfs");
         Files.createDirectories(rootfs.resolve("app"));
         Files.createDirectories(rootfs.resolve("out"));
-        for (String f : new String[] {"counter.sh", "writer.py", "talkers.py", "eth0talkers.py"}) {
+        for (String f : new String[] {"counter.sh", "writer.py", "talkers.py", "eth0talkers.py", "mounts.sh"}) {
             Path to = rootfs.resolve("app").resolve(f);
             Files.copy(Path.of("src/test/resources/container", f), to);
             to.toFile().setExecutable(true);
@@ -288,13 +288,96 @@ class ContainerTest extends TargetTest {
     }
 
     @Test
-    void aMountOfItsOwnOtherThanTmpfsIsRefusedAndTheContainerRunsOn() throws Exception {
+    void volumesAndTheMountsItMadeComeBackAndWorkInside() throws Exception {
+        Path vol = tmp.resolve("vol");
+        Path in = tmp.resolve("in");
+        Files.createDirectories(vol);
+        Files.createDirectories(in);
+        Files.writeString(vol.resolve("seed"), "seed\n");
+        run("mnt", "--net", "none", "--rootfs", rootfs + ":/usr", "-v", vol + ":/vol", "--volume", in + ":/in:ro", "--",
+                "/app/mounts.sh");
+        Path log = vol.resolve("log");
+        awaitLines(log, 5);
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "mnt", "-D", images.toString());
+        assertThat(dump.exitCode()).as(dump.toString()).isZero();
+        assertThat(CryoCli.run("inspect", images.toString()).out())
+                .contains("volumes: " + vol + " at /vol, " + in + " at /in (ro)")
+                .contains("mounts of its own: /dev (tmpfs, flags changed, ro), /sys (sysfs), /srv (bind of /data/d), "
+                        + "/ro (bind of /data/d, ro), /stack (tmpfs, ").contains("/stack/pts (devpts)");
+        int before = Files.readAllLines(log).size();
+
+        // a volume's host directory is the user's: gone, the restore is refused before anything is made
+        Path moved = tmp.resolve("in-moved");
+        Files.move(in, moved);
+        CryoCli.Result missing = CryoCli.run("restore", "-D", images.toString(), "--name", "mnt2", "-d");
+        assertThat(missing.exitCode()).isEqualTo(1);
+        assertThat(missing.err()).contains("volume " + in + " (for /in) does not exist on the host");
+        assertThat(state.resolve("mnt2")).doesNotExist();
+        assertThat(CryoCli.run("ps").out()).doesNotContain("mnt2");
+        Files.move(moved, in);
+
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "mnt2", "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        containers.add("mnt2");
+        List<String> lines = awaitLines(log, before + 10);
+        Files.writeString(vol.resolve("after"), ""); // seen through the restored volume at once
+        lines = awaitLines(log, lines.size() + 10);
+        assertCounts(lines, "the log in the volume, written through a restored fd");
+        assertThat(lines).as("each line proves the volumes, the binds, read-only EROFS (also of /dev), /sys, /proc and devpts")
+                .allMatch(l -> l.matches("\\d+ ok( after)?"));
+        assertThat(lines.getLast()).endsWith(" ok after");
+        int pid = hostPid("mnt2");
+        assertThat(Mounts.of(pid).stream().map(m -> m.point() + " " + m.options().split(",")[0]))
+                .containsExactly("/ rw", "/vol rw", "/in ro", "/dev ro", "/proc rw", "/sys rw", "/srv rw", "/ro ro", "/stack rw",
+                        "/stack/pts rw");
+        assertThat(Mounts.table(pid)).containsSubsequence("/sys (sysfs)", "/srv (overlay)", "/ro (overlay)", "/stack (tmpfs)",
+                "/stack/pts (devpts)");
+        // the restored container knows its own mounts from what restore made for every container
+        CryoCli.Result again = CryoCli.run("checkpoint", "--container", "mnt2", "-D", tmp.resolve("img2").toString(), "-R");
+        assertThat(again.exitCode()).as(again.toString()).isZero();
+        assertThat(CryoCli.run("inspect", tmp.resolve("img2").toString()).out())
+                .contains("volumes: " + vol + " at /vol, " + in + " at /in (ro)")
+                .contains("mounts of its own: /dev (tmpfs, flags changed, ro), /sys (sysfs), /srv (bind of /data/d), "
+                        + "/ro (bind of /data/d, ro), /stack (tmpfs, ");
+    }
+
+    @Test
+    void onTheHostsRootOnlyTheMountsItMadeAreItsOwn() throws Exception {
+        Path scratch = tmp.resolve("scratch");
+        Path vol = tmp.resolve("vol");
+        Path place = tmp.resolve("place");
+        for (Path p : new Path[] {scratch, vol, place}) {
+            Files.createDirectories(p);
+        }
+        Files.writeString(vol.resolve("f"), "hello\n");
+        run("onhost", "-v", vol + ":" + place, "--", "/bin/sh", "-c",
+                "mount -t tmpfs -o size=1m none " + scratch + " && echo x > " + scratch + "/x && exec sleep 100");
+        awaitFile(Path.of("/proc/" + hostPid("onhost") + "/root" + scratch + "/x"));
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "onhost", "-D", images.toString());
+        assertThat(dump.exitCode()).as(dump.toString()).isZero();
+        assertThat(CryoCli.run("inspect", images.toString()).out()).contains("volumes: " + vol + " at " + place + "\n")
+                .as("the copies of the host's mounts are not the container's").contains("mounts of its own: " + scratch + " (tmpfs, 1 entries)\n");
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "onhost2", "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        containers.add("onhost2");
+        Path root = Path.of("/proc/" + hostPid("onhost2") + "/root");
+        assertThat(Files.readString(root.resolve(scratch.toString().substring(1)).resolve("x"))).isEqualTo("x\n");
+        assertThat(Files.readString(root.resolve(place.toString().substring(1)).resolve("f"))).isEqualTo("hello\n");
+        assertThat(scratch.resolve("x")).as("the tmpfs is the container's, not the host's").doesNotExist();
+    }
+
+    @Test
+    void aMountRestoreCannotMakeAgainIsRefusedByNameAndTheContainerRunsOn() throws Exception {
         run("mounter", "--rootfs", rootfs + ":/usr", "--", "/bin/sh", "-c",
-                "mkdir -p /sys && mount -t sysfs none /sys && echo ok > /out/mounted && exec sleep 100");
+                "mkdir -p /gone /x /y && mount --bind /gone /x && rmdir /gone && mount -t tmpfs none /y"
+                        + " && mount --make-shared /y && echo ok > /out/mounted && exec sleep 100");
         awaitLines(state.resolve("mounter/upper/out/mounted"), 1);
         CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "mounter", "-D", tmp.resolve("img").toString());
         assertThat(dump.exitCode()).isEqualTo(1);
-        assertThat(dump.err()).contains("container mounter has mounts of its own that restore cannot recreate yet: /sys (sysfs)");
+        assertThat(dump.err()).contains("container mounter has mounts restore cannot make again: "
+                + "/x (overlay): a bind of /gone, a directory deleted since; /y (tmpfs): a shared mount (peer group ");
         assertThat(CryoCli.run("ps").out()).containsPattern("mounter +\\d+ running");
     }
 
@@ -400,6 +483,15 @@ class ContainerTest extends TargetTest {
         assertThat(badRoot.err()).contains("is not a directory");
         CryoCli.Result notFound = CryoCli.run("run", "-d", "--name", "y", "--", "no-such-command");
         assertThat(notFound.err()).contains("no-such-command: not found in the container");
+        CryoCli.Result badVolume = CryoCli.run("run", "-d", "--name", "v", "-v", "data", "--", "/bin/true");
+        assertThat(badVolume.err()).contains("volume data is not HOSTDIR:CTRDIR[:ro] with an absolute CTRDIR");
+        CryoCli.Result underDev = CryoCli.run("run", "-d", "--name", "v", "-v", tmp + ":/dev/shm", "--", "/bin/true");
+        assertThat(underDev.err()).contains("would be hidden under the container's own /dev");
+        CryoCli.Result noHostDir = CryoCli.run("run", "-d", "--name", "v", "-v", tmp.resolve("nope") + ":/data", "--", "/bin/true");
+        assertThat(noHostDir.err()).contains("volume " + tmp.resolve("nope") + " (for /data) does not exist on the host");
+        CryoCli.Result noPlace = CryoCli.run("run", "-d", "--name", "v", "-v", tmp + ":/no-such-dir", "--", "/bin/true");
+        assertThat(noPlace.err()).contains("/no-such-dir does not exist, and a container on the host's root (no --rootfs)");
+        assertThat(Path.of("/no-such-dir")).doesNotExist();
         CryoCli.Result none = CryoCli.run("checkpoint", "--container", "ghost", "-D", tmp.resolve("i").toString());
         assertThat(none.err()).contains("no container named ghost");
 
