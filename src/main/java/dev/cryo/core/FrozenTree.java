@@ -76,7 +76,9 @@ final class FrozenTree {
                 }
                 List<Tracee> threads;
                 try {
-                    threads = Tracee.seizeThreadGroup(pid, options);
+                    // a task's seccomp filters could refuse, or punish, the calls Cryo injects
+                    threads = Tracee.seizeThreadGroup(pid, dev.cryo.seccomp.SeccompFilters.anyThreadFiltered(pid)
+                            ? options | dev.cryo.sys.Ptrace.O_SUSPEND_SECCOMP : options);
                 } catch (dev.cryo.sys.SysException | dev.cryo.remote.TaskGoneException e) {
                     // A child that is exiting (ptrace says EPERM, or ESRCH once gone) or died while
                     // being stopped: look at it again, it is a zombie or no longer there.

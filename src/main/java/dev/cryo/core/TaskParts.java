@@ -2,6 +2,7 @@ package dev.cryo.core;
 
 import dev.cryo.files.Files;
 import dev.cryo.mem.Memory;
+import dev.cryo.seccomp.SeccompFilters;
 import dev.cryo.signal.Signals;
 import dev.cryo.task.TaskState;
 import dev.cryo.timer.Timers;
@@ -10,11 +11,13 @@ import java.util.List;
 
 /**
  * The registry of per-task state, in restore order: memory first (everything else lives in
- * it), then files, signals and timers, and the task's own state last because it drops
- * privileges, after which the rest could no longer be done.
+ * it), then files, signals and timers, seccomp filters (installed while the task is still root),
+ * and the task's own state last because it drops privileges, after which the rest could no
+ * longer be done.
  */
 public final class TaskParts {
-    public static final List<TaskPart> ALL = List.of(new Memory(), new Files(), new Signals(), new Timers(), new TaskState());
+    public static final List<TaskPart> ALL = List.of(new Memory(), new Files(), new Signals(), new Timers(), new SeccompFilters(),
+            new TaskState());
 
     private TaskParts() {
     }

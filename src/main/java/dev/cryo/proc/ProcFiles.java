@@ -60,6 +60,11 @@ public final class ProcFiles {
         return keyValues(readString(pid, "status"));
     }
 
+    /** /proc/pid/task/tid/status: what differs between threads (seccomp, signal masks). */
+    public static Map<String, String> status(int pid, int tid) {
+        return keyValues(readString(pid, "task/" + tid + "/status"));
+    }
+
     /**
      * The fields of /proc/pid/stat after the command name (which may hold spaces and parens), so
      * index 0 is field 3 (state) of proc(5).

@@ -20,6 +20,8 @@ import java.util.logging.Logger;
  * </pre>
  */
 public final class RestoreStub implements AutoCloseable {
+    /** How the stub, and so every task forked from it, is traced (children inherit the options). */
+    public static final long TRACE_OPTIONS = Ptrace.O_TRACESYSGOOD | Ptrace.O_TRACECLONE | Ptrace.O_TRACEFORK | Ptrace.O_EXITKILL;
     private static final Logger LOG = Logger.getLogger("restore");
     /** Load address; anything works, as the stub's mappings are removed before the image's are made. */
     public static final long BASE = 0x7a000000L;
@@ -47,7 +49,7 @@ public final class RestoreStub implements AutoCloseable {
     public static RestoreStub spawn(boolean inheritStdio) {
         int pid = TinyElf.spawn(elf(), new String[] {"cryo-restore"}, new int[0], inheritStdio);
         try {
-            Tracee t = Tracee.seize(pid, Ptrace.O_TRACESYSGOOD | Ptrace.O_TRACECLONE | Ptrace.O_TRACEFORK | Ptrace.O_EXITKILL);
+            Tracee t = Tracee.seize(pid, TRACE_OPTIONS);
             return new RestoreStub(t);
         } catch (RuntimeException e) {
             Sys.raw(Nr.KILL, pid, 9);

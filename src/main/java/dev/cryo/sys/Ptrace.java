@@ -14,9 +14,11 @@ public final class Ptrace {
     public static final int CONT = 7, KILL = 8, DETACH = 17, SYSCALL = 24, SETOPTIONS = 0x4200,
             GETEVENTMSG = 0x4201, GETSIGINFO = 0x4202, GETREGSET = 0x4204, SETREGSET = 0x4205,
             SEIZE = 0x4206, INTERRUPT = 0x4207, PEEKSIGINFO = 0x4209, GETSIGMASK = 0x420a,
-            SETSIGMASK = 0x420b, GET_RSEQ_CONFIGURATION = 0x420f;
+            SETSIGMASK = 0x420b, SECCOMP_GET_FILTER = 0x420c, SECCOMP_GET_METADATA = 0x420d, GET_RSEQ_CONFIGURATION = 0x420f;
     public static final long O_TRACESYSGOOD = 1, O_TRACEFORK = 2, O_TRACEVFORK = 4, O_TRACECLONE = 8,
-            O_TRACEEXIT = 0x40, O_EXITKILL = 0x100000;
+            O_TRACEEXIT = 0x40, O_EXITKILL = 0x100000,
+            /** The tracee's seccomp filters do not apply while traced (needs CAP_SYS_ADMIN): injected calls pass them. */
+            O_SUSPEND_SECCOMP = 0x200000;
     public static final int EVENT_FORK = 1, EVENT_CLONE = 3, EVENT_EXIT = 6, EVENT_STOP = 128;
     public static final int NT_PRSTATUS = 1, NT_X86_XSTATE = 0x202;
     public static final int PEEKSIGINFO_SHARED = 1;
@@ -137,6 +139,36 @@ public final class Ptrace {
                 }
             }
         }
+    }
+
+    /**
+     * The thread's seccomp filters as BPF programs (struct sock_filter[]), the most recently
+     * installed first, each with its flags (PTRACE_SECCOMP_GET_METADATA). Needs CAP_SYS_ADMIN.
+     */
+    public static java.util.List<SeccompFilter> seccompFilters(int tid) {
+        java.util.List<SeccompFilter> out = new java.util.ArrayList<>();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment meta = arena.allocate(16, 8);
+            for (int i = 0; ; i++) {
+                long n = Sys.raw(Nr.PTRACE, SECCOMP_GET_FILTER, tid, i, 0);
+                if (n == -Errno.ENOENT) {
+                    return out; // no filter at this index: all seen
+                }
+                if (n < 0) {
+                    throw new SysException("ptrace(SECCOMP_GET_FILTER, " + i + ")", (int) -n, tid);
+                }
+                MemorySegment prog = arena.allocate(8 * n, 8);
+                ptrace("SECCOMP_GET_FILTER", SECCOMP_GET_FILTER, tid, i, prog.address());
+                meta.set(JAVA_LONG, 0, i);
+                meta.set(JAVA_LONG, 8, 0);
+                ptrace("SECCOMP_GET_METADATA", SECCOMP_GET_METADATA, tid, 16, meta.address());
+                out.add(new SeccompFilter(prog.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE), meta.get(JAVA_LONG, 8)));
+            }
+        }
+    }
+
+    /** One seccomp filter: its struct sock_filter[] and its SECCOMP_FILTER_FLAG_* flags. */
+    public record SeccompFilter(byte[] program, long flags) {
     }
 
     /** struct ptrace_rseq_configuration { u64 rseq_abi_pointer; u32 rseq_abi_size; u32 signature; u32 flags; u32 pad; }. */

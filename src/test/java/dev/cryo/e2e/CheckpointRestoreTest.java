@@ -43,6 +43,12 @@ class CheckpointRestoreTest extends TargetTest {
         assertThat(dev.cryo.proc.ProcFiles.status((int) t.pid()).get("SigPnd")).as("no signal waits").isEqualTo("0000000000000000");
     }
 
+    /** Its seccomp filters stay out of Cryo's way while it works, and are back after the restore. */
+    @Test
+    void seccompFiltersAreKeptAndDoNotStopCryo() {
+        roundTrip("seccomp");
+    }
+
     @Test
     void counterContinuesWithItsFileOffset() throws Exception {
         Target t = startReady("counter");
