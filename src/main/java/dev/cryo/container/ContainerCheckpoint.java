@@ -39,7 +39,7 @@ public final class ContainerCheckpoint {
 
     /**
      * The mounts the container made itself, which a restore must make again: the ones `cryo run`
-     * made (overlay root, /dev, /proc) are made anyway, and a container without a root of its own
+     * made (overlay root, /dev with its devices, /proc) are made anyway, and a container without a root of its own
      * gets a copy of the host's. Only tmpfs mounts can be (with their contents); any other is
      * refused now, with its name.
      */
@@ -50,7 +50,9 @@ public final class ContainerCheckpoint {
         } else {
             known.addAll(List.of("/ (overlay)", "/dev (tmpfs)"));
         }
-        List<Mounts.Mount> own = Mounts.of(r.getInitPid()).stream().filter(m -> !known.contains(m.describe())).toList();
+        boolean rootfs = !r.getRootfs().isEmpty();
+        List<Mounts.Mount> own = Mounts.of(r.getInitPid()).stream()
+                .filter(m -> !known.contains(m.describe()) && !(rootfs && Mounts.isDeviceBind(m))).toList();
         List<String> refused = own.stream().filter(m -> !m.type().equals("tmpfs")).map(Mounts.Mount::describe).toList();
         if (!refused.isEmpty()) {
             throw new Refusal("container " + r.getName() + " has mounts of its own that restore cannot recreate yet: "

@@ -117,12 +117,11 @@ record RootSetup(long namespaces, String rootfs, Path upper, Path work, Path mer
     void apply(RemoteSyscalls sys) {
         if ((namespaces & Namespaces.NEWNS) != 0) {
             Mounts.makePrivate(sys);
+            boolean proc = (namespaces & Namespaces.NEWPID) != 0;
             if (rootfs != null) {
-                Mounts.overlayRoot(sys, rootfs, upper, work, merged);
-                Mounts.mountDev(sys);
-            }
-            if ((namespaces & Namespaces.NEWPID) != 0) {
-                Mounts.mountProc(sys);
+                Mounts.overlayRoot(sys, rootfs, upper, work, merged, proc);
+            } else if (proc) {
+                Mounts.mountProc(sys, "/proc");
             }
             for (TmpfsMount t : tmpfs) {
                 Mounts.mountTmpfs(sys, t.getMountPoint(), t.getFlags(), t.getData());

@@ -21,7 +21,7 @@ import java.util.regex.Pattern;
 public final class Mounts {
     private static final long MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8, MS_REMOUNT = 32,
             MS_BIND = 4096, MS_REC = 0x4000, MS_PRIVATE = 1L << 18;
-    private static final int MNT_DETACH = 2, S_IFCHR = 0020000;
+    private static final int MNT_DETACH = 2, S_IFCHR = 0020000, S_IFREG = 0100000;
     private static final Pattern OCTAL = Pattern.compile("\\\\([0-7]{3})");
 
     private Mounts() {
@@ -38,10 +38,13 @@ public final class Mounts {
 
     /**
      * Mounts an overlay of {@code lower} (read-only layers, colon-separated, the first on top) under
-     * {@code upper} at {@code merged}, and makes it the root: pivot_root(".", ".") from inside it
-     * stacks the old root on top, and a lazy unmount drops it, so nothing of the host stays reachable.
+     * {@code upper} at {@code merged}, with a small /dev and (with {@code proc}) a fresh /proc in it,
+     * and makes it the root: pivot_root(".", ".") from inside it stacks the old root on top, and a
+     * lazy unmount drops it, so nothing of the host stays reachable. /dev and /proc are mounted
+     * before the host's root goes: in a user namespace, proc may only be mounted while a proc is
+     * fully visible in the mount namespace, and /dev's devices are bind mounts of the host's.
      */
-    public static void overlayRoot(RemoteSyscalls sys, String lower, Path upper, Path work, Path merged) {
+    public static void overlayRoot(RemoteSyscalls sys, String lower, Path upper, Path work, Path merged, boolean proc) {
         String options = "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work;
         try {
             long src = sys.scratch().putString("overlay").value();
@@ -49,6 +52,14 @@ public final class Mounts {
             long opts = sys.scratch().putString(options).value();
             sys.call("mount(overlay " + options + " on " + merged + ")", Nr.MOUNT, src, target, src, 0, opts);
             sys.call("chdir(" + merged + ")", Nr.CHDIR, target);
+        } finally {
+            sys.scratch().reset();
+        }
+        mountDev(sys);
+        if (proc) {
+            mountProc(sys, "proc");
+        }
+        try {
             long dot = sys.scratch().putString(".").value();
             sys.call("pivot_root(., .)", Nr.PIVOT_ROOT, dot, dot);
             sys.call("umount2(old root)", Nr.UMOUNT2, dot, MNT_DETACH);
@@ -58,28 +69,39 @@ public final class Mounts {
         }
     }
 
+    /** The character devices of a container's /dev, with their numbers. */
+    private static final String[] DEVICES = {"null", "zero", "full", "random", "urandom", "tty"};
+    private static final long[][] DEVICE_NUMBERS = {{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}};
+
+    /** Whether {@code m} is one of the device bind mounts {@link #mountDev} makes in a user namespace. */
+    public static boolean isDeviceBind(Mount m) {
+        return Arrays.stream(DEVICES).anyMatch(d -> m.point().equals("/dev/" + d));
+    }
+
     /**
-     * A small /dev of its own for a container with its own root: a tmpfs with the harmless
-     * character devices every program expects (null, zero, full, random, urandom, tty), made with
-     * mknod(2), which needs CAP_MKNOD in the initial user namespace (in a user namespace /dev stays empty).
+     * A small /dev for the overlay root being set up (relative to the working directory, the
+     * merged directory): a tmpfs with the harmless character devices every program expects
+     * (null, zero, full, random, urandom, tty), made with mknod(2). mknod of a device needs
+     * CAP_MKNOD in the initial user namespace; in a user namespace each is instead an empty file
+     * with the host's device bind-mounted on it (a bind mount of a device is allowed there, and
+     * the host's /dev is still in sight).
      */
-    public static void mountDev(RemoteSyscalls sys) {
-        String[] names = {"null", "zero", "full", "random", "urandom", "tty"};
-        long[][] numbers = {{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}};
+    private static void mountDev(RemoteSyscalls sys) {
         try {
-            long dev = mkdir(sys, "/dev", 0755);
+            long dev = mkdir(sys, "dev", 0755);
             long fs = sys.scratch().putString("tmpfs").value();
             long opts = sys.scratch().putString("mode=755,size=1m").value();
             sys.call("mount(tmpfs on /dev)", Nr.MOUNT, fs, dev, fs, MS_NOSUID, opts);
-            for (int i = 0; i < names.length; i++) {
-                long path = sys.scratch().putString("/dev/" + names[i]).value();
-                long devt = (numbers[i][0] << 8) | numbers[i][1];
+            for (int i = 0; i < DEVICES.length; i++) {
+                long path = sys.scratch().putString("dev/" + DEVICES[i]).value();
+                long devt = (DEVICE_NUMBERS[i][0] << 8) | DEVICE_NUMBERS[i][1];
                 long r = sys.raw(Nr.MKNOD, path, S_IFCHR | 0666, devt);
                 if (r == -Errno.EPERM) {
-                    return;
-                }
-                if (r < 0) {
-                    throw new RemoteSysException(sys.task().pid(), "mknod(/dev/" + names[i] + ")", (int) -r, path);
+                    sys.call("mknod(/dev/" + DEVICES[i] + ", S_IFREG)", Nr.MKNOD, path, S_IFREG | 0666, 0);
+                    long host = sys.scratch().putString("/dev/" + DEVICES[i]).value();
+                    sys.call("mount(/dev/" + DEVICES[i] + ", MS_BIND)", Nr.MOUNT, host, path, 0, MS_BIND, 0);
+                } else if (r < 0) {
+                    throw new RemoteSysException(sys.task().pid(), "mknod(/dev/" + DEVICES[i] + ")", (int) -r, path);
                 }
             }
         } finally {
@@ -188,12 +210,12 @@ public final class Mounts {
         return m.replaceAll(r -> Matcher.quoteReplacement(String.valueOf((char) Integer.parseInt(r.group(1), 8))));
     }
 
-    /** A fresh procfs on /proc, showing the caller's pid namespace (created if the root lacks the directory). */
-    public static void mountProc(RemoteSyscalls sys) {
+    /** A fresh procfs on {@code dir} (made if missing), showing the caller's pid namespace. */
+    public static void mountProc(RemoteSyscalls sys, String dir) {
         try {
-            long proc = mkdir(sys, "/proc", 0555);
+            long proc = mkdir(sys, dir, 0555);
             long fs = sys.scratch().putString("proc").value();
-            sys.call("mount(proc on /proc)", Nr.MOUNT, fs, proc, fs, MS_NOSUID | MS_NODEV | MS_NOEXEC, 0);
+            sys.call("mount(proc on " + dir + ")", Nr.MOUNT, fs, proc, fs, MS_NOSUID | MS_NODEV | MS_NOEXEC, 0);
         } finally {
             sys.scratch().reset();
         }
