@@ -14,6 +14,7 @@ import dev.cryo.ipc.IpcNamespaces;
 import dev.cryo.ns.Mounts;
 import dev.cryo.ns.Namespaces;
 import dev.cryo.ns.NetworkState;
+import dev.cryo.ns.UserNamespace;
 import dev.cryo.ns.Uts;
 import dev.cryo.ns.Veth;
 import dev.cryo.sys.Sys;
@@ -74,7 +75,7 @@ public final class ContainerCheckpoint {
     public static Checkpoint.Result run(String name, Path dir, boolean leaveRunning, boolean tcpEstablished, Progress progress) {
         ContainerRecord r = Containers.running(name);
         List<Mounts.Mount> ownMounts = ownMounts(r);
-        ContainerCgroup cgroup = new ContainerCgroup(Path.of(r.getCgroup()));
+        ContainerCgroup cgroup = Containers.cgroup(r); // null: held through ptrace alone
         long namespaces = Namespaces.ownOf(r.getInitPid(), Sys.getpid());
         Checkpoint.Container hook = new Checkpoint.Container() {
             @Override
@@ -87,7 +88,7 @@ public final class ContainerCheckpoint {
 
             @Override
             public void freeze() {
-                frozen = cgroup.freezeSeizable();
+                frozen = cgroup != null && cgroup.freezeSeizable();
             }
 
             @Override
@@ -99,6 +100,9 @@ public final class ContainerCheckpoint {
 
             @Override
             public void treeSeized(List<Integer> pids) {
+                if (cgroup == null) {
+                    return;
+                }
                 List<Integer> outside = cgroup.procs().stream().filter(p -> !pids.contains(p)).toList();
                 if (!outside.isEmpty()) {
                     throw new Refusal("container " + name + " has processes in its cgroup that are not descendants of its pid 1 "
@@ -109,8 +113,11 @@ public final class ContainerCheckpoint {
             @Override
             public void dumpNamespaces(DumpContext root) {
                 ContainerImage.Builder image = ContainerImage.newBuilder().setName(name).addAllCommand(r.getCommandList())
-                        .setNamespaces(namespaces).setCgroup(CgroupLimits.newBuilder().putAllFiles(cgroup.limits()))
+                        .setNamespaces(namespaces).setCgroup(CgroupLimits.newBuilder().putAllFiles(cgroup == null ? Map.of() : cgroup.limits()))
                         .setRootfs(r.getRootfs());
+                if ((namespaces & Namespaces.NEWUSER) != 0) {
+                    image.setUser(UserNamespace.of(r.getInitPid()));
+                }
                 if ((namespaces & Namespaces.NEWUTS) != 0) {
                     Uts.Names uts = Uts.read(root.syscalls());
                     image.setUts(UtsNamespace.newBuilder().setHostname(uts.hostname()).setDomainname(uts.domainname()));

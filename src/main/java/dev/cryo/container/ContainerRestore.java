@@ -13,6 +13,7 @@ import dev.cryo.image.proto.RootfsLayer;
 import dev.cryo.ipc.IpcNamespaces;
 import dev.cryo.ns.Namespaces;
 import dev.cryo.ns.NetworkState;
+import dev.cryo.ns.UserNamespace;
 import dev.cryo.ns.Uts;
 import dev.cryo.ns.Veth;
 import dev.cryo.proc.ProcFiles;
@@ -23,6 +24,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.function.Function;
+import java.util.logging.Logger;
 
 /**
  * Restores a checkpointed container, under its own name or another: a new cgroup with the saved
@@ -31,6 +33,8 @@ import java.util.function.Function;
  * the original, which may still run: restoring under another name clones the container.
  */
 public final class ContainerRestore {
+    private static final Logger LOG = Logger.getLogger("container");
+
     private ContainerRestore() {
     }
 
@@ -76,7 +80,12 @@ public final class ContainerRestore {
                 RootfsLayers.restore(ImageReader.open(dir, false).read(ImageKind.ROOTFS_UPPER, 0, RootfsLayer.parser()), setup.upper());
             }
             cgroup = ContainerCgroup.create(name);
-            cgroup.applyLimits(saved.getCgroup().getFilesMap());
+            if (cgroup != null) {
+                cgroup.applyLimits(saved.getCgroup().getFilesMap());
+            } else if (saved.getCgroup().getFilesCount() > 0) {
+                LOG.warning(() -> "container " + name + " runs without a cgroup, so without its saved limits "
+                        + saved.getCgroup().getFilesMap() + " (only root can create one)");
+            }
             ContainerCgroup joined = cgroup;
             tree = Restore.run(new Restore.Options(dir, false, new Restore.Container() {
                 @Override
@@ -87,7 +96,8 @@ public final class ContainerRestore {
                 @Override
                 public void namespacesCreated(int holder) {
                     if ((saved.getNamespaces() & Namespaces.NEWUSER) != 0) {
-                        RootSetup.identityIdMaps(holder);
+                        // images made before the maps were saved were root's: every id to itself
+                        UserNamespace.write(holder, saved.hasUser() ? saved.getUser() : UserNamespace.forCaller());
                     }
                     if (saved.hasNet()) { // before any process, so its sockets find their addresses
                         vethHost[0] = NetworkState.restore(holder, name, saved.getNet(), StateStore.root());
@@ -103,7 +113,9 @@ public final class ContainerRestore {
 
                 @Override
                 public void setUpRoot(RemoteSyscalls root) {
-                    joined.join(root.task().pid());
+                    if (joined != null) {
+                        joined.join(root.task().pid());
+                    }
                     setup.apply(root);
                     if (saved.hasIpc()) {
                         IpcNamespaces.restore(root, saved.getIpc());
@@ -124,7 +136,7 @@ public final class ContainerRestore {
         setup.dropStaged();
         StateStore.write(ContainerRecord.newBuilder().setName(name).setInitPid(tree.pid())
                 .setInitStartTime(ProcFiles.statField(ProcFiles.statFields(tree.pid()), 22))
-                .setCgroup(cgroup.dir().toString()).addAllCommand(saved.getCommandList()).setRootfs(saved.getRootfs())
+                .setCgroup(cgroup == null ? "" : cgroup.dir().toString()).addAllCommand(saved.getCommandList()).setRootfs(saved.getRootfs())
                 .setHostname(uts == null ? "" : uts.hostname()).setNamespaces(saved.getNamespaces())
                 .setCreatedUnixMs(System.currentTimeMillis()).setRestoredFrom(dir.toAbsolutePath().toString())
                 .setVethHost(vethHost[0]).setVethHostAddress(vethHost[0].isEmpty() ? "" : saved.getNet().getHostAddress())

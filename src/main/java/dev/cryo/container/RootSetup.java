@@ -139,16 +139,4 @@ record RootSetup(long namespaces, String rootfs, Path upper, Path work, Path mer
             Network.loopbackUp(sys);
         }
     }
-
-    /** Maps every uid and gid of a new user namespace to itself: root inside is root outside. */
-    static void identityIdMaps(int holder) {
-        for (String map : new String[] {"uid_map", "gid_map"}) {
-            Path f = Path.of("/proc/" + holder + "/" + map);
-            try {
-                Files.writeString(f, "0 0 4294967295\n");
-            } catch (IOException e) {
-                throw new CryoException("cannot write " + f + ": " + e.getMessage(), e);
-            }
-        }
-    }
 }

@@ -7,6 +7,7 @@ import dev.cryo.image.proto.ContainerRecord;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.file.AccessDeniedException;
 import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
@@ -14,6 +15,7 @@ import java.nio.file.Path;
 import java.nio.file.SimpleFileVisitor;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.BasicFileAttributes;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
@@ -117,6 +119,21 @@ public final class StateStore {
                 @Override
                 public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
                     Files.delete(file);
+                    return FileVisitResult.CONTINUE;
+                }
+
+                /**
+                 * Overlay leaves its work directory's "work" with mode 0; root reads it anyway, its
+                 * owner must first give itself the right (the only failure retried).
+                 */
+                @Override
+                public FileVisitResult visitFileFailed(Path file, IOException exc) throws IOException {
+                    if (!(exc instanceof AccessDeniedException) || !Files.isDirectory(file, LinkOption.NOFOLLOW_LINKS)
+                            || Files.isReadable(file)) {
+                        throw exc;
+                    }
+                    Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rwx------"));
+                    deleteTree(file);
                     return FileVisitResult.CONTINUE;
                 }
 
