@@ -11,7 +11,7 @@ import java.util.concurrent.Callable;
 
 @Command(name = "ps", mixinStandardHelpOptions = true,
         description = {"List containers: name, host pid of their first process, state, memory, command.",
-                "State lives under $CRYO_STATE_DIR, else /run/cryo."})
+                "State lives under $CRYO_STATE_DIR, else /run/cryo for root, $XDG_RUNTIME_DIR/cryo or /tmp/cryo-UID for another user."})
 final class PsCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;

@@ -68,6 +68,14 @@ public final class Run {
         if (o.command().isEmpty()) {
             throw new CryoException("no command given to run in the container");
         }
+        int euid = Sys.geteuid();
+        if (euid != 0 && !o.user()) {
+            throw new CryoException("user " + euid + " may create namespaces only inside a user namespace of its own: add --user");
+        }
+        if (euid != 0 && o.net() == Net.VETH) {
+            throw new CryoException("--net veth needs root: the host end of the pair is made in the host's network namespace"
+                    + " (use --net none or host)");
+        }
         String name = o.name() != null ? o.name() : "c" + Long.toHexString(System.nanoTime() & 0xffffffL);
         Containers.claimName(name);
         String hostname = o.hostname() != null ? o.hostname() : name;

@@ -4,6 +4,7 @@ import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.util.JsonFormat;
 import dev.cryo.CryoException;
 import dev.cryo.image.proto.ContainerRecord;
+import dev.cryo.sys.Sys;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -23,8 +24,7 @@ import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 /**
- * Where Cryo keeps its containers: one directory per container under $CRYO_STATE_DIR (else
- * /run/cryo) holding its record (container.json), its console log and its overlay's upper and
+ * Where Cryo keeps its containers: one directory per container under {@link #root()} holding its record (container.json), its console log and its overlay's upper and
  * work directories.
  */
 public final class StateStore {
@@ -37,12 +37,24 @@ public final class StateStore {
     /** System property that overrides $CRYO_STATE_DIR, for a JVM that runs Cryo's commands in-process (tests). */
     public static final String PROPERTY = "cryo.state.dir";
 
+    /**
+     * $CRYO_STATE_DIR; else /run/cryo for root; else, for a user who may not write there,
+     * $XDG_RUNTIME_DIR/cryo (the user's own run directory), or /tmp/cryo-UID without one.
+     */
     public static Path root() {
         String dir = System.getProperty(PROPERTY);
         if (dir == null || dir.isEmpty()) {
             dir = System.getenv("CRYO_STATE_DIR");
         }
-        return Path.of(dir != null && !dir.isEmpty() ? dir : "/run/cryo");
+        if (dir != null && !dir.isEmpty()) {
+            return Path.of(dir);
+        }
+        int euid = Sys.geteuid();
+        if (euid == 0) {
+            return Path.of("/run/cryo");
+        }
+        String runtime = System.getenv("XDG_RUNTIME_DIR");
+        return runtime != null && !runtime.isEmpty() ? Path.of(runtime, "cryo") : Path.of("/tmp/cryo-" + euid);
     }
 
     public static Path dir(String name) {
