@@ -38,7 +38,7 @@ final class CheckCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         boolean ok = true;
         for (Feature f : features) {
-            out.printf("%-22s %-8s %s%n", f.name(), f.available() ? "OK" : "missing", f.detail());
+            out.printf("%-24s %-8s %s%n", f.name(), f.available() ? "OK" : "missing", f.detail());
             ok &= f.available() || !f.required();
         }
         if (feature == null) { // criu's --feature answers with the feature's line alone

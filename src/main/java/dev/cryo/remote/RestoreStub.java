@@ -83,6 +83,18 @@ public final class RestoreStub implements AutoCloseable {
         }
     }
 
+    /**
+     * Makes the stub a plain user: no supplementary groups, then gid and uid {@code id} (real,
+     * effective, saved). The tasks it creates next, and the namespaces it unshares, are that user's.
+     */
+    public void becomeUser(int id) {
+        try (RemoteSyscalls sys = new RemoteSyscalls(stub, SYSCALL_INSN)) {
+            sys.call("setgroups(0)", Nr.SETGROUPS, 0, 0);
+            sys.call("setresgid(" + id + ")", Nr.SETRESGID, id, id, id);
+            sys.call("setresuid(" + id + ")", Nr.SETRESUID, id, id, id);
+        }
+    }
+
     public int pid() {
         return stub.pid();
     }
