@@ -39,7 +39,7 @@ final class CheckCommand implements Callable<Integer> {
         boolean ok = true;
         for (Feature f : features) {
             out.printf("%-24s %-8s %s%n", f.name(), f.available() ? "OK" : "missing", f.detail());
-            ok &= f.available() || !f.required();
+            ok &= f.available() || (!f.required() && feature == null); // one feature asked for: is it there
         }
         if (feature == null) { // criu's --feature answers with the feature's line alone
             out.println(ok ? "Looks good." : "Some feature checkpoint/restore needs is missing.");

@@ -347,7 +347,7 @@ class ContainerTest extends TargetTest {
         return awaitFile(targetState.resolve("result")).strip();
     }
 
-    private static String awaitFile(Path file) throws InterruptedException, IOException {
+    static String awaitFile(Path file) throws InterruptedException, IOException {
         long deadline = System.nanoTime() + 10_000_000_000L;
         while (!Files.exists(file)) {
             if (System.nanoTime() > deadline) {
@@ -359,7 +359,7 @@ class ContainerTest extends TargetTest {
     }
 
     /** The lines of a file of the container's overlay upper layer, as the image saved it. */
-    private static List<String> savedLines(Path images, String path) {
+    static List<String> savedLines(Path images, String path) {
         RootfsLayer layer = ImageReader.open(images, true).read(ImageKind.ROOTFS_UPPER, 0, RootfsLayer.parser());
         for (LayerEntry e : layer.getEntriesList()) {
             if (e.getPath().equals(path)) {
@@ -445,14 +445,14 @@ class ContainerTest extends TargetTest {
     }
 
     /** Lines "N ..." with N = 1, 2, 3 ... in order. */
-    private static void assertCounts(List<String> lines, String what) {
+    static void assertCounts(List<String> lines, String what) {
         for (int i = 0; i < lines.size(); i++) {
             assertThat(lines.get(i)).as(what + " line " + (i + 1)).startsWith((i + 1) + " ");
         }
     }
 
     /** Waits until {@code file} has at least {@code min} complete lines; returns the complete ones. */
-    private static List<String> awaitLines(Path file, int min) throws InterruptedException {
+    static List<String> awaitLines(Path file, int min) throws InterruptedException {
         long deadline = System.nanoTime() + 20_000_000_000L;
         List<String> lines = List.of();
         while (System.nanoTime() < deadline) {

@@ -1,0 +1,177 @@
+package dev.cryo.e2e;
+
+import dev.cryo.testing.CryoCli;
+import dev.cryo.testing.TargetBuilder;
+import dev.cryo.testing.UnprivilegedCryo;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.List;
+
+import static dev.cryo.e2e.ContainerTest.assertCounts;
+import static dev.cryo.e2e.ContainerTest.awaitFile;
+import static dev.cryo.e2e.ContainerTest.awaitLines;
+import static dev.cryo.e2e.ContainerTest.savedLines;
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * Containers of a user other than root ({@link UnprivilegedCryo}: uid and gid 59999, in a JVM of
+ * its own): that user runs one with --user, checkpoints it and restores it, and the restored
+ * processes prove their state as in {@link ContainerTest}. No cgroup (root owns the hierarchy):
+ * the tree is held through ptrace alone. Inside, the user is root; on the host every process and
+ * every file it writes is the user's. Skipped, with the reason, where the kernel gives such a
+ * user no user namespace (as `cryo check --feature unprivileged_containers` finds).
+ */
+class UnprivilegedContainerTest extends TargetTest {
+    private static final String ID = Integer.toString(UnprivilegedCryo.ID);
+    private final List<String> containers = new ArrayList<>();
+    private UnprivilegedCryo cryo;
+    private Path rootfs;
+
+    @BeforeEach
+    void userAndRootfs() throws IOException {
+        String why = UnprivilegedCryo.unavailable();
+        Assumptions.assumeTrue(why == null, why);
+        Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString("rwxr-xr-x")); // the user passes through
+        cryo = new UnprivilegedCryo(tmp.resolve("user"));
+        rootfs = tmp.resolve("rootfs");
+        Files.createDirectories(rootfs.resolve("app"));
+        Files.createDirectories(rootfs.resolve("out"));
+        for (String f : new String[] {"counter.sh", "writer.py", "talkers.py"}) {
+            Path to = rootfs.resolve("app").resolve(f);
+            Files.copy(Path.of("src/test/resources/container", f), to);
+            to.toFile().setExecutable(true);
+        }
+        Files.createSymbolicLink(rootfs.resolve("usr"), Path.of("/"));
+        // the user's, so root inside the container owns them (an id the namespace does not map could not be written)
+        UnprivilegedCryo.chown(rootfs);
+    }
+
+    @AfterEach
+    void killContainers() {
+        for (String name : containers) {
+            cryo.run("kill", name);
+        }
+    }
+
+    @Test
+    void aUserCheckpointsItsContainerAndRestoresACloneBesideIt() throws Exception {
+        run("orig", "--hostname", "box", "--rootfs", rootfs + ":/usr", "--", "/app/counter.sh");
+        Path origOut = cryo.state().resolve("orig/upper/out");
+        awaitLines(origOut.resolve("python.log"), 10);
+        awaitLines(origOut.resolve("shell.log"), 10);
+        assertThat(record("orig")).as("no cgroup for a user other than root").doesNotContain("\"cgroup\"");
+        assertOwnedByTheUser(hostPid("orig"));
+
+        Path images = tmp.resolve("user/img");
+        CryoCli.Result dump = cryo.run("checkpoint", "--container", "orig", "-D", images.toString(), "--leave-running");
+        assertThat(dump.exitCode()).as(dump.toString()).isZero();
+        assertThat(dump.out()).contains("Checkpointed container orig").contains("left running");
+        List<String> shellAtCheckpoint = savedLines(images, "out/shell.log");
+        List<String> pythonAtCheckpoint = savedLines(images, "out/python.log");
+
+        CryoCli.Result restore = cryo.run("restore", "-D", images.toString(), "--name", "clone", "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        containers.add("clone");
+        Path out = cryo.state().resolve("clone/upper/out");
+        List<String> shell = awaitLines(out.resolve("shell.log"), shellAtCheckpoint.size() + 20);
+        List<String> python = awaitLines(out.resolve("python.log"), pythonAtCheckpoint.size() + 20);
+        // rolled back to checkpoint time, then continued from the saved counters: no gap, no repeat
+        assertThat(shell.subList(0, shellAtCheckpoint.size())).isEqualTo(shellAtCheckpoint);
+        assertThat(python.subList(0, pythonAtCheckpoint.size())).isEqualTo(pythonAtCheckpoint);
+        assertCounts(shell, "clone shell.log");
+        assertCounts(python, "clone python.log");
+        assertThat(shell).allMatch(l -> l.endsWith(" 1 box"), "every shell line says pid 1, host box");
+        String pythonPid = pythonAtCheckpoint.getFirst().split(" ")[1];
+        assertThat(python).allMatch(l -> l.endsWith(" " + pythonPid + " /app/counter.sh"),
+                "python keeps its pid " + pythonPid + " and sees the script as pid 1");
+        assertOwnedByTheUser(hostPid("clone"));
+        assertThat(Files.getOwner(out.resolve("shell.log")).getName()).isEqualTo(ID);
+        // the original, left running beside its clone, went on in its own files
+        List<String> original = awaitLines(origOut.resolve("shell.log"), shellAtCheckpoint.size() + 20);
+        assertCounts(original, "orig shell.log");
+        assertThat(cryo.run("ps").out()).containsPattern("orig +\\d+ running").containsPattern("clone +\\d+ running");
+    }
+
+    @Test
+    void connectionsAndSysvIpcInsideComeBack() throws Exception {
+        // TCP over the container's own loopback (TCP_REPAIR there needs no privilege on the host) and a unix socket
+        run("talk", "--net", "none", "--rootfs", rootfs + ":/usr", "--", "/usr/bin/python3", "/app/talkers.py");
+        // a C target checking its SysV objects, in the host's root (its binary copied where the user reads it)
+        Path binary = tmp.resolve("sysvipc");
+        Files.copy(TargetBuilder.build("sysvipc"), binary);
+        Path targetState = tmp.resolve("shm-state");
+        Files.createDirectories(targetState);
+        UnprivilegedCryo.chown(targetState);
+        run("shm", "--", binary.toString(), targetState.toString());
+        awaitLines(cryo.state().resolve("talk/upper/out/tcp"), 5);
+        awaitFile(targetState.resolve("ready"));
+        assertThat(check("shm", targetState)).isEqualTo("PASS");
+
+        for (String name : new String[] {"talk", "shm"}) {
+            CryoCli.Result dump = cryo.run("checkpoint", "--container", name, "-D", tmp.resolve("user/img-" + name).toString());
+            assertThat(dump.exitCode()).as(dump.toString()).isZero();
+            CryoCli.Result restore = cryo.run("restore", "-D", tmp.resolve("user/img-" + name).toString(), "--name", name + "2", "-d");
+            assertThat(restore.exitCode()).as(restore.toString()).isZero();
+            containers.add(name + "2");
+        }
+        assertThat(check("shm2", targetState)).isEqualTo("PASS");
+        for (String stream : new String[] {"tcp", "unix"}) {
+            int before = savedLines(tmp.resolve("user/img-talk"), "out/" + stream).size();
+            List<String> lines = awaitLines(cryo.state().resolve("talk2/upper/out/" + stream), before + 10);
+            assertCounts(lines, "the " + stream + " stream");
+            assertThat(lines).as(stream).allMatch(l -> l.endsWith(" ok"));
+        }
+        assertThat(cryo.state().resolve("talk2/upper/out/client-bad")).doesNotExist();
+    }
+
+    @Test
+    void whatNeedsRootIsRefusedClearly() {
+        CryoCli.Result noUserNamespace = cryo.run("run", "-d", "--name", "x", "--", "/bin/true");
+        assertThat(noUserNamespace.exitCode()).isEqualTo(1);
+        assertThat(noUserNamespace.err()).contains("user " + ID + " may create namespaces only inside a user namespace of its own: add --user");
+        CryoCli.Result veth = cryo.run("run", "-d", "--user", "--net", "veth", "--name", "y", "--", "/bin/true");
+        assertThat(veth.exitCode()).isEqualTo(1);
+        assertThat(veth.err()).contains("--net veth needs root");
+        assertThat(cryo.state().resolve("x")).doesNotExist();
+        assertThat(cryo.state().resolve("y")).doesNotExist();
+    }
+
+    /** Every process of the container runs as the user on the host, and its user namespace maps root inside to it alone. */
+    private static void assertOwnedByTheUser(int pid) throws IOException {
+        String status = Files.readString(Path.of("/proc/" + pid + "/status"));
+        assertThat(status).containsPattern("Uid:\\s+" + ID + "\\s+" + ID + "\\s+" + ID + "\\s+" + ID);
+        assertThat(Files.readString(Path.of("/proc/" + pid + "/uid_map")).strip().split("\\s+"))
+                .containsExactly("0", ID, "1");
+    }
+
+    /** Asks the target, pid 1 of container {@code name}, to check itself (SIGUSR2); its verdict. */
+    private String check(String name, Path targetState) throws Exception {
+        Files.deleteIfExists(targetState.resolve("result"));
+        dev.cryo.sys.Sys.kill(hostPid(name), 12);
+        return awaitFile(targetState.resolve("result")).strip();
+    }
+
+    private void run(String name, String... args) {
+        List<String> argv = new ArrayList<>(List.of("run", "-d", "--user", "--name", name));
+        argv.addAll(List.of(args));
+        CryoCli.Result r = cryo.run(argv.toArray(String[]::new));
+        assertThat(r.exitCode()).as(r.toString()).isZero();
+        containers.add(name);
+    }
+
+    private String record(String name) throws IOException {
+        return Files.readString(cryo.state().resolve(name + "/container.json"));
+    }
+
+    private int hostPid(String name) throws IOException {
+        return Integer.parseInt(record(name).replaceAll("(?s).*\"initPid\": (\\d+).*", "$1"));
+    }
+}
