@@ -87,6 +87,16 @@ public final class UserNamespace {
         return OVERFLOW_ID;
     }
 
+    /** Host uid {@code hostUid} as process {@code pid}'s user namespace sees it (what a call injected into it takes). */
+    public static int uidInside(int pid, long hostUid) {
+        return inside(ProcFiles.readString(pid, "uid_map"), hostUid);
+    }
+
+    /** Host gid {@code hostGid} as process {@code pid}'s user namespace sees it. */
+    public static int gidInside(int pid, long hostGid) {
+        return inside(ProcFiles.readString(pid, "gid_map"), hostGid);
+    }
+
     /** One "inside outside count" line per mapping, single-spaced (the kernel pads them in columns). */
     private static String normalized(String map) {
         return String.join("\n", map.lines().map(l -> String.join(" ", l.strip().split("\\s+"))).filter(l -> !l.isEmpty()).toList());
