@@ -77,6 +77,8 @@ class UnprivilegedContainerTest extends TargetTest {
         CryoCli.Result dump = cryo.run("checkpoint", "--container", "orig", "-D", images.toString(), "--leave-running");
         assertThat(dump.exitCode()).as(dump.toString()).isZero();
         assertThat(dump.out()).contains("Checkpointed container orig").contains("left running");
+        assertThat(CryoCli.run("inspect", images.toString()).out()) // in this JVM: root reads the image too
+                .contains("user namespace: uid map 0 " + ID + " 1, gid map 0 " + ID + " 1, setgroups denied");
         List<String> shellAtCheckpoint = savedLines(images, "out/shell.log");
         List<String> pythonAtCheckpoint = savedLines(images, "out/python.log");
 
