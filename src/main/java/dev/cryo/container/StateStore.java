@@ -54,7 +54,19 @@ public final class StateStore {
             return Path.of("/run/cryo");
         }
         String runtime = System.getenv("XDG_RUNTIME_DIR");
-        return runtime != null && !runtime.isEmpty() ? Path.of(runtime, "cryo") : Path.of("/tmp/cryo-" + euid);
+        if (runtime != null && !runtime.isEmpty()) {
+            return Path.of(runtime, "cryo");
+        }
+        Path shared = Path.of("/tmp/cryo-" + euid); // where anyone could have made it first
+        try {
+            if (Files.exists(shared, LinkOption.NOFOLLOW_LINKS)
+                    && ((Number) Files.getAttribute(shared, "unix:uid", LinkOption.NOFOLLOW_LINKS)).intValue() != euid) {
+                throw new CryoException(shared + " belongs to another user; set CRYO_STATE_DIR to a directory of your own");
+            }
+        } catch (IOException e) {
+            throw new CryoException("cannot check " + shared + ": " + e.getMessage(), e);
+        }
+        return shared;
     }
 
     public static Path dir(String name) {
