@@ -187,11 +187,21 @@ public final class Mounts {
         try {
             long at = mkdir(sys, point, 0755);
             long fs = sys.scratch().putString("tmpfs").value();
-            long options = sys.scratch().putString(data).value();
+            long options = sys.scratch().putString(idsInside(sys.task().pid(), data)).value();
             sys.call("mount(tmpfs on " + point + ")", Nr.MOUNT, fs, at, fs, flags & ~MS_RDONLY, options);
         } finally {
             sys.scratch().reset();
         }
+    }
+
+    /**
+     * mountinfo shows a tmpfs's uid= and gid= as the host sees them; mount(2) inside a user
+     * namespace takes them as that namespace sees them (an unmapped one is EINVAL).
+     */
+    static String idsInside(int pid, String data) {
+        return String.join(",", Arrays.stream(data.split(",")).map(o -> o.startsWith("uid=")
+                ? "uid=" + UserNamespace.uidInside(pid, Long.parseLong(o.substring(4)))
+                : o.startsWith("gid=") ? "gid=" + UserNamespace.gidInside(pid, Long.parseLong(o.substring(4))) : o).toList());
     }
 
     public static void remountReadOnly(RemoteSyscalls sys, String point, long flags) {

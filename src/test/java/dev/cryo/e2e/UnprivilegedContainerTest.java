@@ -65,7 +65,7 @@ class UnprivilegedContainerTest extends TargetTest {
     }
 
     @Test
-    void aUserCheckpointsItsContainerAndRestoresACloneBesideIt() throws Exception {
+    void aUserCheckpointsItsContainerAndRestoresTwoClonesBesideIt() throws Exception {
         run("orig", "--hostname", "box", "--rootfs", rootfs + ":/usr", "--", "/app/counter.sh");
         Path origOut = cryo.state().resolve("orig/upper/out");
         awaitLines(origOut.resolve("python.log"), 10);
@@ -82,31 +82,37 @@ class UnprivilegedContainerTest extends TargetTest {
         List<String> shellAtCheckpoint = savedLines(images, "out/shell.log");
         List<String> pythonAtCheckpoint = savedLines(images, "out/python.log");
 
-        CryoCli.Result restore = cryo.run("restore", "-D", images.toString(), "--name", "clone", "-d");
-        assertThat(restore.exitCode()).as(restore.toString()).isZero();
-        containers.add("clone");
-        Path out = cryo.state().resolve("clone/upper/out");
-        List<String> shell = awaitLines(out.resolve("shell.log"), shellAtCheckpoint.size() + 20);
-        List<String> python = awaitLines(out.resolve("python.log"), pythonAtCheckpoint.size() + 20);
-        // rolled back to checkpoint time, then continued from the saved counters: no gap, no repeat
-        assertThat(shell.subList(0, shellAtCheckpoint.size())).isEqualTo(shellAtCheckpoint);
-        assertThat(python.subList(0, pythonAtCheckpoint.size())).isEqualTo(pythonAtCheckpoint);
-        assertCounts(shell, "clone shell.log");
-        assertCounts(python, "clone python.log");
-        assertThat(shell).allMatch(l -> l.endsWith(" 1 box"), "every shell line says pid 1, host box");
-        String pythonPid = pythonAtCheckpoint.getFirst().split(" ")[1];
-        assertThat(python).allMatch(l -> l.endsWith(" " + pythonPid + " /app/counter.sh"),
-                "python keeps its pid " + pythonPid + " and sees the script as pid 1");
-        assertOwnedByTheUser(hostPid("clone"));
-        assertThat(Files.getOwner(out.resolve("shell.log")).getName()).isEqualTo(ID);
-        // the original, left running beside its clone, went on in its own files
+        for (String clone : new String[] {"clone1", "clone2"}) {
+            CryoCli.Result restore = cryo.run("restore", "-D", images.toString(), "--name", clone, "-d");
+            assertThat(restore.exitCode()).as(restore.toString()).isZero();
+            containers.add(clone);
+        }
+        for (String clone : new String[] {"clone1", "clone2"}) {
+            Path out = cryo.state().resolve(clone + "/upper/out");
+            List<String> shell = awaitLines(out.resolve("shell.log"), shellAtCheckpoint.size() + 20);
+            List<String> python = awaitLines(out.resolve("python.log"), pythonAtCheckpoint.size() + 20);
+            // rolled back to checkpoint time, then continued from the saved counters: no gap, no repeat
+            assertThat(shell.subList(0, shellAtCheckpoint.size())).isEqualTo(shellAtCheckpoint);
+            assertThat(python.subList(0, pythonAtCheckpoint.size())).isEqualTo(pythonAtCheckpoint);
+            assertCounts(shell, clone + " shell.log");
+            assertCounts(python, clone + " python.log");
+            assertThat(shell).allMatch(l -> l.endsWith(" 1 box"), "every shell line says pid 1, host box");
+            String pythonPid = pythonAtCheckpoint.getFirst().split(" ")[1];
+            assertThat(python).allMatch(l -> l.endsWith(" " + pythonPid + " /app/counter.sh"),
+                    "python keeps its pid " + pythonPid + " and sees the script as pid 1");
+            assertOwnedByTheUser(hostPid(clone));
+            assertThat(Files.getOwner(out.resolve("shell.log")).getName()).isEqualTo(ID);
+        }
+        assertThat(hostPid("clone1")).isNotEqualTo(hostPid("clone2"));
+        // the original, left running beside its clones, went on in its own files
         List<String> original = awaitLines(origOut.resolve("shell.log"), shellAtCheckpoint.size() + 20);
         assertCounts(original, "orig shell.log");
-        assertThat(cryo.run("ps").out()).containsPattern("orig +\\d+ running").containsPattern("clone +\\d+ running");
+        assertThat(cryo.run("ps").out()).containsPattern("orig +\\d+ running")
+                .containsPattern("clone1 +\\d+ running").containsPattern("clone2 +\\d+ running");
     }
 
     @Test
-    void connectionsAndSysvIpcInsideComeBack() throws Exception {
+    void connectionsSysvIpcAndTmpfsInsideComeBack() throws Exception {
         // TCP over the container's own loopback (TCP_REPAIR there needs no privilege on the host) and a unix socket
         run("talk", "--net", "none", "--rootfs", rootfs + ":/usr", "--", "/usr/bin/python3", "/app/talkers.py");
         // a C target checking its SysV objects, in the host's root (its binary copied where the user reads it)
@@ -116,11 +122,17 @@ class UnprivilegedContainerTest extends TargetTest {
         Files.createDirectories(targetState);
         UnprivilegedCryo.chown(targetState);
         run("shm", "--", binary.toString(), targetState.toString());
+        // a tmpfs it mounts itself, with a file kept and one it keeps open and appends to
+        run("tmpfs", "--rootfs", rootfs + ":/usr", "--", "/bin/sh", "-c",
+                "mkdir -p /scratch && mount -t tmpfs -o size=1m,mode=750 none /scratch && echo kept > /scratch/keep"
+                        + " && exec 3>>/scratch/log && i=0 && while :; do i=$((i + 1)); echo \"$i x\" >&3;"
+                        + " cp /scratch/log /out/copy.tmp; mv /out/copy.tmp /out/copy; sleep 0.02; done");
+        awaitLines(cryo.state().resolve("tmpfs/upper/out/copy"), 5);
         awaitLines(cryo.state().resolve("talk/upper/out/tcp"), 5);
         awaitFile(targetState.resolve("ready"));
         assertThat(check("shm", targetState)).isEqualTo("PASS");
 
-        for (String name : new String[] {"talk", "shm"}) {
+        for (String name : new String[] {"talk", "shm", "tmpfs"}) {
             CryoCli.Result dump = cryo.run("checkpoint", "--container", name, "-D", tmp.resolve("user/img-" + name).toString());
             assertThat(dump.exitCode()).as(dump.toString()).isZero();
             CryoCli.Result restore = cryo.run("restore", "-D", tmp.resolve("user/img-" + name).toString(), "--name", name + "2", "-d");
@@ -135,6 +147,9 @@ class UnprivilegedContainerTest extends TargetTest {
             assertThat(lines).as(stream).allMatch(l -> l.endsWith(" ok"));
         }
         assertThat(cryo.state().resolve("talk2/upper/out/client-bad")).doesNotExist();
+        int before = savedLines(tmp.resolve("user/img-tmpfs"), "out/copy").size();
+        assertCounts(awaitLines(cryo.state().resolve("tmpfs2/upper/out/copy"), before + 10), "the tmpfs log, copied out");
+        assertThat(Files.readString(Path.of("/proc/" + hostPid("tmpfs2") + "/root/scratch/keep"))).isEqualTo("kept\n");
     }
 
     @Test
