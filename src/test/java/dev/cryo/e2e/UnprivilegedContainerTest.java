@@ -82,6 +82,14 @@ class UnprivilegedContainerTest extends TargetTest {
         List<String> shellAtCheckpoint = savedLines(images, "out/shell.log");
         List<String> pythonAtCheckpoint = savedLines(images, "out/python.log");
 
+        // another user may not map this one's ids: refused, naming them, and nothing of the container is left
+        UnprivilegedCryo other = new UnprivilegedCryo(tmp.resolve("other"), UnprivilegedCryo.OTHER_ID);
+        CryoCli.Result refused = other.run("restore", "-D", images.toString(), "--name", "stolen", "-d");
+        assertThat(refused.exitCode()).as(refused.toString()).isEqualTo(1);
+        assertThat(refused.err()).contains("uid_map").contains("may map only its own uid and gid")
+                .contains("uid map '0 " + ID + " 1'");
+        assertThat(other.state().resolve("stolen")).doesNotExist();
+
         for (String clone : new String[] {"clone1", "clone2"}) {
             CryoCli.Result restore = cryo.run("restore", "-D", images.toString(), "--name", clone, "-d");
             assertThat(restore.exitCode()).as(restore.toString()).isZero();

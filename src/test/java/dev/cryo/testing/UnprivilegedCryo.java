@@ -25,23 +25,31 @@ import java.util.stream.Stream;
 public final class UnprivilegedCryo {
     /** The user's uid and gid. */
     public static final int ID = 59999;
+    /** Another user's, for what one user may not do with another's containers. */
+    public static final int OTHER_ID = 59998;
     private static final long TIMEOUT_SECONDS = 120;
     private static Path classpathCopy;
     private static String javaCommand;
     private static String unavailable;
     private static boolean probed;
 
+    private final int id;
     private final Path work;
     private final Path state;
     private int calls;
 
-    /** @param work a directory made here (its parent must be enterable by the user), owned by the user */
+    /** As user {@link #ID}; @param work a directory made here (its parent must be enterable by the user), owned by the user */
     public UnprivilegedCryo(Path work) {
+        this(work, ID);
+    }
+
+    public UnprivilegedCryo(Path work, int id) {
+        this.id = id;
         this.work = work;
         this.state = work.resolve("state");
         try {
             Files.createDirectories(work);
-            chown(work);
+            chown(work, id);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
@@ -118,7 +126,7 @@ public final class UnprivilegedCryo {
             List<String> command = new ArrayList<>(List.of(TargetBuilder.build("reaper").toString(), call.toString(),
                     "/bin/sh", "-c", "\"$@\" >\"$0/stdout\" 2>\"$0/stderr\"; echo $? >\"$0/exit.tmp\"; mv \"$0/exit.tmp\" \"$0/exit\"",
                     call.toString()));
-            command.addAll(asUser());
+            command.addAll(asUser(id));
             command.addAll(List.of("env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                     "CRYO_STATE_DIR=" + state, javaCommand, "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-XX:-UsePerfData",
                     "-Xmx256m", "-Xshare:auto", "--enable-native-access=ALL-UNNAMED", "-cp",
@@ -130,7 +138,7 @@ public final class UnprivilegedCryo {
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(TIMEOUT_SECONDS);
             while (!Files.exists(exit)) {
                 if (System.nanoTime() > deadline) {
-                    throw new AssertionError("cryo " + String.join(" ", args) + " as user " + ID + " did not finish within "
+                    throw new AssertionError("cryo " + String.join(" ", args) + " as user " + id + " did not finish within "
                             + TIMEOUT_SECONDS + " s");
                 }
                 if (!reaper.isAlive() && !Files.exists(exit)) {
@@ -149,19 +157,23 @@ public final class UnprivilegedCryo {
         }
     }
 
-    private static List<String> asUser() {
-        return List.of("/usr/bin/setpriv", "--reuid=" + ID, "--regid=" + ID, "--clear-groups");
+    private static List<String> asUser(int id) {
+        return List.of("/usr/bin/setpriv", "--reuid=" + id, "--regid=" + id, "--clear-groups");
     }
 
     private static int setpriv(List<String> command) throws IOException {
-        List<String> c = new ArrayList<>(asUser());
+        List<String> c = new ArrayList<>(asUser(ID));
         c.addAll(command);
         return waitFor(new ProcessBuilder(c).redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start());
     }
 
-    /** Makes {@code path} (and what is in it) the user's. */
+    /** Makes {@code path} (and what is in it) user {@link #ID}'s. */
     public static void chown(Path path) {
-        exec(List.of("chown", "-R", ID + ":" + ID, path.toString()));
+        chown(path, ID);
+    }
+
+    private static void chown(Path path, int id) {
+        exec(List.of("chown", "-R", id + ":" + id, path.toString()));
     }
 
     private static void exec(List<String> command) {
