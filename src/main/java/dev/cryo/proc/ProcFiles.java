@@ -89,6 +89,14 @@ public final class ProcFiles {
         }
     }
 
+    /**
+     * Where Cryo finds {@code path} as process {@code pid} sees it: through /proc/PID/root, as its
+     * root may not be Cryo's (a container's overlay root holds files the host has nowhere else).
+     */
+    public static Path inRootOf(int pid, String path) {
+        return dir(pid).resolve("root" + path);
+    }
+
     /** The children of thread {@code tid} of process {@code pid}: a child belongs to the thread that forked it. */
     public static List<Integer> children(int pid, int tid) {
         List<Integer> out = new ArrayList<>();
