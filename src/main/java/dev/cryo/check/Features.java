@@ -91,7 +91,7 @@ public final class Features {
             }
             return "user pid mnt ipc uts net cgroup time";
         }));
-        out.add(probe("unprivileged_containers", false, Features::unprivilegedContainers));
+        out.add(unprivilegedContainers());
         out.add(probe("overlayfs", false, () -> {
             // the root of a container run with --rootfs
             if (!fileSystemKnown("overlay")) {
@@ -264,7 +264,11 @@ public final class Features {
      * turn this off with kernel.unprivileged_userns_clone=0, user.max_user_namespaces=0 or
      * AppArmor's kernel.apparmor_restrict_unprivileged_userns=1; those are named when it fails.
      */
-    private static String unprivilegedContainers() {
+    public static Feature unprivilegedContainers() {
+        return probe("unprivileged_containers", false, Features::tryUnprivilegedContainer);
+    }
+
+    private static String tryUnprivilegedContainer() {
         int euid = Sys.geteuid();
         try (RestoreStub stub = RestoreStub.spawn()) {
             UserNamespaceMaps maps = UserNamespace.forCaller();

@@ -3,7 +3,6 @@ package dev.cryo.container;
 import dev.cryo.CryoException;
 import dev.cryo.check.Cgroups;
 import dev.cryo.proc.ProcFiles;
-
 import dev.cryo.sys.Sys;
 
 import java.io.IOException;

@@ -18,6 +18,7 @@ import dev.cryo.ns.Uts;
 import dev.cryo.ns.Veth;
 import dev.cryo.proc.ProcFiles;
 import dev.cryo.remote.RemoteSyscalls;
+import dev.cryo.sys.Sys;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -58,11 +59,27 @@ public final class ContainerRestore {
                 .map(a -> a.getAddress() + "/" + a.getPrefixLen()).findFirst().orElse("");
     }
 
+    /** A user other than root makes namespaces only inside a user namespace of its own, and no veth. */
+    private static void checkMayRestore(ContainerImage saved) {
+        int euid = Sys.geteuid();
+        if (euid == 0) {
+            return;
+        }
+        if ((saved.getNamespaces() & Namespaces.NEWUSER) == 0) {
+            throw new CryoException("container " + saved.getName() + " had no user namespace of its own (run without --user):"
+                    + " only root can restore it");
+        }
+        if (saved.getNet().getInterfacesList().stream().anyMatch(i -> i.getKind() == NetInterface.Kind.VETH)) {
+            throw new CryoException("container " + saved.getName() + " had a veth uplink, which only root can make");
+        }
+    }
+
     public static Restored run(Path dir, String newName) {
         ContainerImage saved = ImageReader.open(dir, false).read(ImageKind.CONTAINER, 0, ContainerImage.parser());
         if ((saved.getNamespaces() & Namespaces.NEWPID) == 0) {
             throw new CryoException("the image's container had no pid namespace of its own; it cannot be restored as a container");
         }
+        checkMayRestore(saved);
         String name = newName != null ? newName : saved.getName();
         Containers.claimName(name);
         Path state = StateStore.dir(name);

@@ -1,5 +1,6 @@
 package dev.cryo.e2e;
 
+import dev.cryo.proc.ProcFiles;
 import dev.cryo.testing.CryoCli;
 import dev.cryo.testing.TargetBuilder;
 import dev.cryo.testing.UnprivilegedCryo;
@@ -121,43 +122,43 @@ class UnprivilegedContainerTest extends TargetTest {
 
     @Test
     void connectionsSysvIpcAndTmpfsInsideComeBack() throws Exception {
-        // TCP over the container's own loopback (TCP_REPAIR there needs no privilege on the host) and a unix socket
-        run("talk", "--net", "none", "--rootfs", rootfs + ":/usr", "--", "/usr/bin/python3", "/app/talkers.py");
-        // a C target checking its SysV objects, in the host's root (its binary copied where the user reads it)
-        Path binary = tmp.resolve("sysvipc");
-        Files.copy(TargetBuilder.build("sysvipc"), binary);
-        Path targetState = tmp.resolve("shm-state");
-        Files.createDirectories(targetState);
-        UnprivilegedCryo.chown(targetState);
-        run("shm", "--", binary.toString(), targetState.toString());
-        // a tmpfs it mounts itself, with a file kept and one it keeps open and appends to
-        run("tmpfs", "--rootfs", rootfs + ":/usr", "--", "/bin/sh", "-c",
+        // one container, as each command is a JVM start: pid 1, a shell, appends to a file of a tmpfs it
+        // mounted, on an fd it keeps open; beside it python3 talks over TCP on the container's own loopback
+        // (TCP_REPAIR there needs no privilege on the host) and over a unix socket, and a C target checks
+        // the SysV IPC objects of the container's namespace
+        Files.copy(TargetBuilder.build("sysvipc"), rootfs.resolve("app/sysvipc"));
+        UnprivilegedCryo.chown(rootfs.resolve("app/sysvipc"));
+        run("box", "--net", "none", "--rootfs", rootfs + ":/usr", "--", "/bin/sh", "-c",
                 "mkdir -p /scratch && mount -t tmpfs -o size=1m,mode=750 none /scratch && echo kept > /scratch/keep"
-                        + " && exec 3>>/scratch/log && i=0 && while :; do i=$((i + 1)); echo \"$i x\" >&3;"
+                        + " && mkdir /scratch/shm || exit 1; /app/sysvipc /scratch/shm & /usr/bin/python3 /app/talkers.py &"
+                        + " exec 3>>/scratch/log; i=0; while :; do i=$((i + 1)); echo \"$i x\" >&3;"
                         + " cp /scratch/log /out/copy.tmp; mv /out/copy.tmp /out/copy; sleep 0.02; done");
-        awaitLines(cryo.state().resolve("tmpfs/upper/out/copy"), 5);
-        awaitLines(cryo.state().resolve("talk/upper/out/tcp"), 5);
-        awaitFile(targetState.resolve("ready"));
-        assertThat(check("shm", targetState)).isEqualTo("PASS");
+        Path out = cryo.state().resolve("box/upper/out");
+        awaitFile(Path.of("/proc/" + hostPid("box") + "/root/scratch/shm/ready"));
+        assertThat(checkSysvIpc("box")).isEqualTo("PASS");
+        awaitLines(out.resolve("tcp"), 5);
+        awaitLines(out.resolve("unix"), 5);
+        awaitLines(out.resolve("copy"), 5);
 
-        for (String name : new String[] {"talk", "shm", "tmpfs"}) {
-            CryoCli.Result dump = cryo.run("checkpoint", "--container", name, "-D", tmp.resolve("user/img-" + name).toString());
-            assertThat(dump.exitCode()).as(dump.toString()).isZero();
-            CryoCli.Result restore = cryo.run("restore", "-D", tmp.resolve("user/img-" + name).toString(), "--name", name + "2", "-d");
-            assertThat(restore.exitCode()).as(restore.toString()).isZero();
-            containers.add(name + "2");
-        }
-        assertThat(check("shm2", targetState)).isEqualTo("PASS");
+        Path images = tmp.resolve("user/img");
+        CryoCli.Result dump = cryo.run("checkpoint", "--container", "box", "-D", images.toString());
+        assertThat(dump.exitCode()).as(dump.toString()).isZero();
+        CryoCli.Result restore = cryo.run("restore", "-D", images.toString(), "--name", "box2", "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        containers.add("box2");
+
+        Path restored = cryo.state().resolve("box2/upper/out");
         for (String stream : new String[] {"tcp", "unix"}) {
-            int before = savedLines(tmp.resolve("user/img-talk"), "out/" + stream).size();
-            List<String> lines = awaitLines(cryo.state().resolve("talk2/upper/out/" + stream), before + 10);
+            int before = savedLines(images, "out/" + stream).size();
+            List<String> lines = awaitLines(restored.resolve(stream), before + 10);
             assertCounts(lines, "the " + stream + " stream");
             assertThat(lines).as(stream).allMatch(l -> l.endsWith(" ok"));
         }
-        assertThat(cryo.state().resolve("talk2/upper/out/client-bad")).doesNotExist();
-        int before = savedLines(tmp.resolve("user/img-tmpfs"), "out/copy").size();
-        assertCounts(awaitLines(cryo.state().resolve("tmpfs2/upper/out/copy"), before + 10), "the tmpfs log, copied out");
-        assertThat(Files.readString(Path.of("/proc/" + hostPid("tmpfs2") + "/root/scratch/keep"))).isEqualTo("kept\n");
+        assertThat(restored.resolve("client-bad")).doesNotExist();
+        assertThat(checkSysvIpc("box2")).isEqualTo("PASS");
+        int before = savedLines(images, "out/copy").size();
+        assertCounts(awaitLines(restored.resolve("copy"), before + 10), "the tmpfs log, copied out");
+        assertThat(Files.readString(Path.of("/proc/" + hostPid("box2") + "/root/scratch/keep"))).isEqualTo("kept\n");
     }
 
     @Test
@@ -180,10 +181,17 @@ class UnprivilegedContainerTest extends TargetTest {
                 .containsExactly("0", ID, "1");
     }
 
-    /** Asks the target, pid 1 of container {@code name}, to check itself (SIGUSR2); its verdict. */
-    private String check(String name, Path targetState) throws Exception {
+    /**
+     * Asks the sysvipc target of container {@code name} to check itself (SIGUSR2); its verdict,
+     * from its state directory in the container's tmpfs (the image holds an earlier verdict: it
+     * is removed first).
+     */
+    private String checkSysvIpc(String name) throws Exception {
+        Path targetState = Path.of("/proc/" + hostPid(name) + "/root/scratch/shm");
         Files.deleteIfExists(targetState.resolve("result"));
-        dev.cryo.sys.Sys.kill(hostPid(name), 12);
+        int target = ProcFiles.tree(hostPid(name)).stream()
+                .filter(p -> ProcFiles.readString(p, "comm").strip().equals("sysvipc")).findFirst().orElseThrow();
+        dev.cryo.sys.Sys.kill(target, 12);
         return awaitFile(targetState.resolve("result")).strip();
     }
 

@@ -1,5 +1,8 @@
 package dev.cryo.testing;
 
+import dev.cryo.check.Feature;
+import dev.cryo.check.Features;
+
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
@@ -61,7 +64,7 @@ public final class UnprivilegedCryo {
 
     /**
      * Why a user other than root cannot run containers here (no setpriv, or the kernel refuses
-     * it a user namespace, as `cryo check` probes), or null when it can. Prepares the copies
+     * it a user namespace: `cryo check`'s probe, run here), or null when it can. Prepares the copies
      * that user's JVM runs from.
      */
     public static synchronized String unavailable() {
@@ -73,16 +76,11 @@ public final class UnprivilegedCryo {
             if (!Files.isExecutable(Path.of("/usr/bin/setpriv"))) {
                 return unavailable = "no /usr/bin/setpriv to run Cryo as another user";
             }
-            prepare();
-            Path probeDir = Files.createTempDirectory("cryo-unpriv-probe");
-            probeDir.toFile().setReadable(true, false);
-            probeDir.toFile().setExecutable(true, false);
-            UnprivilegedCryo cryo = new UnprivilegedCryo(probeDir.resolve("work"));
-            CryoCli.Result check = cryo.run("check", "--feature", "unprivileged_containers");
-            deleteTree(probeDir);
-            if (check.exitCode() != 0 || !check.out().contains(" OK ")) {
-                return unavailable = "user " + ID + " cannot run containers here: " + check.out().strip() + " " + check.err().strip();
+            Feature kernel = Features.unprivilegedContainers(); // as root it tries as nobody: the same rules
+            if (!kernel.available()) {
+                return unavailable = "a user other than root cannot run containers here: " + kernel.detail();
             }
+            prepare();
             return null;
         } catch (IOException | RuntimeException e) {
             return unavailable = "cannot prepare a JVM for user " + ID + ": " + e;
