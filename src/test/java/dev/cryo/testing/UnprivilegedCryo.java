@@ -80,10 +80,14 @@ public final class UnprivilegedCryo {
             if (!kernel.available()) {
                 return unavailable = "a user other than root cannot run containers here: " + kernel.detail();
             }
+        } catch (RuntimeException e) {
+            return unavailable = "cannot probe whether a user other than root can run containers: " + e;
+        }
+        try { // a failure from here on is the test's own, not the machine's: it fails, never skips
             prepare();
             return null;
-        } catch (IOException | RuntimeException e) {
-            return unavailable = "cannot prepare a JVM for user " + ID + ": " + e;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot prepare a JVM for user " + ID, e);
         }
     }
 
