@@ -379,6 +379,15 @@ class ContainerTest extends TargetTest {
     }
 
     @Test
+    void aUserNamespaceWithItsOwnRootGetsProcAndDevices() {
+        // proc can be mounted in a user namespace only while a proc is in sight: before pivot_root
+        CryoCli.Result r = CryoCli.run("run", "--name", "userfg", "--user", "--rootfs", rootfs + ":/usr", "--", "/bin/sh", "-c",
+                "test $$ = 1 && test -r /proc/1/cmdline && test -c /dev/null && echo x > /dev/null"
+                        + " && test \"$(cat /proc/self/uid_map | tr -s ' ')\" = ' 0 0 4294967295' && exit 7");
+        assertThat(r.exitCode()).as(r.toString()).isEqualTo(7);
+    }
+
+    @Test
     void restoreInTheForegroundWaitsForTheContainer() throws Exception {
         run("short", "--", "/bin/sh", "-c", "i=0; while [ $i -lt 30 ]; do i=$((i + 1)); sleep 0.02; done; exit 5");
         Path images = tmp.resolve("img");
