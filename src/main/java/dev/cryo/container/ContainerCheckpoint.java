@@ -1,5 +1,6 @@
 package dev.cryo.container;
 
+import dev.cryo.CryoException;
 import dev.cryo.core.Checkpoint;
 import dev.cryo.core.DumpContext;
 import dev.cryo.core.Progress;
@@ -17,8 +18,12 @@ import dev.cryo.ns.NetworkState;
 import dev.cryo.ns.UserNamespace;
 import dev.cryo.ns.Uts;
 import dev.cryo.ns.Veth;
+import dev.cryo.proc.ProcFiles;
+import dev.cryo.remote.Clone3;
 import dev.cryo.sys.Sys;
 
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashSet;
 import java.util.List;
@@ -62,6 +67,27 @@ public final class ContainerCheckpoint {
         return own;
     }
 
+    /**
+     * Without a cgroup, the container's own /proc (seen through its pid 1's root) lists every
+     * process of its pid namespace: one that is not among pid 1's descendants joined it from
+     * outside (setns) and would be lost.
+     */
+    private static void refuseJoinedFromOutside(ContainerRecord r, List<Integer> pids) {
+        Set<Integer> tree = new HashSet<>();
+        pids.forEach(p -> tree.add(Clone3.innermostId(p)));
+        List<Integer> outside;
+        try (java.util.stream.Stream<Path> procs = Files.list(ProcFiles.inRootOf(r.getInitPid(), "/proc"))) {
+            outside = procs.map(p -> p.getFileName().toString()).filter(n -> n.matches("\\d+")).map(Integer::valueOf)
+                    .filter(p -> !tree.contains(p)).sorted().toList();
+        } catch (IOException e) {
+            throw new CryoException("cannot list the processes of container " + r.getName() + ": " + e.getMessage(), e);
+        }
+        if (!outside.isEmpty()) {
+            throw new Refusal("container " + r.getName() + " has processes that joined it from outside (not descendants of its"
+                    + " pid 1), with pids " + outside + " inside; they would be lost");
+        }
+    }
+
     /** A tmpfs mount of the container with its contents, read through its pid 1's view of its file system. */
     private static TmpfsMount tmpfs(int init, Mounts.Mount m) {
         return TmpfsMount.newBuilder().setMountPoint(m.point()).setFlags(m.flags()).setData(m.tmpfsData())
@@ -101,6 +127,7 @@ public final class ContainerCheckpoint {
             @Override
             public void treeSeized(List<Integer> pids) {
                 if (cgroup == null) {
+                    refuseJoinedFromOutside(r, pids);
                     return;
                 }
                 List<Integer> outside = cgroup.procs().stream().filter(p -> !pids.contains(p)).toList();

@@ -1,7 +1,9 @@
 package dev.cryo.e2e;
 
 import dev.cryo.proc.ProcFiles;
+import dev.cryo.remote.Clone3;
 import dev.cryo.testing.CryoCli;
+import dev.cryo.testing.Target;
 import dev.cryo.testing.TargetBuilder;
 import dev.cryo.testing.UnprivilegedCryo;
 import org.junit.jupiter.api.AfterEach;
@@ -140,6 +142,18 @@ class UnprivilegedContainerTest extends TargetTest {
         awaitLines(out.resolve("unix"), 5);
         awaitLines(out.resolve("copy"), 5);
 
+        // a process that joined the container's pid namespace from outside is no descendant of its pid 1: the
+        // checkpoint is refused naming it, and the container (held through ptrace alone, no cgroup) runs on
+        Target joiner = track(Target.start(tmp.resolve("joiner"),
+                List.of("/usr/bin/nsenter", "-t", Integer.toString(hostPid("box")), "--pid", "/bin/sleep", "1000")));
+        int sleeper = awaitChild((int) joiner.pid());
+        CryoCli.Result refused = cryo.run("checkpoint", "--container", "box", "-D", tmp.resolve("user/refused").toString());
+        assertThat(refused.exitCode()).as(refused.toString()).isEqualTo(1);
+        assertThat(refused.err()).contains("container box has processes that joined it from outside")
+                .contains("[" + Clone3.innermostId(sleeper) + "]");
+        dev.cryo.sys.Sys.kill(sleeper, 9);
+        assertCounts(awaitLines(out.resolve("tcp"), awaitLines(out.resolve("tcp"), 1).size() + 5), "the tcp stream after the refusal");
+
         Path images = tmp.resolve("user/img");
         CryoCli.Result dump = cryo.run("checkpoint", "--container", "box", "-D", images.toString());
         assertThat(dump.exitCode()).as(dump.toString()).isZero();
@@ -193,6 +207,19 @@ class UnprivilegedContainerTest extends TargetTest {
                 .filter(p -> ProcFiles.readString(p, "comm").strip().equals("sysvipc")).findFirst().orElseThrow();
         dev.cryo.sys.Sys.kill(target, 12);
         return awaitFile(targetState.resolve("result")).strip();
+    }
+
+    /** The first child of {@code pid}, once it has one. */
+    private static int awaitChild(int pid) throws InterruptedException {
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (System.nanoTime() < deadline) {
+            List<Integer> children = ProcFiles.children(pid, pid);
+            if (!children.isEmpty()) {
+                return children.getFirst();
+            }
+            Thread.sleep(10);
+        }
+        throw new AssertionError("process " + pid + " started no child");
     }
 
     private void run(String name, String... args) {
