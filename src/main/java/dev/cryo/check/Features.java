@@ -1,6 +1,9 @@
 package dev.cryo.check;
 
+import dev.cryo.image.proto.UserNamespaceMaps;
 import dev.cryo.net.NetworkLock;
+import dev.cryo.ns.Namespaces;
+import dev.cryo.ns.UserNamespace;
 import dev.cryo.proc.ProcFiles;
 import dev.cryo.remote.RestoreStub;
 import dev.cryo.remote.Tracee;
@@ -31,7 +34,8 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 public final class Features {
     private static final List<String> NAMES = List.of("ptrace_seize", "process_vm_readv", "ptrace_rseq_config",
             "clone3_set_tid", "pr_set_mm_map", "pidfd_getfd", "kcmp", "timer_restore_ids", "uffd_wp_async",
-            "pagemap_scan", "cgroup2_freeze", "namespaces", "overlayfs", "ipc_next_id", "xsave", "tcp_repair", "network_lock", "tiocsti");
+            "pagemap_scan", "cgroup2_freeze", "namespaces", "overlayfs", "ipc_next_id", "xsave", "tcp_repair", "network_lock", "tiocsti",
+            "unprivileged_containers");
     private static final int PR_SET_MM = 35, PR_SET_MM_MAP_SIZE = 15, PR_TIMER_CREATE_RESTORE_IDS = 77;
     private static final long UFFDIO_API = 0xc018aa3fL, PAGEMAP_SCAN = 0xc0606610L;
     private static final long UFFD_FEATURE_WP_UNPOPULATED = 1L << 13, UFFD_FEATURE_WP_ASYNC = 1L << 15;
@@ -87,6 +91,7 @@ public final class Features {
             }
             return "user pid mnt ipc uts net cgroup time";
         }));
+        out.add(unprivilegedContainers());
         out.add(probe("overlayfs", false, () -> {
             // the root of a container run with --rootfs
             if (!fileSystemKnown("overlay")) {
@@ -249,6 +254,46 @@ public final class Features {
             } finally {
                 Sys.close(fd);
             }
+        }
+    }
+
+    /**
+     * What `cryo run --user` by a user other than root needs: a stub of that user (root's stub
+     * becomes nobody first) unshares a user namespace with pid, mount, IPC and UTS ones, gets
+     * the maps such a user may write, and clones pid 1 of the new pid namespace. Distributions
+     * turn this off with kernel.unprivileged_userns_clone=0, user.max_user_namespaces=0 or
+     * AppArmor's kernel.apparmor_restrict_unprivileged_userns=1; those are named when it fails.
+     */
+    public static Feature unprivilegedContainers() {
+        return probe("unprivileged_containers", false, Features::tryUnprivilegedContainer);
+    }
+
+    private static String tryUnprivilegedContainer() {
+        int euid = Sys.geteuid();
+        try (RestoreStub stub = RestoreStub.spawn()) {
+            UserNamespaceMaps maps = UserNamespace.forCaller();
+            if (euid == 0) {
+                stub.becomeUser(UserNamespace.OVERFLOW_ID);
+                maps = UserNamespaceMaps.newBuilder().setUidMap("0 " + UserNamespace.OVERFLOW_ID + " 1")
+                        .setGidMap("0 " + UserNamespace.OVERFLOW_ID + " 1").setSetgroupsDenied(true).build();
+            }
+            stub.unshare(Namespaces.NEWUSER | Namespaces.NEWPID | Namespaces.NEWNS | Namespaces.NEWIPC | Namespaces.NEWUTS);
+            UserNamespace.write(stub.pid(), maps);
+            Tracee init = stub.cloneWithPid(1);
+            init.kill();
+            Sys.raw(Nr.WAIT4, init.pid(), 0, 0, 0);
+            return (euid == 0 ? "a user other than root (tried as nobody)" : "user " + euid)
+                    + " can run containers in a user namespace of its own (without a cgroup)";
+        } catch (RuntimeException e) {
+            StringBuilder why = new StringBuilder(e.getMessage());
+            for (String knob : List.of("kernel/unprivileged_userns_clone=0", "user/max_user_namespaces=0",
+                    "kernel/apparmor_restrict_unprivileged_userns=1")) {
+                String[] kv = knob.split("=");
+                if (Files.exists(Path.of("/proc/sys", kv[0])) && ProcFiles.sysctl(kv[0]).equals(kv[1])) {
+                    why.append(" (").append(kv[0].replace('/', '.')).append(" is ").append(kv[1]).append(")");
+                }
+            }
+            throw new IllegalStateException(why.toString(), e);
         }
     }
 

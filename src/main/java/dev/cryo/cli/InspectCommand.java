@@ -108,6 +108,10 @@ final class InspectCommand implements Callable<Integer> {
         out.printf("Container %s: %s%n", c.getName(), String.join(" ", c.getCommandList()));
         out.printf("  namespaces %s%s%n", dev.cryo.ns.Namespaces.describe(c.getNamespaces()),
                 c.hasUts() ? ", host name " + c.getUts().getHostname() + ", domain " + c.getUts().getDomainname() : "");
+        if (c.hasUser()) {
+            out.printf("  user namespace: uid map %s, gid map %s%s%n", c.getUser().getUidMap().replace('\n', ';'),
+                    c.getUser().getGidMap().replace('\n', ';'), c.getUser().getSetgroupsDenied() ? ", setgroups denied" : "");
+        }
         if (c.hasIpc()) {
             out.printf("  IPC: %d SysV shm segment(s), %d semaphore set(s), %d message queue(s)%n", c.getIpc().getShmCount(),
                     c.getIpc().getSemCount(), c.getIpc().getMsgCount());

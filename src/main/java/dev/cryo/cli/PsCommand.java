@@ -1,6 +1,5 @@
 package dev.cryo.cli;
 
-import dev.cryo.container.ContainerCgroup;
 import dev.cryo.container.Containers;
 import dev.cryo.image.proto.ContainerRecord;
 import picocli.CommandLine.Command;
@@ -8,12 +7,11 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Spec;
 
 import java.io.PrintWriter;
-import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
 @Command(name = "ps", mixinStandardHelpOptions = true,
         description = {"List containers: name, host pid of their first process, state, memory, command.",
-                "State lives under $CRYO_STATE_DIR, else /run/cryo."})
+                "State lives under $CRYO_STATE_DIR, else /run/cryo for root, $XDG_RUNTIME_DIR/cryo or /tmp/cryo-UID for another user."})
 final class PsCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -25,7 +23,7 @@ final class PsCommand implements Callable<Integer> {
         for (ContainerRecord r : Containers.list()) {
             Containers.State state = Containers.state(r);
             String memory = state == Containers.State.EXITED ? "-"
-                    : Sizes.human(new ContainerCgroup(Path.of(r.getCgroup())).memoryBytes());
+                    : Sizes.human(Containers.memoryBytes(r));
             out.printf("%-20s %8d %-8s %10s  %s%n", r.getName(), r.getInitPid(), state.name().toLowerCase(), memory,
                     String.join(" ", r.getCommandList()));
         }

@@ -16,7 +16,9 @@ import java.util.concurrent.Callable;
 @Command(name = "run", mixinStandardHelpOptions = true,
         description = {"Run a command as pid 1 of a new container: new pid, mount, IPC and UTS namespaces (and network and",
                 "user ones when asked), a cgroup v2 of its own named after it, a fresh /proc, optionally an overlay root.",
-                "By default Cryo waits for the command and exits with its exit code; with -d it prints the name and returns."})
+                "By default Cryo waits for the command and exits with its exit code; with -d it prints the name and returns.",
+                "A user other than root needs --user; its containers have no cgroup and no veth, and their state lives under",
+                "$CRYO_STATE_DIR, else $XDG_RUNTIME_DIR/cryo, else /tmp/cryo-UID (root's: /run/cryo)."})
 final class RunCommand implements java.util.concurrent.Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -38,7 +40,8 @@ final class RunCommand implements java.util.concurrent.Callable<Integer> {
             + " paired with a host interface cryo-NAME-XXXX: a /30 of 10.88.0.0/16 of its own, the host end its gateway).")
     Run.Net net = Run.Net.HOST;
 
-    @Option(names = "--user", description = "Also a user namespace (identity-mapped: root inside is root outside).")
+    @Option(names = "--user", description = "Also a user namespace: for root every id mapped to itself (root inside is root"
+            + " outside); for another user, root inside is that user outside, and no other id is mapped.")
     boolean user;
 
     @Option(names = {"-v", "--volume"}, paramLabel = "HOSTDIR:CTRDIR[:ro]", description = "Bind the host's HOSTDIR at CTRDIR"

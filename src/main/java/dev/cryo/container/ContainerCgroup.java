@@ -3,8 +3,10 @@ package dev.cryo.container;
 import dev.cryo.CryoException;
 import dev.cryo.check.Cgroups;
 import dev.cryo.proc.ProcFiles;
+import dev.cryo.sys.Sys;
 
 import java.io.IOException;
+import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermission;
@@ -44,11 +46,23 @@ public final class ContainerCgroup {
         return mount;
     }
 
-    /** Creates the cgroup of container {@code name}; one left empty by an earlier container of that name is reused. */
+    /**
+     * Creates the cgroup of container {@code name}; one left empty by an earlier container of that
+     * name is reused. Null for a user other than root, who may not create cgroups in the
+     * hierarchy (root owns it): the container then has no cgroup, so no limits, and a checkpoint
+     * holds it through ptrace alone.
+     */
     static ContainerCgroup create(String name) {
         ContainerCgroup cg = new ContainerCgroup(hierarchy().resolve("cryo").resolve(name));
         try {
             Files.createDirectories(cg.dir);
+        } catch (AccessDeniedException e) {
+            if (Sys.geteuid() != 0) {
+                LOG.info(() -> "container " + name + " runs without a cgroup: user " + Sys.geteuid() + " may not create "
+                        + cg.dir + " (no limits; frozen through ptrace alone)");
+                return null;
+            }
+            throw new CryoException("cannot create cgroup " + cg.dir + ": permission denied", e);
         } catch (IOException e) {
             throw new CryoException("cannot create cgroup " + cg.dir + ": " + e.getMessage(), e);
         }
@@ -141,8 +155,13 @@ public final class ContainerCgroup {
         if (Files.exists(current)) {
             return Long.parseLong(read("memory.current").strip());
         }
+        return residentBytes(procs());
+    }
+
+    /** The sum of the resident sets (VmRSS) of {@code pids}; one that exited meanwhile counts nothing. */
+    static long residentBytes(List<Integer> pids) {
         long total = 0;
-        for (int pid : procs()) {
+        for (int pid : pids) {
             try {
                 String rss = ProcFiles.status(pid).get("VmRSS");
                 if (rss != null) {

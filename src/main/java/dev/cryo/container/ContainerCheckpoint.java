@@ -1,5 +1,6 @@
 package dev.cryo.container;
 
+import dev.cryo.CryoException;
 import dev.cryo.core.Checkpoint;
 import dev.cryo.core.DumpContext;
 import dev.cryo.core.Progress;
@@ -14,13 +15,20 @@ import dev.cryo.ipc.IpcNamespaces;
 import dev.cryo.ns.Mounts;
 import dev.cryo.ns.Namespaces;
 import dev.cryo.ns.NetworkState;
+import dev.cryo.ns.UserNamespace;
 import dev.cryo.ns.Uts;
 import dev.cryo.ns.Veth;
+import dev.cryo.proc.ProcFiles;
+import dev.cryo.remote.Clone3;
 import dev.cryo.sys.Sys;
 
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.logging.Logger;
 
 /**
@@ -37,6 +45,27 @@ public final class ContainerCheckpoint {
     }
 
     /**
+     * Without a cgroup, the container's own /proc (seen through its pid 1's root) lists every
+     * process of its pid namespace: one that is not among pid 1's descendants joined it from
+     * outside (setns) and would be lost.
+     */
+    private static void refuseJoinedFromOutside(ContainerRecord r, List<Integer> pids) {
+        Set<Integer> tree = new HashSet<>();
+        pids.forEach(p -> tree.add(Clone3.innermostId(p)));
+        List<Integer> outside;
+        try (java.util.stream.Stream<Path> procs = Files.list(ProcFiles.inRootOf(r.getInitPid(), "/proc"))) {
+            outside = procs.map(p -> p.getFileName().toString()).filter(n -> n.matches("\\d+")).map(Integer::valueOf)
+                    .filter(p -> !tree.contains(p)).sorted().toList();
+        } catch (IOException e) {
+            throw new CryoException("cannot list the processes of container " + r.getName() + ": " + e.getMessage(), e);
+        }
+        if (!outside.isEmpty()) {
+            throw new Refusal("container " + r.getName() + " has processes that joined it from outside (not descendants of its"
+                    + " pid 1), with pids " + outside + " inside; they would be lost");
+        }
+    }
+
+    /**
      * @param tcpEstablished also save TCP connections whose peer is outside the container
      *                       (across its veth); those wholly inside need no flag
      */
@@ -44,7 +73,7 @@ public final class ContainerCheckpoint {
         ContainerRecord r = Containers.running(name);
         List<Mounts.Mount> table = Mounts.of(r.getInitPid());
         List<ContainerMount> ownMounts = ContainerMounts.own(r, table); // refused now, before anything is frozen
-        ContainerCgroup cgroup = new ContainerCgroup(Path.of(r.getCgroup()));
+        ContainerCgroup cgroup = Containers.cgroup(r); // null: held through ptrace alone
         long namespaces = Namespaces.ownOf(r.getInitPid(), Sys.getpid());
         Checkpoint.Container hook = new Checkpoint.Container() {
             @Override
@@ -57,7 +86,7 @@ public final class ContainerCheckpoint {
 
             @Override
             public void freeze() {
-                frozen = cgroup.freezeSeizable();
+                frozen = cgroup != null && cgroup.freezeSeizable();
             }
 
             @Override
@@ -69,6 +98,10 @@ public final class ContainerCheckpoint {
 
             @Override
             public void treeSeized(List<Integer> pids) {
+                if (cgroup == null) {
+                    refuseJoinedFromOutside(r, pids);
+                    return;
+                }
                 List<Integer> outside = cgroup.procs().stream().filter(p -> !pids.contains(p)).toList();
                 if (!outside.isEmpty()) {
                     throw new Refusal("container " + name + " has processes in its cgroup that are not descendants of its pid 1 "
@@ -79,8 +112,11 @@ public final class ContainerCheckpoint {
             @Override
             public void dumpNamespaces(DumpContext root) {
                 ContainerImage.Builder image = ContainerImage.newBuilder().setName(name).addAllCommand(r.getCommandList())
-                        .setNamespaces(namespaces).setCgroup(CgroupLimits.newBuilder().putAllFiles(cgroup.limits()))
+                        .setNamespaces(namespaces).setCgroup(CgroupLimits.newBuilder().putAllFiles(cgroup == null ? Map.of() : cgroup.limits()))
                         .setRootfs(r.getRootfs());
+                if ((namespaces & Namespaces.NEWUSER) != 0) {
+                    image.setUser(UserNamespace.of(r.getInitPid()));
+                }
                 if ((namespaces & Namespaces.NEWUTS) != 0) {
                     Uts.Names uts = Uts.read(root.syscalls());
                     image.setUts(UtsNamespace.newBuilder().setHostname(uts.hostname()).setDomainname(uts.domainname()));

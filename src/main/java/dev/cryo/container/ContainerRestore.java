@@ -13,10 +13,12 @@ import dev.cryo.image.proto.RootfsLayer;
 import dev.cryo.ipc.IpcNamespaces;
 import dev.cryo.ns.Namespaces;
 import dev.cryo.ns.NetworkState;
+import dev.cryo.ns.UserNamespace;
 import dev.cryo.ns.Uts;
 import dev.cryo.ns.Veth;
 import dev.cryo.proc.ProcFiles;
 import dev.cryo.remote.RemoteSyscalls;
+import dev.cryo.sys.Sys;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -25,6 +27,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
+import java.util.logging.Logger;
 
 /**
  * Restores a checkpointed container, under its own name or another: a new cgroup with the saved
@@ -33,6 +36,8 @@ import java.util.function.Function;
  * the original, which may still run: restoring under another name clones the container.
  */
 public final class ContainerRestore {
+    private static final Logger LOG = Logger.getLogger("container");
+
     private ContainerRestore() {
     }
 
@@ -56,11 +61,27 @@ public final class ContainerRestore {
                 .map(a -> a.getAddress() + "/" + a.getPrefixLen()).findFirst().orElse("");
     }
 
+    /** A user other than root makes namespaces only inside a user namespace of its own, and no veth. */
+    private static void checkMayRestore(ContainerImage saved) {
+        int euid = Sys.geteuid();
+        if (euid == 0) {
+            return;
+        }
+        if ((saved.getNamespaces() & Namespaces.NEWUSER) == 0) {
+            throw new CryoException("container " + saved.getName() + " had no user namespace of its own (run without --user):"
+                    + " only root can restore it");
+        }
+        if (saved.getNet().getInterfacesList().stream().anyMatch(i -> i.getKind() == NetInterface.Kind.VETH)) {
+            throw new CryoException("container " + saved.getName() + " had a veth uplink, which only root can make");
+        }
+    }
+
     public static Restored run(Path dir, String newName) {
         ContainerImage saved = ImageReader.open(dir, false).read(ImageKind.CONTAINER, 0, ContainerImage.parser());
         if ((saved.getNamespaces() & Namespaces.NEWPID) == 0) {
             throw new CryoException("the image's container had no pid namespace of its own; it cannot be restored as a container");
         }
+        checkMayRestore(saved);
         String name = newName != null ? newName : saved.getName();
         Volumes.check(saved.getVolumesList()); // the user's data, not in the image: refused before anything is made
         Containers.claimName(name);
@@ -80,7 +101,12 @@ public final class ContainerRestore {
                 RootfsLayers.restore(ImageReader.open(dir, false).read(ImageKind.ROOTFS_UPPER, 0, RootfsLayer.parser()), setup.upper());
             }
             cgroup = ContainerCgroup.create(name);
-            cgroup.applyLimits(saved.getCgroup().getFilesMap());
+            if (cgroup != null) {
+                cgroup.applyLimits(saved.getCgroup().getFilesMap());
+            } else if (saved.getCgroup().getFilesCount() > 0) {
+                LOG.warning(() -> "container " + name + " runs without a cgroup, so without its saved limits "
+                        + saved.getCgroup().getFilesMap() + " (only root can create one)");
+            }
             ContainerCgroup joined = cgroup;
             tree = Restore.run(new Restore.Options(dir, false, new Restore.Container() {
                 @Override
@@ -91,7 +117,8 @@ public final class ContainerRestore {
                 @Override
                 public void namespacesCreated(int holder) {
                     if ((saved.getNamespaces() & Namespaces.NEWUSER) != 0) {
-                        RootSetup.identityIdMaps(holder);
+                        // images made before the maps were saved were root's: every id to itself
+                        UserNamespace.write(holder, saved.hasUser() ? saved.getUser() : UserNamespace.forCaller());
                     }
                     if (saved.hasNet()) { // before any process, so its sockets find their addresses
                         vethHost[0] = NetworkState.restore(holder, name, saved.getNet(), StateStore.root());
@@ -107,7 +134,9 @@ public final class ContainerRestore {
 
                 @Override
                 public void setUpRoot(RemoteSyscalls root) {
-                    joined.join(root.task().pid());
+                    if (joined != null) {
+                        joined.join(root.task().pid());
+                    }
                     baseMounts.addAll(setup.apply(root));
                     if (saved.hasIpc()) {
                         IpcNamespaces.restore(root, saved.getIpc());
@@ -128,7 +157,7 @@ public final class ContainerRestore {
         setup.dropStaged();
         StateStore.write(ContainerRecord.newBuilder().setName(name).setInitPid(tree.pid())
                 .setInitStartTime(ProcFiles.statField(ProcFiles.statFields(tree.pid()), 22))
-                .setCgroup(cgroup.dir().toString()).addAllCommand(saved.getCommandList()).setRootfs(saved.getRootfs())
+                .setCgroup(cgroup == null ? "" : cgroup.dir().toString()).addAllCommand(saved.getCommandList()).setRootfs(saved.getRootfs())
                 .setHostname(uts == null ? "" : uts.hostname()).setNamespaces(saved.getNamespaces())
                 .setCreatedUnixMs(System.currentTimeMillis()).setRestoredFrom(dir.toAbsolutePath().toString())
                 .setVethHost(vethHost[0]).setVethHostAddress(vethHost[0].isEmpty() ? "" : saved.getNet().getHostAddress())

@@ -45,7 +45,18 @@ public final class Containers {
         if (!alive(r)) {
             return State.EXITED;
         }
-        return new ContainerCgroup(Path.of(r.getCgroup())).frozen() ? State.FROZEN : State.RUNNING;
+        return cgroup(r) != null && cgroup(r).frozen() ? State.FROZEN : State.RUNNING;
+    }
+
+    /** The container's cgroup, or null for one run without (by a user other than root). */
+    static ContainerCgroup cgroup(ContainerRecord r) {
+        return r.getCgroup().isEmpty() ? null : new ContainerCgroup(Path.of(r.getCgroup()));
+    }
+
+    /** Memory the container uses: its cgroup's count, else the resident sets of its pid 1's tree. */
+    public static long memoryBytes(ContainerRecord r) {
+        ContainerCgroup cg = cgroup(r);
+        return cg != null ? cg.memoryBytes() : ContainerCgroup.residentBytes(ProcFiles.tree(r.getInitPid()));
     }
 
     public static List<ContainerRecord> list() {

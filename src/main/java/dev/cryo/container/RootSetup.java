@@ -162,14 +162,15 @@ record RootSetup(long namespaces, String rootfs, Path upper, Path work, Path mer
         List<String> base = List.of();
         if ((namespaces & Namespaces.NEWNS) != 0) {
             Mounts.makePrivate(sys);
+            boolean proc = (namespaces & Namespaces.NEWPID) != 0;
             if (rootfs != null) {
-                Mounts.overlayRoot(sys, rootfs, upper, work, merged, () -> ContainerMounts.bindVolumes(sys, volumes, merged.toString()));
-                Mounts.mountDev(sys);
+                Mounts.overlayRoot(sys, rootfs, upper, work, merged, proc,
+                        () -> ContainerMounts.bindVolumes(sys, volumes, merged.toString()));
             } else {
                 ContainerMounts.bindVolumes(sys, volumes, "");
-            }
-            if ((namespaces & Namespaces.NEWPID) != 0) {
-                Mounts.mountProc(sys);
+                if (proc) {
+                    Mounts.mountProc(sys, "/proc");
+                }
             }
             base = ContainerMounts.base(sys.task().pid());
             ContainerMounts.restore(sys, mounts);
@@ -181,17 +182,5 @@ record RootSetup(long namespaces, String rootfs, Path upper, Path work, Path mer
             Network.loopbackUp(sys);
         }
         return base;
-    }
-
-    /** Maps every uid and gid of a new user namespace to itself: root inside is root outside. */
-    static void identityIdMaps(int holder) {
-        for (String map : new String[] {"uid_map", "gid_map"}) {
-            Path f = Path.of("/proc/" + holder + "/" + map);
-            try {
-                Files.writeString(f, "0 0 4294967295\n");
-            } catch (IOException e) {
-                throw new CryoException("cannot write " + f + ": " + e.getMessage(), e);
-            }
-        }
     }
 }

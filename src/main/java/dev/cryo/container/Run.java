@@ -4,6 +4,7 @@ import dev.cryo.CryoException;
 import dev.cryo.image.proto.ContainerRecord;
 import dev.cryo.image.proto.Volume;
 import dev.cryo.ns.Namespaces;
+import dev.cryo.ns.UserNamespace;
 import dev.cryo.ns.Uts;
 import dev.cryo.ns.Veth;
 import dev.cryo.proc.ProcFiles;
@@ -69,6 +70,14 @@ public final class Run {
         if (o.command().isEmpty()) {
             throw new CryoException("no command given to run in the container");
         }
+        int euid = Sys.geteuid();
+        if (euid != 0 && !o.user()) {
+            throw new CryoException("user " + euid + " may create namespaces only inside a user namespace of its own: add --user");
+        }
+        if (euid != 0 && o.net() == Net.VETH) {
+            throw new CryoException("--net veth needs root: the host end of the pair is made in the host's network namespace"
+                    + " (use --net none or host)");
+        }
         String name = o.name() != null ? o.name() : "c" + Long.toHexString(System.nanoTime() & 0xffffffL);
         Containers.claimName(name);
         String hostname = o.hostname() != null ? o.hostname() : name;
@@ -87,14 +96,16 @@ public final class Run {
             try (RestoreStub stub = RestoreStub.spawn(!o.detach())) {
                 stub.unshare(namespaces);
                 if (o.user()) {
-                    RootSetup.identityIdMaps(stub.pid());
+                    UserNamespace.write(stub.pid(), UserNamespace.forCaller());
                 }
                 if (o.net() == Net.VETH) {
                     uplink = Veth.create(name, stub.pid(), StateStore.root());
                 }
                 init = stub.cloneWithPid(1);
             }
-            cgroup.join(init.pid()); // before it runs anything: whatever it starts is in the cgroup too
+            if (cgroup != null) {
+                cgroup.join(init.pid()); // before it runs anything: whatever it starts is in the cgroup too
+            }
             List<String> env = environment(hostname);
             try (RemoteSyscalls sys = new RemoteSyscalls(init, RestoreStub.SYSCALL_INSN)) {
                 RemoteAddr scratch = sys.mmap(0, SCRATCH_SIZE, RemoteSyscalls.PROT_READ | RemoteSyscalls.PROT_WRITE,
@@ -118,11 +129,11 @@ public final class Run {
         }
         StateStore.write(record.setName(name).setInitPid(init.pid())
                 .setInitStartTime(ProcFiles.statField(ProcFiles.statFields(init.pid()), 22))
-                .setCgroup(cgroup.dir().toString()).addAllCommand(o.command()).setRootfs(o.rootfs() == null ? "" : o.rootfs())
+                .setCgroup(cgroup == null ? "" : cgroup.dir().toString()).addAllCommand(o.command()).setRootfs(o.rootfs() == null ? "" : o.rootfs())
                 .setHostname(hostname).setNamespaces(namespaces).setCreatedUnixMs(System.currentTimeMillis())
                 .addAllVolumes(o.volumes()).addAllBaseMounts(baseMounts).build());
         int pid = init.pid();
-        Path cgroupDir = cgroup.dir();
+        String cgroupDir = cgroup == null ? "none" : cgroup.dir().toString();
         LOG.info(() -> "container " + name + " runs " + String.join(" ", o.command()) + " as pid " + pid + " (1 inside), namespaces "
                 + Namespaces.describe(namespaces) + ", cgroup " + cgroupDir);
         return new Started(name, pid);

@@ -4,9 +4,11 @@ import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.util.JsonFormat;
 import dev.cryo.CryoException;
 import dev.cryo.image.proto.ContainerRecord;
+import dev.cryo.sys.Sys;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.file.AccessDeniedException;
 import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
@@ -14,6 +16,7 @@ import java.nio.file.Path;
 import java.nio.file.SimpleFileVisitor;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.BasicFileAttributes;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
@@ -21,8 +24,7 @@ import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 /**
- * Where Cryo keeps its containers: one directory per container under $CRYO_STATE_DIR (else
- * /run/cryo) holding its record (container.json), its console log and its overlay's upper and
+ * Where Cryo keeps its containers: one directory per container under {@link #root()} holding its record (container.json), its console log and its overlay's upper and
  * work directories.
  */
 public final class StateStore {
@@ -35,12 +37,36 @@ public final class StateStore {
     /** System property that overrides $CRYO_STATE_DIR, for a JVM that runs Cryo's commands in-process (tests). */
     public static final String PROPERTY = "cryo.state.dir";
 
+    /**
+     * $CRYO_STATE_DIR; else /run/cryo for root; else, for a user who may not write there,
+     * $XDG_RUNTIME_DIR/cryo (the user's own run directory), or /tmp/cryo-UID without one.
+     */
     public static Path root() {
         String dir = System.getProperty(PROPERTY);
         if (dir == null || dir.isEmpty()) {
             dir = System.getenv("CRYO_STATE_DIR");
         }
-        return Path.of(dir != null && !dir.isEmpty() ? dir : "/run/cryo");
+        if (dir != null && !dir.isEmpty()) {
+            return Path.of(dir);
+        }
+        int euid = Sys.geteuid();
+        if (euid == 0) {
+            return Path.of("/run/cryo");
+        }
+        String runtime = System.getenv("XDG_RUNTIME_DIR");
+        if (runtime != null && !runtime.isEmpty()) {
+            return Path.of(runtime, "cryo");
+        }
+        Path shared = Path.of("/tmp/cryo-" + euid); // where anyone could have made it first
+        try {
+            if (Files.exists(shared, LinkOption.NOFOLLOW_LINKS)
+                    && ((Number) Files.getAttribute(shared, "unix:uid", LinkOption.NOFOLLOW_LINKS)).intValue() != euid) {
+                throw new CryoException(shared + " belongs to another user; set CRYO_STATE_DIR to a directory of your own");
+            }
+        } catch (IOException e) {
+            throw new CryoException("cannot check " + shared + ": " + e.getMessage(), e);
+        }
+        return shared;
     }
 
     public static Path dir(String name) {
@@ -117,6 +143,21 @@ public final class StateStore {
                 @Override
                 public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
                     Files.delete(file);
+                    return FileVisitResult.CONTINUE;
+                }
+
+                /**
+                 * Overlay leaves its work directory's "work" with mode 0; root reads it anyway, its
+                 * owner must first give itself the right (the only failure retried).
+                 */
+                @Override
+                public FileVisitResult visitFileFailed(Path file, IOException exc) throws IOException {
+                    if (!(exc instanceof AccessDeniedException) || !Files.isDirectory(file, LinkOption.NOFOLLOW_LINKS)
+                            || Files.isReadable(file)) {
+                        throw exc;
+                    }
+                    Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rwx------"));
+                    deleteTree(file);
                     return FileVisitResult.CONTINUE;
                 }
 

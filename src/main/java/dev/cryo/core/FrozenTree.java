@@ -106,14 +106,9 @@ final class FrozenTree {
         List<Integer> out = new ArrayList<>();
         for (Tracee t : threads) {
             try {
-                String list = Files.readString(ProcFiles.dir(pid).resolve("task/" + t.pid() + "/children")).strip();
-                if (!list.isEmpty()) {
-                    for (String c : list.split("\\s+")) {
-                        out.add(Integer.parseInt(c));
-                    }
-                }
-            } catch (IOException e) {
-                throw new dev.cryo.CryoException("cannot list the children of " + pid + ": " + e.getMessage());
+                out.addAll(ProcFiles.children(pid, t.pid()));
+            } catch (java.io.UncheckedIOException e) {
+                throw new dev.cryo.CryoException("cannot list the children of " + pid + ": " + e.getCause().getMessage());
             }
         }
         return out;

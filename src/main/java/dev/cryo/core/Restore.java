@@ -34,6 +34,7 @@ import java.util.logging.Logger;
  * release all tasks at once with their saved registers. A failure kills whatever was built.
  */
 public final class Restore {
+    private static final int CAP_SYS_ADMIN = 21, CAP_CHECKPOINT_RESTORE = 40;
     private static final Logger LOG = Logger.getLogger("restore");
     private static final long CLOSE_RANGE_ALL = 0xffffffffL;
     private static final int SIGCHLD = 17, RLIMIT_CORE = 4, RT_SIGTIMEDWAIT = 128;
@@ -96,6 +97,19 @@ public final class Restore {
         }
     }
 
+    /**
+     * clone3 with set_tid takes CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN) over the pid namespace;
+     * in the host's, only root has it. A container's new pid namespace belongs to the user
+     * namespace its restore makes, where any user has it.
+     */
+    private static void checkMayChoosePids() {
+        long effective = Long.parseUnsignedLong(ProcFiles.status(Sys.getpid()).get("CapEff"), 16);
+        if ((effective & (1L << CAP_SYS_ADMIN | 1L << CAP_CHECKPOINT_RESTORE)) == 0) {
+            throw new CryoException("restoring processes with their pids in the host's pid namespace needs root"
+                    + " (CAP_CHECKPOINT_RESTORE); a user other than root can restore the containers it runs with cryo run --user");
+        }
+    }
+
     public static Restored run(Options o) {
         long t0 = System.nanoTime();
         ImageReader image = ImageReader.openForRestore(o.dir());
@@ -107,6 +121,7 @@ public final class Restore {
         boolean newPidNs = o.container() != null && (o.container().namespaces() & CLONE_NEWPID) != 0;
         Map<Integer, Integer> ids = idsInNamespace(tree, newPidNs);
         if (!newPidNs) {
+            checkMayChoosePids();
             checkIdsFree(tree); // a new pid namespace has all of them free
         }
         Map<String, Object> options = new HashMap<>();

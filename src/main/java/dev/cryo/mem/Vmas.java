@@ -3,6 +3,7 @@ package dev.cryo.mem;
 import dev.cryo.core.Refusal;
 import dev.cryo.image.proto.VmaEntry;
 import dev.cryo.image.proto.VmaKind;
+import dev.cryo.proc.ProcFiles;
 import dev.cryo.proc.Vma;
 import dev.cryo.remote.RemoteSyscalls;
 
@@ -59,7 +60,7 @@ final class Vmas {
         if (!vma.path().startsWith("/")) {
             throw new Refusal("process " + pid + " maps " + vma + ", a mapping of a kind Cryo cannot save");
         }
-        Path file = Path.of(vma.path());
+        Path file = ProcFiles.inRootOf(pid, vma.path());
         if (!Files.isRegularFile(file)) {
             throw new Refusal("process " + pid + " maps " + vma + ": only regular files can be remapped (device mappings are not supported)");
         }
@@ -88,7 +89,7 @@ final class Vmas {
         }
         if (kind == VmaKind.PRIVATE_FILE || kind == VmaKind.SHARED_FILE) {
             try {
-                Path file = Path.of(vma.path());
+                Path file = ProcFiles.inRootOf(pid, vma.path());
                 PosixFileAttributes a = Files.readAttributes(file, PosixFileAttributes.class);
                 b.setFileSize(a.size()).setFileMtimeNs(a.lastModifiedTime().to(java.util.concurrent.TimeUnit.NANOSECONDS))
                         .setFileInode(vma.inode()).setFileMode(FileModes.of(a.permissions()))

@@ -1,6 +1,7 @@
 package dev.cryo.net;
 
 import dev.cryo.CryoException;
+import dev.cryo.remote.RestoreStub;
 import dev.cryo.sys.Nr;
 import dev.cryo.sys.Sys;
 
@@ -62,10 +63,22 @@ final class NetNamespaces {
         }
     }
 
-    /** socket(2) in the network namespace of process {@code pid}. */
+    /**
+     * socket(2) in the network namespace of process {@code pid}. Joining it takes CAP_SYS_ADMIN
+     * in Cryo's own user namespace too: a user other than root has a restore stub join the
+     * container's user namespace and then its network one, make the socket there and hand it over.
+     */
     static int socket(int pid, int domain, int type, int protocol) {
         if (!ownNetwork(pid)) {
             return (int) Sys.call("socket", Nr.SOCKET, domain, type, protocol);
+        }
+        if (Sys.geteuid() != 0) {
+            try (RestoreStub helper = RestoreStub.spawn()) {
+                helper.joinNamespaces(pid, List.of("user", "net"));
+                return helper.socket(domain, type, protocol);
+            } catch (RuntimeException e) {
+                throw new CryoException("cannot make a socket in the network namespace of process " + pid + ": " + e.getMessage(), e);
+            }
         }
         AtomicReference<Object> result = new AtomicReference<>();
         Thread t = Thread.ofPlatform().name("cryo-netns").start(() -> {

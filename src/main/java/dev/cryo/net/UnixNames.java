@@ -2,6 +2,7 @@ package dev.cryo.net;
 
 import dev.cryo.CryoException;
 import dev.cryo.image.proto.UnixSocketEnd;
+import dev.cryo.ns.UserNamespace;
 import dev.cryo.remote.RemoteAddr;
 import dev.cryo.remote.RemoteSyscalls;
 import dev.cryo.sys.Errno;
@@ -71,8 +72,9 @@ final class UnixNames {
             } else {
                 long path = sys.scratch().putString(name).value();
                 sys.call("fchmodat(" + name + ")", Nr.FCHMODAT, AT_FDCWD, path, saved.getFileMode() & 07777);
-                sys.call("fchownat(" + name + ")", Nr.FCHOWNAT, AT_FDCWD, path, saved.getFileUid(), saved.getFileGid(),
-                        AT_SYMLINK_NOFOLLOW);
+                int pid = sys.task().pid(); // the ids saved as the host sees them; the task's user namespace may map them
+                sys.call("fchownat(" + name + ")", Nr.FCHOWNAT, AT_FDCWD, path, UserNamespace.uidInside(pid, saved.getFileUid()),
+                        UserNamespace.gidInside(pid, saved.getFileGid()), AT_SYMLINK_NOFOLLOW);
                 sys.scratch().reset();
             }
         }

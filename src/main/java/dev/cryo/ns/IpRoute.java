@@ -3,6 +3,7 @@ package dev.cryo.ns;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonParser;
 import dev.cryo.CryoException;
+import dev.cryo.sys.Sys;
 
 import java.io.IOException;
 import java.io.OutputStream;
@@ -30,8 +31,18 @@ public final class IpRoute {
     public record Where(int pid) {
         public static final Where HOST = new Where(0);
 
+        /**
+         * Joining a network namespace needs CAP_SYS_ADMIN both over it and in the joiner's own
+         * user namespace: a user other than root first joins the container's user namespace
+         * (which it made, so it may), keeping its ids (mapped to root there).
+         */
         List<String> prefix() {
-            return pid == 0 ? List.of(ip()) : List.of(NSENTER, "--net=/proc/" + pid + "/ns/net", ip());
+            if (pid == 0) {
+                return List.of(ip());
+            }
+            String ns = "/proc/" + pid + "/ns/";
+            return Sys.geteuid() == 0 ? List.of(NSENTER, "--net=" + ns + "net", ip())
+                    : List.of(NSENTER, "--user=" + ns + "user", "--preserve-credentials", "--net=" + ns + "net", ip());
         }
 
         @Override

@@ -41,12 +41,16 @@ public final class Mounts {
 
     /**
      * Mounts an overlay of {@code lower} (read-only layers, colon-separated, the first on top) under
-     * {@code upper} at {@code merged}, and makes it the root: pivot_root(".", ".") from inside it
-     * stacks the old root on top, and a lazy unmount drops it, so nothing of the host stays reachable.
+     * {@code upper} at {@code merged}, with a small /dev and (with {@code proc}) a fresh /proc in it,
+     * and makes it the root: pivot_root(".", ".") from inside it stacks the old root on top, and a
+     * lazy unmount drops it, so nothing of the host stays reachable. /dev and /proc are mounted
+     * before the host's root goes: in a user namespace, proc may only be mounted while a proc is
+     * fully visible in the mount namespace, and /dev's devices are bind mounts of the host's.
      *
      * @param beforePivot what is mounted into the overlay while the host is still in sight (volumes)
      */
-    public static void overlayRoot(RemoteSyscalls sys, String lower, Path upper, Path work, Path merged, Runnable beforePivot) {
+    public static void overlayRoot(RemoteSyscalls sys, String lower, Path upper, Path work, Path merged, boolean proc,
+                                   Runnable beforePivot) {
         String options = "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work;
         try {
             long src = sys.scratch().putString("overlay").value();
@@ -57,6 +61,14 @@ public final class Mounts {
             beforePivot.run();
             target = sys.scratch().putString(merged.toString()).value();
             sys.call("chdir(" + merged + ")", Nr.CHDIR, target);
+        } finally {
+            sys.scratch().reset();
+        }
+        mountDev(sys);
+        if (proc) {
+            mountProc(sys, "proc");
+        }
+        try {
             long dot = sys.scratch().putString(".").value();
             sys.call("pivot_root(., .)", Nr.PIVOT_ROOT, dot, dot);
             sys.call("umount2(old root)", Nr.UMOUNT2, dot, MNT_DETACH);
@@ -66,28 +78,39 @@ public final class Mounts {
         }
     }
 
+    /** The character devices of a container's /dev, with their numbers. */
+    private static final String[] DEVICES = {"null", "zero", "full", "random", "urandom", "tty"};
+    private static final long[][] DEVICE_NUMBERS = {{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}};
+
+    /** Whether {@code m} is one of the device bind mounts {@link #mountDev} makes in a user namespace. */
+    public static boolean isDeviceBind(Mount m) {
+        return Arrays.stream(DEVICES).anyMatch(d -> m.point().equals("/dev/" + d));
+    }
+
     /**
-     * A small /dev of its own for a container with its own root: a tmpfs with the harmless
-     * character devices every program expects (null, zero, full, random, urandom, tty), made with
-     * mknod(2), which needs CAP_MKNOD in the initial user namespace (in a user namespace /dev stays empty).
+     * A small /dev for the overlay root being set up (relative to the working directory, the
+     * merged directory): a tmpfs with the harmless character devices every program expects
+     * (null, zero, full, random, urandom, tty), made with mknod(2). mknod of a device needs
+     * CAP_MKNOD in the initial user namespace; in a user namespace each is instead an empty file
+     * with the host's device bind-mounted on it (a bind mount of a device is allowed there, and
+     * the host's /dev is still in sight).
      */
-    public static void mountDev(RemoteSyscalls sys) {
-        String[] names = {"null", "zero", "full", "random", "urandom", "tty"};
-        long[][] numbers = {{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}};
+    private static void mountDev(RemoteSyscalls sys) {
         try {
-            long dev = mkdir(sys, "/dev", 0755);
+            long dev = mkdir(sys, "dev", 0755);
             long fs = sys.scratch().putString("tmpfs").value();
             long opts = sys.scratch().putString("mode=755,size=1m").value();
             sys.call("mount(tmpfs on /dev)", Nr.MOUNT, fs, dev, fs, MS_NOSUID, opts);
-            for (int i = 0; i < names.length; i++) {
-                long path = sys.scratch().putString("/dev/" + names[i]).value();
-                long devt = (numbers[i][0] << 8) | numbers[i][1];
+            for (int i = 0; i < DEVICES.length; i++) {
+                long path = sys.scratch().putString("dev/" + DEVICES[i]).value();
+                long devt = (DEVICE_NUMBERS[i][0] << 8) | DEVICE_NUMBERS[i][1];
                 long r = sys.raw(Nr.MKNOD, path, S_IFCHR | 0666, devt);
                 if (r == -Errno.EPERM) {
-                    return;
-                }
-                if (r < 0) {
-                    throw new RemoteSysException(sys.task().pid(), "mknod(/dev/" + names[i] + ")", (int) -r, path);
+                    sys.call("mknod(/dev/" + DEVICES[i] + ", S_IFREG)", Nr.MKNOD, path, S_IFREG | 0666, 0);
+                    long host = sys.scratch().putString("/dev/" + DEVICES[i]).value();
+                    sys.call("mount(/dev/" + DEVICES[i] + ", MS_BIND)", Nr.MOUNT, host, path, 0, MS_BIND, 0);
+                } else if (r < 0) {
+                    throw new RemoteSysException(sys.task().pid(), "mknod(/dev/" + DEVICES[i] + ")", (int) -r, path);
                 }
             }
         } finally {
@@ -218,7 +241,8 @@ public final class Mounts {
         try {
             long at = makePoint(sys, point, false);
             long fs = sys.scratch().putString(type).value();
-            long options = data.isEmpty() ? 0 : sys.scratch().putString(data).value();
+            // a tmpfs's uid= and gid= as the container sees them (see idsInside)
+            long options = data.isEmpty() ? 0 : sys.scratch().putString(type.equals("tmpfs") ? idsInside(sys.task().pid(), data) : data).value();
             sys.call("mount(" + type + " on " + point + (data.isEmpty() ? "" : ", " + data) + ")", Nr.MOUNT, fs, at, fs,
                     flags & ~MS_RDONLY, options);
         } finally {
@@ -252,6 +276,16 @@ public final class Mounts {
         } finally {
             sys.scratch().reset();
         }
+    }
+
+    /**
+     * mountinfo shows a tmpfs's uid= and gid= as the host sees them; mount(2) inside a user
+     * namespace takes them as that namespace sees them (an unmapped one is EINVAL).
+     */
+    static String idsInside(int pid, String data) {
+        return String.join(",", Arrays.stream(data.split(",")).map(o -> o.startsWith("uid=")
+                ? "uid=" + UserNamespace.uidInside(pid, Long.parseLong(o.substring(4)))
+                : o.startsWith("gid=") ? "gid=" + UserNamespace.gidInside(pid, Long.parseLong(o.substring(4))) : o).toList());
     }
 
     /** mount(NULL, point, NULL, MS_UNBINDABLE): no bind can be made of it. */
@@ -290,12 +324,12 @@ public final class Mounts {
         return m.replaceAll(r -> Matcher.quoteReplacement(String.valueOf((char) Integer.parseInt(r.group(1), 8))));
     }
 
-    /** A fresh procfs on /proc, showing the caller's pid namespace (created if the root lacks the directory). */
-    public static void mountProc(RemoteSyscalls sys) {
+    /** A fresh procfs on {@code dir} (made if missing), showing the caller's pid namespace. */
+    public static void mountProc(RemoteSyscalls sys, String dir) {
         try {
-            long proc = mkdir(sys, "/proc", 0555);
+            long proc = mkdir(sys, dir, 0555);
             long fs = sys.scratch().putString("proc").value();
-            sys.call("mount(proc on /proc)", Nr.MOUNT, fs, proc, fs, MS_NOSUID | MS_NODEV | MS_NOEXEC, 0);
+            sys.call("mount(proc on " + dir + ")", Nr.MOUNT, fs, proc, fs, MS_NOSUID | MS_NODEV | MS_NOEXEC, 0);
         } finally {
             sys.scratch().reset();
         }

@@ -5,6 +5,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -91,6 +92,47 @@ public final class ProcFiles {
         } catch (IOException e) {
             throw new UncheckedIOException("reading /proc/sys/" + name, e);
         }
+    }
+
+    /**
+     * Where Cryo finds {@code path} as process {@code pid} sees it: through /proc/PID/root, as its
+     * root may not be Cryo's (a container's overlay root holds files the host has nowhere else).
+     */
+    public static Path inRootOf(int pid, String path) {
+        return dir(pid).resolve("root" + path);
+    }
+
+    /** The children of thread {@code tid} of process {@code pid}: a child belongs to the thread that forked it. */
+    public static List<Integer> children(int pid, int tid) {
+        List<Integer> out = new ArrayList<>();
+        String list = readString(pid, "task/" + tid + "/children").strip();
+        if (!list.isEmpty()) {
+            for (String c : list.split("\\s+")) {
+                out.add(Integer.parseInt(c));
+            }
+        }
+        return out;
+    }
+
+    /**
+     * {@code pid} and its descendants as they stand (a process forking meanwhile may be missed;
+     * one exiting meanwhile is left out), parents before children.
+     */
+    public static List<Integer> tree(int pid) {
+        List<Integer> out = new ArrayList<>();
+        java.util.ArrayDeque<Integer> todo = new java.util.ArrayDeque<>(List.of(pid));
+        while (!todo.isEmpty()) {
+            int p = todo.poll();
+            try (java.util.stream.Stream<Path> tasks = Files.list(dir(p).resolve("task"))) {
+                for (Path t : tasks.toList()) {
+                    todo.addAll(children(p, Integer.parseInt(t.getFileName().toString())));
+                }
+                out.add(p);
+            } catch (IOException | UncheckedIOException gone) {
+                // exited meanwhile
+            }
+        }
+        return out;
     }
 
     public static boolean exists(int pid) {

@@ -29,6 +29,8 @@ public final class RestoreStub implements AutoCloseable {
     /** Address of the {@code syscall} instruction: after the 5-byte {@code mov eax, imm32}. */
     public static final RemoteAddr SYSCALL_INSN = new RemoteAddr(BASE + CODE_OFFSET + 5);
 
+    private static final int O_RDONLY = 0, O_CLOEXEC = 02000000;
+
     private final Tracee stub;
     private boolean gone;
 
@@ -82,6 +84,50 @@ public final class RestoreStub implements AutoCloseable {
     public void unshare(long namespaces) {
         try (RemoteSyscalls sys = new RemoteSyscalls(stub, SYSCALL_INSN)) {
             sys.call("unshare(0x" + Long.toHexString(namespaces) + ")", Nr.UNSHARE, namespaces);
+        }
+    }
+
+    /**
+     * Moves the stub into the namespaces of process {@code pid} named by {@code kinds} ("user",
+     * "net" ...), in that order, by injected open and setns(2). A single-threaded task may join a
+     * user namespace, which Cryo's JVM (many threads) never may; and a user other than root must
+     * be in a container's user namespace before it may join the container's other namespaces.
+     */
+    public void joinNamespaces(int pid, java.util.List<String> kinds) {
+        try (RemoteSyscalls sys = new RemoteSyscalls(stub, SYSCALL_INSN)) {
+            RemoteAddr scratch = sys.mmap(0, 4096, RemoteSyscalls.PROT_READ | RemoteSyscalls.PROT_WRITE,
+                    RemoteSyscalls.MAP_PRIVATE | RemoteSyscalls.MAP_ANONYMOUS, -1, 0);
+            sys.attachScratch(new RemoteScratch(stub, scratch, 4096));
+            for (String kind : kinds) {
+                int fd = sys.open("/proc/" + pid + "/ns/" + kind, O_RDONLY | O_CLOEXEC, 0);
+                try {
+                    sys.call("setns(/proc/" + pid + "/ns/" + kind + ")", Nr.SETNS, fd, 0);
+                } finally {
+                    sys.closeFd(fd);
+                }
+            }
+            sys.munmap(scratch.value(), 4096);
+        }
+    }
+
+    /** socket(2) made by the stub, in its namespaces; returns Cryo's own copy of it (pidfd_getfd). */
+    public int socket(int domain, int type, int protocol) {
+        int remote;
+        try (RemoteSyscalls sys = new RemoteSyscalls(stub, SYSCALL_INSN)) {
+            remote = (int) sys.call("socket", Nr.SOCKET, domain, type, protocol);
+        }
+        return Sys.fdOf(stub.pid(), remote);
+    }
+
+    /**
+     * Makes the stub a plain user: no supplementary groups, then gid and uid {@code id} (real,
+     * effective, saved). The tasks it creates next, and the namespaces it unshares, are that user's.
+     */
+    public void becomeUser(int id) {
+        try (RemoteSyscalls sys = new RemoteSyscalls(stub, SYSCALL_INSN)) {
+            sys.call("setgroups(0)", Nr.SETGROUPS, 0, 0);
+            sys.call("setresgid(" + id + ")", Nr.SETRESGID, id, id, id);
+            sys.call("setresuid(" + id + ")", Nr.SETRESUID, id, id, id);
         }
     }
 

@@ -27,7 +27,7 @@ public final class Nr {
             EXECVE = 59, UNAME = 63, MKDIR = 83, PIVOT_ROOT = 155,
             MOUNT = 165, UMOUNT2 = 166, SETHOSTNAME = 170, SETDOMAINNAME = 171, UNSHARE = 272, SETNS = 308,
             MKNOD = 133, LSETXATTR = 188, LGETXATTR = 192, SHMGET = 29, SHMCTL = 31, SHMDT = 67,
-            SEMGET = 64, SEMCTL = 66, MSGGET = 68, MSGSND = 69, MSGRCV = 70;
+            SEMGET = 64, SEMCTL = 66, MSGGET = 68, MSGSND = 69, MSGRCV = 70, GETEUID = 107;
 
     private Nr() {
     }

@@ -195,6 +195,10 @@ public final class Sys {
         return (int) call("getpid", Nr.GETPID);
     }
 
+    public static int geteuid() {
+        return (int) call("geteuid", Nr.GETEUID);
+    }
+
     public static void kill(int pid, int signal) {
         call("kill", Nr.KILL, pid, signal);
     }

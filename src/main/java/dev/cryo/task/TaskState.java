@@ -14,10 +14,13 @@ import dev.cryo.image.proto.Rseq;
 import dev.cryo.image.proto.Sched;
 import dev.cryo.image.proto.TaskCore;
 import dev.cryo.image.proto.ThreadCore;
+import dev.cryo.ns.UserNamespace;
 import dev.cryo.proc.ProcFiles;
 import dev.cryo.remote.RemoteAddr;
+import dev.cryo.remote.RemoteSysException;
 import dev.cryo.remote.RemoteSyscalls;
 import dev.cryo.remote.SyscallRestart;
+import dev.cryo.sys.Errno;
 import dev.cryo.sys.Nr;
 import dev.cryo.sys.Ptrace;
 import dev.cryo.sys.Regs;
@@ -26,6 +29,7 @@ import dev.cryo.sys.Sys;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
+import java.util.Arrays;
 
 import static dev.cryo.sys.Structs.le;
 import java.util.List;
@@ -148,14 +152,18 @@ public final class TaskState implements TaskPart {
         return leader;
     }
 
+    /**
+     * The ids are turned into the ones of the process's own user namespace (status shows them in
+     * Cryo's), which restore's setresuid inside it takes; without a user namespace of its own the
+     * maps are every id to itself.
+     */
     private static Creds creds(int pid, Map<String, String> st, RemoteSyscalls sys) {
-        String[] uid = st.get("Uid").split("\\s+");
-        String[] gid = st.get("Gid").split("\\s+");
+        String uidMap = ProcFiles.readString(pid, "uid_map"), gidMap = ProcFiles.readString(pid, "gid_map");
+        int[] uid = Arrays.stream(st.get("Uid").split("\\s+")).mapToInt(u -> UserNamespace.inside(uidMap, Long.parseLong(u))).toArray();
+        int[] gid = Arrays.stream(st.get("Gid").split("\\s+")).mapToInt(g -> UserNamespace.inside(gidMap, Long.parseLong(g))).toArray();
         Creds.Builder c = Creds.newBuilder()
-                .setUid(Integer.parseInt(uid[0])).setEuid(Integer.parseInt(uid[1]))
-                .setSuid(Integer.parseInt(uid[2])).setFsuid(Integer.parseInt(uid[3]))
-                .setGid(Integer.parseInt(gid[0])).setEgid(Integer.parseInt(gid[1]))
-                .setSgid(Integer.parseInt(gid[2])).setFsgid(Integer.parseInt(gid[3]))
+                .setUid(uid[0]).setEuid(uid[1]).setSuid(uid[2]).setFsuid(uid[3])
+                .setGid(gid[0]).setEgid(gid[1]).setSgid(gid[2]).setFsgid(gid[3])
                 .setCapInh(Long.parseUnsignedLong(st.get("CapInh"), 16))
                 .setCapPrm(Long.parseUnsignedLong(st.get("CapPrm"), 16))
                 .setCapEff(Long.parseUnsignedLong(st.get("CapEff"), 16))
@@ -166,7 +174,7 @@ public final class TaskState implements TaskPart {
         String groups = st.getOrDefault("Groups", "").strip();
         if (!groups.isEmpty()) {
             for (String g : groups.split("\\s+")) {
-                c.addGroups(Integer.parseInt(g));
+                c.addGroups(UserNamespace.inside(gidMap, Long.parseLong(g)));
             }
         }
         return c.build();
@@ -256,6 +264,19 @@ public final class TaskState implements TaskPart {
         sys.call("setpriority", Nr.SETPRIORITY, 0, 0, s.getNice());
     }
 
+    /** Whether the task's supplementary groups (injected getgroups) are the saved ones, in any order. */
+    private static boolean sameGroups(RemoteSyscalls sys, Creds c) {
+        int n = (int) sys.call("getgroups(0)", Nr.GETGROUPS, 0, 0);
+        RemoteAddr buf = sys.scratch().alloc(4L * Math.max(1, n));
+        sys.call("getgroups", Nr.GETGROUPS, n, buf.value());
+        ByteBuffer now = le(sys.scratch().read(buf, 4 * n));
+        java.util.Set<Integer> have = new java.util.HashSet<>();
+        for (int i = 0; i < n; i++) {
+            have.add(now.getInt());
+        }
+        return have.equals(new java.util.HashSet<>(c.getGroupsList()));
+    }
+
     /**
      * Credentials last: once the task is no longer root, it may not do the rest. The bounding set
      * shrinks first (needs CAP_SETPCAP); SECBIT_NO_SETUID_FIXUP keeps the capabilities across the
@@ -271,7 +292,13 @@ public final class TaskState implements TaskPart {
         ByteBuffer groups = le(new byte[Math.max(4, 4 * c.getGroupsCount())]);
         c.getGroupsList().forEach(groups::putInt);
         RemoteAddr g = sys.scratch().put(groups.array());
-        sys.call("setgroups", Nr.SETGROUPS, c.getGroupsCount(), g.value());
+        long r = sys.raw(Nr.SETGROUPS, c.getGroupsCount(), g.value());
+        if (r == -Errno.EPERM && sameGroups(sys, c)) {
+            // a user namespace whose setgroups is denied (one a user other than root made) keeps the
+            // groups its first task came with, which are the saved ones
+        } else if (r < 0) {
+            throw new RemoteSysException(sys.task().pid(), "setgroups(" + c.getGroupsList() + ")", (int) -r, c.getGroupsCount());
+        }
         sys.call("setresgid", Nr.SETRESGID, c.getGid(), c.getEgid(), c.getSgid());
         sys.call("setresuid", Nr.SETRESUID, c.getUid(), c.getEuid(), c.getSuid());
         sys.call("prctl(PR_SET_SECUREBITS)", Nr.PRCTL, PR_SET_SECUREBITS, c.getSecurebits());

@@ -430,7 +430,7 @@ class ContainerTest extends TargetTest {
         return awaitFile(targetState.resolve("result")).strip();
     }
 
-    private static String awaitFile(Path file) throws InterruptedException, IOException {
+    static String awaitFile(Path file) throws InterruptedException, IOException {
         long deadline = System.nanoTime() + 10_000_000_000L;
         while (!Files.exists(file)) {
             if (System.nanoTime() > deadline) {
@@ -442,7 +442,7 @@ class ContainerTest extends TargetTest {
     }
 
     /** The lines of a file of the container's overlay upper layer, as the image saved it. */
-    private static List<String> savedLines(Path images, String path) {
+    static List<String> savedLines(Path images, String path) {
         RootfsLayer layer = ImageReader.open(images, true).read(ImageKind.ROOTFS_UPPER, 0, RootfsLayer.parser());
         for (LayerEntry e : layer.getEntriesList()) {
             if (e.getPath().equals(path)) {
@@ -459,6 +459,15 @@ class ContainerTest extends TargetTest {
                 "/bin/sh", "-c", "test $$ = 1 && test \"$(hostname)\" = inside && test -r /proc/1/cmdline && exit 7");
         assertThat(r.exitCode()).as(r.toString()).isEqualTo(7);
         assertThat(Files.exists(state.resolve("fg"))).as("a foreground container is removed when it exits").isFalse();
+    }
+
+    @Test
+    void aUserNamespaceWithItsOwnRootGetsProcAndDevices() {
+        // proc can be mounted in a user namespace only while a proc is in sight: before pivot_root
+        CryoCli.Result r = CryoCli.run("run", "--name", "userfg", "--user", "--rootfs", rootfs + ":/usr", "--", "/bin/sh", "-c",
+                "test $$ = 1 && test -r /proc/1/cmdline && test -c /dev/null && echo x > /dev/null"
+                        + " && test \"$(cat /proc/self/uid_map | tr -s ' ')\" = ' 0 0 4294967295' && exit 7");
+        assertThat(r.exitCode()).as(r.toString()).isEqualTo(7);
     }
 
     @Test
@@ -537,14 +546,14 @@ class ContainerTest extends TargetTest {
     }
 
     /** Lines "N ..." with N = 1, 2, 3 ... in order. */
-    private static void assertCounts(List<String> lines, String what) {
+    static void assertCounts(List<String> lines, String what) {
         for (int i = 0; i < lines.size(); i++) {
             assertThat(lines.get(i)).as(what + " line " + (i + 1)).startsWith((i + 1) + " ");
         }
     }
 
     /** Waits until {@code file} has at least {@code min} complete lines; returns the complete ones. */
-    private static List<String> awaitLines(Path file, int min) throws InterruptedException {
+    static List<String> awaitLines(Path file, int min) throws InterruptedException {
         long deadline = System.nanoTime() + 20_000_000_000L;
         List<String> lines = List.of();
         while (System.nanoTime() < deadline) {
