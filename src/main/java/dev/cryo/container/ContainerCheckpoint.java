@@ -77,7 +77,8 @@ public final class ContainerCheckpoint {
         Checkpoint.Container hook = new Checkpoint.Container() {
             @Override
             public Map<String, Object> options() {
-                return (namespaces & Namespaces.NEWIPC) != 0 ? Map.of(Checkpoint.SYSV_SHM_IN_IMAGE, Boolean.TRUE)
+                return (namespaces & Namespaces.NEWIPC) != 0
+                        ? Map.of(Checkpoint.SYSV_SHM_IN_IMAGE, Boolean.TRUE, Checkpoint.IPC_NAMESPACE_IN_IMAGE, Boolean.TRUE)
                         : Map.of();
             }
 

@@ -340,6 +340,42 @@ class ContainerTest extends TargetTest {
         assertThat(check("shm2", targetState)).isEqualTo("PASS");
     }
 
+    @Test
+    void posixMessageQueuesOfItsNamespaceComeBackWithTheirMessagesAndAreLeftAsTheyWere() throws Exception {
+        Path binary = dev.cryo.testing.TargetBuilder.build("mqueues");
+        Path targetState = tmp.resolve("mq-state");
+        Files.createDirectories(targetState);
+        run("mq", "--", binary.toString(), targetState.toString());
+        awaitFile(targetState.resolve("ready"));
+        assertThat(check("mq", targetState)).isEqualTo("PASS");
+
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "mq", "-D", images.toString(), "--leave-running");
+        assertThat(dump.exitCode()).as(dump.toString()).isZero();
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "mq2", "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        containers.add("mq2");
+        // the clone's child receives exactly the five queued at checkpoint, in priority order, from its own copy
+        assertThat(check("mq2", targetState)).isEqualTo("PASS");
+        // and the original's queues, emptied to be saved, hold all their messages again
+        assertThat(check("mq", targetState)).isEqualTo("PASS");
+        assertThat(check("mq2", targetState)).isEqualTo("PASS");
+    }
+
+    @Test
+    void aMessageQueueWithAnMqNotifyRegistrationIsRefusedByNameAndTheQueuesAreLeftAsTheyWere() throws Exception {
+        Path binary = dev.cryo.testing.TargetBuilder.build("mqueues");
+        Path targetState = tmp.resolve("mq-state");
+        Files.createDirectories(targetState);
+        run("mqn", "--", binary.toString(), targetState.toString(), "notify");
+        awaitFile(targetState.resolve("ready"));
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "mqn", "-D", tmp.resolve("img").toString());
+        assertThat(dump.exitCode()).isEqualTo(1);
+        assertThat(dump.err()).contains("POSIX message queue /cryo-zz-notify of the container has an mq_notify registration");
+        assertThat(CryoCli.run("ps").out()).containsPattern("mqn +\\d+ running");
+        assertThat(check("mqn", targetState)).as("the queues saved before the refusal hold their messages again").isEqualTo("PASS");
+    }
+
     /** Asks the target, pid 1 of container {@code name}, to check itself (SIGUSR2); its verdict. */
     private String check(String name, Path targetState) throws Exception {
         Files.deleteIfExists(targetState.resolve("result"));

@@ -1,0 +1,213 @@
+package dev.cryo.ipc;
+
+import com.google.protobuf.ByteString;
+import dev.cryo.CryoException;
+import dev.cryo.core.Refusal;
+import dev.cryo.image.proto.IpcNamespace;
+import dev.cryo.image.proto.PosixMessage;
+import dev.cryo.image.proto.PosixMessageQueue;
+import dev.cryo.sys.MessageQueueCalls;
+import dev.cryo.sys.MessageQueueCalls.Message;
+import dev.cryo.sys.Errno;
+import dev.cryo.sys.Nr;
+import dev.cryo.sys.SysException;
+import dev.cryo.sys.Sys;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.logging.Logger;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+
+/**
+ * The POSIX message queues of a container's own IPC namespace, every one its mqueue file system
+ * lists, open or not (see {@link MqueueNamespace} for how Cryo reaches them).
+ *
+ * <p>No call copies a message out of a POSIX queue without taking it (nothing like SysV's
+ * MSG_COPY), so each queue is emptied with mq_receive and at once filled again with the same
+ * messages in the same order. The kernel keeps a queue sorted by priority, oldest first within
+ * one, so sending them back in the order received rebuilds it exactly. This is safe because the
+ * tree is held in ptrace stops meanwhile: a stopped task is out of any mq wait (it left with
+ * ERESTARTSYS to stop), so no receiver is handed a message and no blocked sender slips its own
+ * into the room the draining makes. A registration of mq_notify would fire on the first message
+ * sent back into the emptied queue; as its sigevent cannot be read, such a queue is refused.
+ */
+final class PosixMessageQueues {
+    private static final Logger LOG = Logger.getLogger("ipc");
+    private static final Path LIMITS = Path.of("/proc/sys/fs/mqueue");
+    private static final List<String> LIMIT_FILES = List.of("queues_max", "msg_max", "msgsize_max", "msg_default", "msgsize_default");
+    private static final int O_RDWR = 2, O_CREAT = 0100, O_EXCL = 0200, O_NONBLOCK = 04000, O_CLOEXEC = 02000000;
+    private static final Pattern NOTIFY = Pattern.compile("NOTIFY:(\\d+)\\s+SIGNO:(\\d+)\\s+NOTIFY_PID:(\\d+)");
+
+    private PosixMessageQueues() {
+    }
+
+    /** Saves the queues of the IPC namespace of process {@code pid} (a frozen container's) and the namespace's mqueue limits. */
+    static void save(int pid, IpcNamespace.Builder ns) {
+        MqueueNamespace.enter(pid, true, mount -> {
+            for (String limit : LIMIT_FILES) {
+                ns.putMqueueLimits(limit, limit(limit));
+            }
+            try (Stream<Path> files = Files.list(mount)) {
+                for (Path queue : files.sorted().toList()) {
+                    ns.addMqueues(save(queue));
+                }
+            }
+            return null;
+        });
+        LOG.info(() -> ns.getMqueuesCount() + " POSIX message queue(s) of the IPC namespace saved");
+    }
+
+    private static PosixMessageQueue save(Path queue) throws IOException {
+        String name = queue.getFileName().toString();
+        // read(2) of a queue's file: "QSIZE:n NOTIFY:n SIGNO:n NOTIFY_PID:n"
+        Matcher notify = NOTIFY.matcher(Files.readString(queue));
+        if (notify.find() && !notify.group(3).equals("0")) {
+            throw new Refusal("POSIX message queue /" + name + " of the container has an mq_notify registration (process "
+                    + notify.group(3) + ", signal " + notify.group(2) + "), which restore cannot make again");
+        }
+        Map<String, Object> stat = Files.readAttributes(queue, "unix:mode,uid,gid");
+        int fd = open(queue, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        try {
+            MessageQueueCalls.Attr attr = MessageQueueCalls.getattr(fd);
+            PosixMessageQueue.Builder q = PosixMessageQueue.newBuilder().setName(name).setMode((int) stat.get("mode") & 07777)
+                    .setUid((int) stat.get("uid")).setGid((int) stat.get("gid")).setMaxMessages(attr.maxMessages())
+                    .setMessageSize(attr.messageSize());
+            for (Message m : takeAndPutBack(fd, name, attr.messageSize())) {
+                q.addMessages(PosixMessage.newBuilder().setPriority(m.priority()).setData(ByteString.copyFrom(m.data())));
+            }
+            return q.build();
+        } finally {
+            Sys.close(fd);
+        }
+    }
+
+    /** Every message of the queue, in the order received; the queue holds them again afterwards, whatever happens. */
+    private static List<Message> takeAndPutBack(int fd, String name, long messageSize) {
+        List<Message> taken = new ArrayList<>();
+        RuntimeException failure = null;
+        try {
+            for (Message m; (m = MessageQueueCalls.receiveNow(fd, messageSize)) != null; ) {
+                taken.add(m);
+            }
+        } catch (RuntimeException e) {
+            failure = e;
+        }
+        int back = 0;
+        try {
+            for (Message m : taken) {
+                MessageQueueCalls.sendNow(fd, m);
+                back++;
+            }
+        } catch (RuntimeException e) {
+            CryoException lost = new CryoException("POSIX message queue /" + name + ": " + (taken.size() - back)
+                    + " message(s) taken to be saved could not be put back: " + e.getMessage(), e);
+            if (failure != null) {
+                lost.addSuppressed(failure);
+            }
+            throw lost;
+        }
+        if (failure != null) {
+            throw failure;
+        }
+        return taken;
+    }
+
+    /**
+     * Makes the saved queues in the new IPC namespace of process {@code pid}, before any process
+     * of the tree runs in it: its limits first raised to admit every saved queue (Cryo lacks
+     * CAP_SYS_RESOURCE, which would bypass them; a queue may have been made while they were
+     * higher), the queues with their sizes, owner, mode and messages, then the saved limits.
+     */
+    static void restore(int pid, IpcNamespace ns) {
+        if (ns.getMqueuesCount() == 0 && ns.getMqueueLimitsCount() == 0) {
+            return;
+        }
+        MqueueNamespace.enter(pid, false, none -> {
+            long maxMessages = ns.getMqueuesList().stream().mapToLong(PosixMessageQueue::getMaxMessages).max().orElse(0);
+            long messageSize = ns.getMqueuesList().stream().mapToLong(PosixMessageQueue::getMessageSize).max().orElse(0);
+            raise("msg_max", maxMessages);
+            raise("msgsize_max", messageSize);
+            raise("queues_max", ns.getMqueuesCount());
+            for (PosixMessageQueue q : ns.getMqueuesList()) {
+                restore(q);
+            }
+            for (Map.Entry<String, String> limit : ns.getMqueueLimitsMap().entrySet()) {
+                if (!limit(limit.getKey()).equals(limit.getValue())) {
+                    Files.writeString(LIMITS.resolve(limit.getKey()), limit.getValue());
+                }
+            }
+            return null;
+        });
+        LOG.info(() -> ns.getMqueuesCount() + " POSIX message queue(s) of the IPC namespace recreated");
+    }
+
+    /**
+     * A limit of the calling thread's IPC namespace. Read whole in one read(2): an integer sysctl
+     * answers a read from an offset other than 0 with end of file, so Files.readString, whose
+     * first read of a file of size 0 asks for one byte, would see "2" for "20".
+     */
+    private static String limit(String name) throws IOException {
+        return Files.readAllLines(LIMITS.resolve(name)).getFirst().strip();
+    }
+
+    private static void raise(String limit, long atLeast) throws IOException {
+        if (Long.parseLong(limit(limit)) < atLeast) {
+            Files.writeString(LIMITS.resolve(limit), Long.toString(atLeast));
+        }
+    }
+
+    private static void restore(PosixMessageQueue q) {
+        int fd;
+        try {
+            fd = MessageQueueCalls.create(q.getName(), O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK | O_CLOEXEC, 0600,
+                    q.getMaxMessages(), q.getMessageSize());
+        } catch (SysException e) {
+            if (e.errno() == Errno.EMFILE) {
+                throw new CryoException("cannot make POSIX message queue /" + q.getName() + " again (" + q.getMaxMessages()
+                        + " messages of " + q.getMessageSize() + " bytes): the RLIMIT_MSGQUEUE of Cryo's user (the bytes"
+                        + " all its queues may take, in every namespace) is used up", e);
+            }
+            throw e;
+        }
+        try {
+            Sys.call("fchown(/" + q.getName() + ")", Nr.FCHOWN, fd, q.getUid(), q.getGid());
+            Sys.call("fchmod(/" + q.getName() + ")", Nr.FCHMOD, fd, q.getMode()); // after chown, which may clear set-id bits
+            for (PosixMessage m : q.getMessagesList()) {
+                MessageQueueCalls.sendNow(fd, new Message(m.getPriority(), m.getData().toByteArray()));
+            }
+        } finally {
+            Sys.close(fd);
+        }
+    }
+
+    private static int open(Path file, int flags) {
+        try (Arena arena = Arena.ofConfined()) {
+            return (int) Sys.call("open(" + file + ")", Nr.OPEN, arena.allocateFrom(file.toString()).address(), flags, 0);
+        }
+    }
+
+    /**
+     * Is the queue open as {@code fdPath} (a /proc/PID/fd link) one of the IPC namespace of
+     * process {@code pid}, still under its name {@code name}? Otherwise restore could not find it by name.
+     */
+    static boolean inNamespaceByName(int pid, Path fdPath, String name) {
+        try {
+            Object dev = Files.getAttribute(fdPath, "unix:dev");
+            Object ino = Files.getAttribute(fdPath, "unix:ino");
+            return MqueueNamespace.enter(pid, true, mount -> {
+                Path queue = mount.resolve(name);
+                return Files.exists(queue) && Files.getAttribute(queue, "unix:dev").equals(dev)
+                        && Files.getAttribute(queue, "unix:ino").equals(ino);
+            });
+        } catch (IOException e) {
+            throw new CryoException("cannot stat " + fdPath + ": " + e.getMessage(), e);
+        }
+    }
+}

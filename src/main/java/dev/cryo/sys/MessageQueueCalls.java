@@ -1,0 +1,81 @@
+package dev.cryo.sys;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/**
+ * POSIX message queue calls (mq_overview(7)) Cryo makes itself, on queues of its own fd table:
+ * any fd of a file of an mqueue file system is a queue descriptor, also one open(2) gave.
+ * <pre>
+ * struct mq_attr (64 bytes): long mq_flags at 0, mq_maxmsg at 8, mq_msgsize at 16, mq_curmsgs at 24, reserved[4]
+ * </pre>
+ */
+public final class MessageQueueCalls {
+    private static final long ATTR_SIZE = 64, FLAGS = 0, MAXMSG = 8, MSGSIZE = 16, CURMSGS = 24;
+
+    private MessageQueueCalls() {
+    }
+
+    /** mq_getattr(3). */
+    public record Attr(long flags, long maxMessages, long messageSize, long currentMessages) {
+    }
+
+    /** A message as mq_receive(3) gives it. */
+    public record Message(int priority, byte[] data) {
+    }
+
+    public static Attr getattr(int fd) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment attr = arena.allocate(ATTR_SIZE, 8);
+            Sys.call("mq_getattr", Nr.MQ_GETSETATTR, fd, 0, attr.address());
+            return new Attr(attr.get(JAVA_LONG, FLAGS), attr.get(JAVA_LONG, MAXMSG), attr.get(JAVA_LONG, MSGSIZE),
+                    attr.get(JAVA_LONG, CURMSGS));
+        }
+    }
+
+    /**
+     * mq_open(3) of the calling thread's IPC namespace, creating the queue with these sizes
+     * ({@code name} without the leading slash, as the system call wants it).
+     */
+    public static int create(String name, int flags, int mode, long maxMessages, long messageSize) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment attr = arena.allocate(ATTR_SIZE, 8);
+            attr.set(JAVA_LONG, MAXMSG, maxMessages);
+            attr.set(JAVA_LONG, MSGSIZE, messageSize);
+            return (int) Sys.call("mq_open(" + name + ")", Nr.MQ_OPEN, arena.allocateFrom(name).address(), flags, mode,
+                    attr.address());
+        }
+    }
+
+    /** mq_receive(3) without waiting, into a buffer of {@code size} bytes; null when the queue is empty (EAGAIN). */
+    public static Message receiveNow(int fd, long size) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buf = arena.allocate(Math.max(size, 1));
+            MemorySegment priority = arena.allocate(JAVA_INT);
+            // the fd is O_NONBLOCK; a timeout already past makes sure of it either way
+            MemorySegment past = arena.allocate(16, 8);
+            long n = Sys.raw(Nr.MQ_TIMEDRECEIVE, fd, buf.address(), size, priority.address(), past.address());
+            if (n == -Errno.EAGAIN || n == -Errno.ETIMEDOUT) {
+                return null;
+            }
+            if (n < 0) {
+                throw new SysException("mq_timedreceive", (int) -n, fd, size);
+            }
+            return new Message(priority.get(JAVA_INT, 0), buf.asSlice(0, n).toArray(JAVA_BYTE));
+        }
+    }
+
+    /** mq_send(3) without waiting: the queue must have room. */
+    public static void sendNow(int fd, Message m) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buf = arena.allocate(Math.max(m.data().length, 1));
+            buf.copyFrom(MemorySegment.ofArray(m.data()));
+            MemorySegment past = arena.allocate(16, 8);
+            Sys.call("mq_timedsend", Nr.MQ_TIMEDSEND, fd, buf.address(), m.data().length, m.priority(), past.address());
+        }
+    }
+}
