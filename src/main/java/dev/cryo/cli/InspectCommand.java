@@ -109,8 +109,10 @@ final class InspectCommand implements Callable<Integer> {
         out.printf("  namespaces %s%s%n", dev.cryo.ns.Namespaces.describe(c.getNamespaces()),
                 c.hasUts() ? ", host name " + c.getUts().getHostname() + ", domain " + c.getUts().getDomainname() : "");
         if (c.hasIpc()) {
-            out.printf("  IPC: %d SysV shm segment(s), %d semaphore set(s), %d message queue(s)%n", c.getIpc().getShmCount(),
-                    c.getIpc().getSemCount(), c.getIpc().getMsgCount());
+            out.printf("  IPC: %d SysV shm segment(s), %d semaphore set(s), %d message queue(s); %d POSIX message queue(s)%s%n",
+                    c.getIpc().getShmCount(), c.getIpc().getSemCount(), c.getIpc().getMsgCount(), c.getIpc().getMqueuesCount(),
+                    c.getIpc().getMqueuesList().stream().map(q -> " /" + q.getName() + " (" + q.getMessagesCount() + " msg)")
+                            .collect(java.util.stream.Collectors.joining(",")));
         }
         if (c.hasNet()) {
             out.printf("  network: %s%n", dev.cryo.ns.NetworkState.describe(c.getNet()));
