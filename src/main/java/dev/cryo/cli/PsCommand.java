@@ -25,7 +25,7 @@ final class PsCommand implements Callable<Integer> {
         for (ContainerRecord r : Containers.list()) {
             Containers.State state = Containers.state(r);
             String memory = state == Containers.State.EXITED ? "-"
-                    : Sizes.human(new ContainerCgroup(Path.of(r.getCgroup())).memoryBytes());
+                    : Sizes.human(ContainerCgroup.of(r).memoryBytes());
             out.printf("%-20s %8d %-8s %10s  %s%n", r.getName(), r.getInitPid(), state.name().toLowerCase(), memory,
                     String.join(" ", r.getCommandList()));
         }

@@ -72,7 +72,7 @@ public final class ContainerCheckpoint {
     public static Checkpoint.Result run(String name, Path dir, boolean leaveRunning, boolean tcpEstablished, Progress progress) {
         ContainerRecord r = Containers.running(name);
         List<Mounts.Mount> ownMounts = ownMounts(r);
-        ContainerCgroup cgroup = new ContainerCgroup(Path.of(r.getCgroup()));
+        ContainerCgroup cgroup = ContainerCgroup.of(r);
         long namespaces = Namespaces.ownOf(r.getInitPid(), Sys.getpid());
         Checkpoint.Container hook = new Checkpoint.Container() {
             @Override

@@ -75,8 +75,8 @@ public final class ContainerRestore {
             if (saved.getUpperSaved()) {
                 RootfsLayers.restore(ImageReader.open(dir, false).read(ImageKind.ROOTFS_UPPER, 0, RootfsLayer.parser()), setup.upper());
             }
-            cgroup = ContainerCgroup.create(name);
-            cgroup.applyLimits(saved.getCgroup().getFilesMap());
+            cgroup = ContainerCgroup.create(name, saved.getCgroup().getFilesMap().keySet());
+            cgroup.applyLimits(saved.getCgroup().getFilesMap(), false);
             ContainerCgroup joined = cgroup;
             tree = Restore.run(new Restore.Options(dir, false, new Restore.Container() {
                 @Override
@@ -124,7 +124,7 @@ public final class ContainerRestore {
         setup.dropStaged();
         StateStore.write(ContainerRecord.newBuilder().setName(name).setInitPid(tree.pid())
                 .setInitStartTime(ProcFiles.statField(ProcFiles.statFields(tree.pid()), 22))
-                .setCgroup(cgroup.dir().toString()).addAllCommand(saved.getCommandList()).setRootfs(saved.getRootfs())
+                .setCgroup(cgroup.dir().toString()).addAllV1Cgroups(cgroup.v1Dirs()).addAllCommand(saved.getCommandList()).setRootfs(saved.getRootfs())
                 .setHostname(uts == null ? "" : uts.hostname()).setNamespaces(saved.getNamespaces())
                 .setCreatedUnixMs(System.currentTimeMillis()).setRestoredFrom(dir.toAbsolutePath().toString())
                 .setVethHost(vethHost[0]).setVethHostAddress(vethHost[0].isEmpty() ? "" : saved.getNet().getHostAddress())

@@ -45,7 +45,7 @@ public final class Containers {
         if (!alive(r)) {
             return State.EXITED;
         }
-        return new ContainerCgroup(Path.of(r.getCgroup())).frozen() ? State.FROZEN : State.RUNNING;
+        return ContainerCgroup.of(r).frozen() ? State.FROZEN : State.RUNNING;
     }
 
     public static List<ContainerRecord> list() {
@@ -122,7 +122,7 @@ public final class Containers {
     static void remove(ContainerRecord r) {
         Veth.remove(r.getVethHost());
         if (!r.getCgroup().isEmpty() && Files.isDirectory(Path.of(r.getCgroup()))) {
-            new ContainerCgroup(Path.of(r.getCgroup())).remove();
+            ContainerCgroup.of(r).remove();
         }
         StateStore.remove(r.getName());
     }

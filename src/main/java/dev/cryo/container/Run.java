@@ -22,6 +22,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.logging.Logger;
 
 /**
@@ -47,9 +48,11 @@ public final class Run {
      * @param rootfs   overlay lower layers (colon-separated, the first on top), or null to share the host's root
      * @param detach   stdin, stdout and stderr are /dev/null instead of Cryo's own (a log file of the
      *                 host's would tie the container to a path a checkpoint could not take along)
+     * @param limits   cgroup limits in their v2 form (memory.max, pids.max, cpu.max -> value), set
+     *                 before the command runs; in a v1 hierarchy where v2 lacks the controller
      */
     public record Options(String name, String hostname, String rootfs, Net net, boolean user, boolean detach,
-                          List<String> command) {
+                          List<String> command, Map<String, String> limits) {
     }
 
     /** A container whose first process runs the command; {@link #waitForExit()} for one run in the foreground. */
@@ -80,7 +83,8 @@ public final class Run {
         try {
             Files.createDirectories(state);
             setup.prepareDirectories();
-            cgroup = ContainerCgroup.create(name);
+            cgroup = ContainerCgroup.create(name, o.limits().keySet());
+            cgroup.applyLimits(o.limits(), true);
             try (RestoreStub stub = RestoreStub.spawn(!o.detach())) {
                 stub.unshare(namespaces);
                 if (o.user()) {
@@ -115,7 +119,7 @@ public final class Run {
         }
         StateStore.write(record.setName(name).setInitPid(init.pid())
                 .setInitStartTime(ProcFiles.statField(ProcFiles.statFields(init.pid()), 22))
-                .setCgroup(cgroup.dir().toString()).addAllCommand(o.command()).setRootfs(o.rootfs() == null ? "" : o.rootfs())
+                .setCgroup(cgroup.dir().toString()).addAllV1Cgroups(cgroup.v1Dirs()).addAllCommand(o.command()).setRootfs(o.rootfs() == null ? "" : o.rootfs())
                 .setHostname(hostname).setNamespaces(namespaces).setCreatedUnixMs(System.currentTimeMillis()).build());
         int pid = init.pid();
         Path cgroupDir = cgroup.dir();
