@@ -1,5 +1,6 @@
 package dev.cryo.ipc;
 
+import dev.cryo.CryoException;
 import dev.cryo.core.Checkpoint;
 import dev.cryo.core.DumpContext;
 import dev.cryo.core.Refusal;
@@ -14,6 +15,10 @@ import dev.cryo.sys.Sys;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
 import java.util.Set;
 
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
@@ -50,8 +55,7 @@ public final class MessageQueues implements FdHandler {
     @Override
     public void dump(FdSource fd, FdEntry.Builder e, DumpContext ctx) {
         if (ctx.shared().containsKey(Checkpoint.IPC_NAMESPACE_IN_IMAGE)) {
-            if (!PosixMessageQueues.inNamespaceByName(fd.pid(), ProcFiles.dir(fd.pid()).resolve("fd/" + fd.fd()),
-                    fd.link().substring(1))) {
+            if (!inNamespaceByName(fd, ctx)) {
                 throw new Refusal(fd.where() + ": a POSIX message queue that is not under this name in the container's IPC"
                         + " namespace (unlinked, or another namespace's); restore could not open it again");
             }
@@ -60,6 +64,23 @@ public final class MessageQueues implements FdHandler {
                     + " to leave it on the host and reopen it at restore");
         }
         e.setKind(FdKind.MQUEUE).setPath(fd.link());
+    }
+
+    /**
+     * Is the queue {@code fd} has open one of its process's IPC namespace, under the name it
+     * shows? The namespace's queues are listed once per checkpoint.
+     */
+    @SuppressWarnings("unchecked")
+    private static boolean inNamespaceByName(FdSource fd, DumpContext ctx) {
+        Path link = ProcFiles.dir(fd.pid()).resolve("fd/" + fd.fd());
+        try {
+            String ns = "ipc:mqueues:" + Files.readSymbolicLink(ProcFiles.dir(fd.pid()).resolve("ns/ipc"));
+            Map<String, String> queues = (Map<String, String>) ctx.shared()
+                    .computeIfAbsent(ns, k -> PosixMessageQueues.identities(fd.pid()));
+            return PosixMessageQueues.identity(link).equals(queues.get(fd.link().substring(1)));
+        } catch (IOException e) {
+            throw new CryoException("cannot stat " + link + ": " + e.getMessage(), e);
+        }
     }
 
     @Override

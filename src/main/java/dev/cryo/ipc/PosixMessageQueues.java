@@ -194,20 +194,23 @@ final class PosixMessageQueues {
     }
 
     /**
-     * Is the queue open as {@code fdPath} (a /proc/PID/fd link) one of the IPC namespace of
-     * process {@code pid}, still under its name {@code name}? Otherwise restore could not find it by name.
+     * The queues of the IPC namespace of process {@code pid} by name, each as its file's
+     * "dev:ino", to tell whether a queue a process has open is one of them under its name.
      */
-    static boolean inNamespaceByName(int pid, Path fdPath, String name) {
-        try {
-            Object dev = Files.getAttribute(fdPath, "unix:dev");
-            Object ino = Files.getAttribute(fdPath, "unix:ino");
-            return MqueueNamespace.enter(pid, true, mount -> {
-                Path queue = mount.resolve(name);
-                return Files.exists(queue) && Files.getAttribute(queue, "unix:dev").equals(dev)
-                        && Files.getAttribute(queue, "unix:ino").equals(ino);
-            });
-        } catch (IOException e) {
-            throw new CryoException("cannot stat " + fdPath + ": " + e.getMessage(), e);
-        }
+    static Map<String, String> identities(int pid) {
+        return MqueueNamespace.enter(pid, true, mount -> {
+            Map<String, String> ids = new java.util.HashMap<>();
+            try (Stream<Path> files = Files.list(mount)) {
+                for (Path queue : files.toList()) {
+                    ids.put(queue.getFileName().toString(), identity(queue));
+                }
+            }
+            return ids;
+        });
+    }
+
+    /** "dev:ino" of a file. */
+    static String identity(Path file) throws IOException {
+        return Files.getAttribute(file, "unix:dev") + ":" + Files.getAttribute(file, "unix:ino");
     }
 }
