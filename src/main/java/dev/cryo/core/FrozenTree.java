@@ -122,6 +122,8 @@ final class FrozenTree {
      * threads of one another (clone without CLONE_THREAD, vfork) would be saved as separate
      * copies and restored wrong: refused.
      */
+    private static final int KCMP_SYSVSEM = 6;
+
     void checkNothingSharedBetweenProcesses() {
         String[] what = {null, "address space (CLONE_VM)", null, "cwd/root/umask (CLONE_FS)", "signal handlers (CLONE_SIGHAND)"};
         List<Proc> live = live();
@@ -132,6 +134,12 @@ final class FrozenTree {
                         throw new Refusal("processes " + live.get(i).pid() + " and " + live.get(j).pid() + " share their "
                                 + what[kind] + "; processes sharing that are not supported");
                     }
+                }
+                // two processes without any undo list compare equal too: Cryo has none either
+                if (Sys.raw(Nr.KCMP, live.get(i).pid(), live.get(j).pid(), KCMP_SYSVSEM, 0, 0) == 0
+                        && Sys.raw(Nr.KCMP, live.get(i).pid(), Sys.getpid(), KCMP_SYSVSEM, 0, 0) != 0) {
+                    throw new Refusal("processes " + live.get(i).pid() + " and " + live.get(j).pid() + " share their SEM_UNDO"
+                            + " adjustments (CLONE_SYSVSEM); processes sharing that are not supported");
                 }
             }
         }

@@ -10,11 +10,12 @@ import java.util.List;
 
 /**
  * The registry of per-task state, in restore order: memory first (everything else lives in
- * it), then files, signals and timers, and the task's own state last because it drops
+ * it), then files, signals, timers and SEM_UNDO adjustments, and the task's own state last because it drops
  * privileges, after which the rest could no longer be done.
  */
 public final class TaskParts {
-    public static final List<TaskPart> ALL = List.of(new Memory(), new Files(), new Signals(), new Timers(), new TaskState());
+    public static final List<TaskPart> ALL = List.of(new Memory(), new Files(), new Signals(), new Timers(),
+            new dev.cryo.ipc.SemaphoreUndo(), new TaskState());
 
     private TaskParts() {
     }

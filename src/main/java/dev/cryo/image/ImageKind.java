@@ -21,7 +21,8 @@ public enum ImageKind {
     CONTAINER("container.img", 14, false),
     ROOTFS_UPPER("rootfs-upper.img", 15, false),
     PTYS("ptys.img", 16, false),
-    EARLY_PAGEMAP("pagemap-early-%d.img", 17, false);
+    EARLY_PAGEMAP("pagemap-early-%d.img", 17, false),
+    SEM_UNDO("semundo-%d.img", 21, false);
 
     private final String pattern;
     private final int code;

@@ -459,6 +459,25 @@ class ContainerTest extends TargetTest {
         throw new AssertionError("no cgroup of " + dirs + " has " + file);
     }
 
+    @Test
+    void semUndoAdjustmentsAreMeasuredWithoutChangeAndComeBackWithTheProcess() throws Exception {
+        Path binary = dev.cryo.testing.TargetBuilder.build("semundo");
+        Path targetState = tmp.resolve("undo-state");
+        Files.createDirectories(targetState);
+        run("undo", "--", binary.toString(), targetState.toString());
+        awaitFile(targetState.resolve("ready"));
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "undo", "-D", images.toString(), "--leave-running");
+        assertThat(dump.exitCode()).as(dump.toString()).isZero();
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "undo2", "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        containers.add("undo2");
+        // the clone's child still holds adjustments +2 and -3: its exit undoes its operations
+        assertThat(check("undo2", targetState)).isEqualTo("PASS");
+        // the original's child, measured at checkpoint, still holds them too
+        assertThat(check("undo", targetState)).isEqualTo("PASS");
+    }
+
     /** Asks the target, pid 1 of container {@code name}, to check itself (SIGUSR2); its verdict. */
     private String check(String name, Path targetState) throws Exception {
         Files.deleteIfExists(targetState.resolve("result"));
