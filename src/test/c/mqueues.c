@@ -8,12 +8,16 @@
  *   /cryo-done  the child answers what it received: "prio:text" pairs in the order received,
  *               and whether its work descriptor is O_NONBLOCK
  *   /cryo-idle  two messages, and nobody has it open
+ *   /cryo-full  maxmsg 2, full (f1 f2), with a second child blocked in mq_send of f3 into it
+ *               (taking messages out to save them must not let f3 slip in); /cryo-again tells
+ *               that child to send f3 once more
  * With "notify" as argument, /cryo-zz-notify gets an mq_notify registration too (SIGEV_NONE).
  *
  * Before saying ready the parent queues five messages in /cryo-work with priorities 3, 9, 1, 6, 9.
  * Check: the parent tells the child to go; the child must receive exactly those five, in
  * priority order and oldest first within one (m2 m5 m4 m1 m3); the idle queue still holds its
- * two messages; sizes, owner, mode and msg_max are as made. Then the parent queues the same
+ * two messages; sizes, owner, mode and msg_max are as made; /cryo-full gives f1 f2 and then the
+ * blocked sender's f3. Then the parent queues the same
  * messages again, so the next check (after a checkpoint and restore) finds the same state.
  */
 #include "target.h"
@@ -26,7 +30,7 @@ static const char *texts[5] = { "m1", "m2", "m3", "m4", "m5" };
 static const unsigned prios[5] = { 3, 9, 1, 6, 9 };
 static const char expected[] = "9:m2,9:m5,6:m4,3:m1,1:m3, nonblock";
 
-static mqd_t work, go, done;
+static mqd_t work, go, done, full, again;
 
 static void queue_work(void)
 {
@@ -68,8 +72,50 @@ static void child(void)
     }
 }
 
+static void sender(void)
+{
+    mqd_t to = mq_open("/cryo-full", O_WRONLY);
+    mqd_t wait_again = mq_open("/cryo-again", O_RDONLY);
+    if (to == (mqd_t)-1 || wait_again == (mqd_t)-1)
+        _exit(3);
+    for (;;) {
+        while (mq_send(to, "f3", 2, 0) != 0)
+            ; /* EINTR */
+        char buf[256];
+        while (mq_receive(wait_again, buf, sizeof buf, NULL) < 0)
+            ;
+    }
+}
+
+static void fill_full(void)
+{
+    if (mq_send(full, "f1", 2, 0) != 0 || mq_send(full, "f2", 2, 0) != 0)
+        target_fail("filling /cryo-full: %s", strerror(errno));
+}
+
+static void check_full(void)
+{
+    const char *want[3] = { "f1", "f2", "f3" };
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 10;
+    for (int i = 0; i < 3; i++) {
+        char m[16];
+        ssize_t n;
+        while ((n = mq_timedreceive(full, m, sizeof m, NULL, &deadline)) < 0 && errno == EINTR)
+            ;
+        if (n != 2 || memcmp(m, want[i], 2) != 0)
+            target_fail("/cryo-full message %d: %zd bytes '%.*s' (%s), expected %s", i, n, n > 0 ? (int)n : 0, m,
+                        n < 0 ? strerror(errno) : "", want[i]);
+    }
+    fill_full();
+    if (mq_send(again, "again", 5, 0) != 0)
+        target_fail("mq_send(again): %s", strerror(errno));
+}
+
 static void check(void)
 {
+    check_full();
     if (mq_send(go, "go", 2, 0) != 0)
         target_fail("mq_send(go): %s", strerror(errno));
     char reply[8192];
@@ -127,7 +173,11 @@ int main(int argc, char **argv)
     go = mq_open("/cryo-go", O_WRONLY | O_CREAT | O_EXCL, 0600, &small);
     done = mq_open("/cryo-done", O_RDONLY | O_CREAT | O_EXCL, 0600, &small);
     mqd_t idle = mq_open("/cryo-idle", O_WRONLY | O_CREAT | O_EXCL, 0600, &small);
-    if (work == (mqd_t)-1 || go == (mqd_t)-1 || done == (mqd_t)-1 || idle == (mqd_t)-1)
+    struct mq_attr two = { .mq_maxmsg = 2, .mq_msgsize = 16 };
+    full = mq_open("/cryo-full", O_RDWR | O_CREAT | O_EXCL, 0600, &two);
+    again = mq_open("/cryo-again", O_WRONLY | O_CREAT | O_EXCL, 0600, &small);
+    if (work == (mqd_t)-1 || go == (mqd_t)-1 || done == (mqd_t)-1 || idle == (mqd_t)-1 || full == (mqd_t)-1
+        || again == (mqd_t)-1)
         target_die("mq_open: %s", strerror(errno));
     mq_close(idle);
     if (fchown(work, 1234, 5678) != 0 || fchmod(work, 0640) != 0)
@@ -143,6 +193,12 @@ int main(int argc, char **argv)
         target_die("fork: %s", strerror(errno));
     if (pid == 0)
         child();
+    fill_full();
+    pid = fork();
+    if (pid < 0)
+        target_die("fork: %s", strerror(errno));
+    if (pid == 0)
+        sender();
 
     fill_idle();
     queue_work();

@@ -9,6 +9,7 @@ import dev.cryo.core.TaskPart;
 import dev.cryo.image.ImageKind;
 import dev.cryo.image.proto.SemUndo;
 import dev.cryo.image.proto.SemUndoImage;
+import dev.cryo.proc.ProcFiles;
 import dev.cryo.remote.RemoteAddr;
 import dev.cryo.remote.RemoteSyscalls;
 import dev.cryo.sys.Nr;
@@ -33,11 +34,13 @@ import java.util.logging.Logger;
  * waits on a semaphore to see the passing values; the semaphores keep their values and the
  * process its adjustments, only their last-operation pid and time change.
  *
- * <p>Whether a process has an undo list at all: kcmp(KCMP_SYSVSEM) against Cryo, which has
- * none. Threads share one list (glibc clones them with CLONE_SYSVSEM), and an unshare in one of
- * them would only detach it from that thread, so a multi-threaded process holding one is
- * refused by name, as is one in the host's IPC namespace (its semaphores are not saved, and
- * processes outside the tree may wait on them).
+ * <p>Whether a process has an undo list at all: kcmp(KCMP_SYSVSEM) against a task known to have
+ * none (kthreadd, else a zombie of Cryo's own: exit drops the list). The threads of a process
+ * share one list, which the kernel makes as soon as a thread is cloned with CLONE_SYSVSEM (glibc
+ * always does), empty or not; an unshare in one thread would only detach it from that thread,
+ * and nothing can attach it again. So the adjustments of a multi-threaded process are not saved
+ * (nor can they be told apart from none). Those of a tree in the host's IPC namespace neither:
+ * its semaphores stay on the host, where processes outside the tree may wait on them.
  *
  * <p>Restore, once the sets exist again with their saved values: in the restored process, per
  * adjusted semaphore, one semop of three operations: to the middle (plain), -semadj with
@@ -49,7 +52,7 @@ import java.util.logging.Logger;
  */
 public final class SemaphoreUndo implements TaskPart {
     private static final Logger LOG = Logger.getLogger("semundo");
-    private static final int KCMP_SYSVSEM = 6, CLONE_SYSVSEM = 0x40000, SEM_UNDO = 0x1000, IPC_NOWAIT = 04000,
+    private static final int KCMP_SYSVSEM = 6, KTHREADD = 2, CLONE_SYSVSEM = 0x40000, SEM_UNDO = 0x1000, IPC_NOWAIT = 04000,
             GETVAL = 12;
     private static final int SEMVMX = 32767, MIDDLE = 16384, SEMBUF = 6;
 
@@ -58,23 +61,40 @@ public final class SemaphoreUndo implements TaskPart {
         return "semundo";
     }
 
-    /** Has process {@code pid} an undo list (it made a semop with SEM_UNDO)? Cryo itself never has one. */
-    static boolean hasUndoList(int pid) {
-        return Sys.call("kcmp(KCMP_SYSVSEM)", Nr.KCMP, pid, Sys.getpid(), KCMP_SYSVSEM, 0, 0) != 0;
+    /**
+     * Has process {@code pid} an undo list (it made a semop with SEM_UNDO, or cloned a thread)?
+     * Compared with kthreadd where Cryo sees it, a kernel thread never having one; else with a
+     * zombie of Cryo's (Cryo itself, multi-threaded, always has one).
+     */
+    public static boolean hasUndoList(int pid) {
+        if (kthreaddVisible()) {
+            return Sys.call("kcmp(KCMP_SYSVSEM)", Nr.KCMP, pid, KTHREADD, KCMP_SYSVSEM, 0, 0) != 0;
+        }
+        int zombie = Sys.posixSpawn("/bin/true", new String[] {"true"}, new String[0]);
+        try {
+            while (!ProcFiles.statFields(zombie).get(0).equals("Z")) {
+                Thread.onSpinWait();
+            }
+            return Sys.call("kcmp(KCMP_SYSVSEM)", Nr.KCMP, pid, zombie, KCMP_SYSVSEM, 0, 0) != 0;
+        } finally {
+            Sys.wait4(zombie, 0);
+        }
+    }
+
+    private static boolean kthreaddVisible() {
+        try {
+            return java.nio.file.Files.readString(java.nio.file.Path.of("/proc/" + KTHREADD + "/comm")).strip().equals("kthreadd")
+                    && ProcFiles.statFields(KTHREADD).get(1).equals("0");
+        } catch (java.io.IOException | RuntimeException e) {
+            return false;
+        }
     }
 
     @Override
     public void dump(DumpContext ctx) {
-        if (!hasUndoList(ctx.pid())) {
+        if (!ctx.shared().containsKey(Checkpoint.IPC_NAMESPACE_IN_IMAGE) || ctx.threads().size() > 1
+                || !hasUndoList(ctx.pid())) {
             return;
-        }
-        if (!ctx.shared().containsKey(Checkpoint.IPC_NAMESPACE_IN_IMAGE)) {
-            throw new Refusal("process " + ctx.pid() + " holds SEM_UNDO adjustments of semaphores of the host's IPC namespace,"
-                    + " which a restore could not give back; only a container's own IPC namespace is saved with them");
-        }
-        if (ctx.threads().size() > 1) {
-            throw new Refusal("process " + ctx.pid() + " holds SEM_UNDO adjustments shared by its " + ctx.threads().size()
-                    + " threads; Cryo can measure those of a single-threaded process only");
         }
         RemoteSyscalls sys = ctx.syscalls();
         Map<Integer, int[]> before = SysvSemaphores.allValues(sys);

@@ -352,8 +352,8 @@ class ContainerTest extends TargetTest {
         Path images = tmp.resolve("img");
         CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "mq", "-D", images.toString(), "--leave-running");
         assertThat(dump.exitCode()).as(dump.toString()).isZero();
-        assertThat(CryoCli.run("inspect", images.toString()).out()).contains("4 POSIX message queue(s) /cryo-done (0 msg),"
-                + " /cryo-go (0 msg), /cryo-idle (2 msg), /cryo-work (5 msg)");
+        assertThat(CryoCli.run("inspect", images.toString()).out()).contains("6 POSIX message queue(s) /cryo-again (0 msg),"
+                + " /cryo-done (0 msg), /cryo-full (2 msg), /cryo-go (0 msg), /cryo-idle (2 msg), /cryo-work (5 msg)");
         CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "mq2", "-d");
         assertThat(restore.exitCode()).as(restore.toString()).isZero();
         containers.add("mq2");
