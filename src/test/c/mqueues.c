@@ -11,7 +11,8 @@
  *   /cryo-full  maxmsg 2, full (f1 f2), with a second child blocked in mq_send of f3 into it
  *               (taking messages out to save them must not let f3 slip in); /cryo-again tells
  *               that child to send f3 once more
- * With "notify" as argument, /cryo-zz-notify gets an mq_notify registration too (SIGEV_NONE).
+ * With "notify" as argument, /cryo-zz-notify gets an mq_notify registration too (SIGEV_NONE); with
+ * "unlinked", the parent keeps open a queue it removed (mq_unlink).
  *
  * Before saying ready the parent queues five messages in /cryo-work with priorities 3, 9, 1, 6, 9.
  * Check: the parent tells the child to go; the child must receive exactly those five, in
@@ -187,6 +188,11 @@ int main(int argc, char **argv)
         struct sigevent ev = { .sigev_notify = SIGEV_NONE };
         if (n == (mqd_t)-1 || mq_notify(n, &ev) != 0)
             target_die("mq_notify: %s", strerror(errno));
+    }
+    if (argc > 2 && strcmp(argv[2], "unlinked") == 0) {
+        mqd_t gone = mq_open("/cryo-gone", O_RDONLY | O_CREAT | O_EXCL, 0600, &small);
+        if (gone == (mqd_t)-1 || mq_unlink("/cryo-gone") != 0)
+            target_die("unlinked queue: %s", strerror(errno));
     }
     pid_t pid = fork();
     if (pid < 0)

@@ -379,6 +379,20 @@ class ContainerTest extends TargetTest {
     }
 
     @Test
+    void anOpenMessageQueueWithoutANameIsRefusedAndTheContainerRunsOn() throws Exception {
+        Path binary = dev.cryo.testing.TargetBuilder.build("mqueues");
+        Path targetState = tmp.resolve("mq-state");
+        Files.createDirectories(targetState);
+        run("mqu", "--", binary.toString(), targetState.toString(), "unlinked");
+        awaitFile(targetState.resolve("ready"));
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "mqu", "-D", tmp.resolve("img").toString());
+        assertThat(dump.exitCode()).isEqualTo(1);
+        assertThat(dump.err()).contains("(/cryo-gone (deleted)): a POSIX message queue that is not under this name in the container's IPC"
+                + " namespace");
+        assertThat(check("mqu", targetState)).isEqualTo("PASS");
+    }
+
+    @Test
     void cgroupLimitsComeBackInTheClonesOwnCgroupAndAForkAtPidsMaxStillFails() throws Exception {
         Assumptions.assumeTrue(Files.exists(Path.of("/sys/fs/cgroup/pids/cgroup.procs"))
                         && Files.exists(Path.of("/sys/fs/cgroup/memory/cgroup.procs")) && Files.exists(Path.of("/sys/fs/cgroup/cpu/cgroup.procs")),
