@@ -139,6 +139,9 @@ final class InspectCommand implements Callable<Integer> {
         m.put("files", image.read(ImageKind.FILES, pid, FilesImage.parser()));
         m.put("signals", image.read(ImageKind.SIGNALS, pid, SignalsImage.parser()));
         m.put("timers", image.read(ImageKind.TIMERS, pid, TimersImage.parser()));
+        if (image.has(ImageKind.SEM_UNDO, pid)) {
+            m.put("semundo", image.read(ImageKind.SEM_UNDO, pid, dev.cryo.image.proto.SemUndoImage.parser()));
+        }
         return m;
     }
 

@@ -483,6 +483,10 @@ class ContainerTest extends TargetTest {
         Path images = tmp.resolve("img");
         CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "undo", "-D", images.toString(), "--leave-running");
         assertThat(dump.exitCode()).as(dump.toString()).isZero();
+        // the child's: +2 on semaphore 0, -3 on semaphore 1 of set 0 (zeros are left out of JSON)
+        String json = CryoCli.run("inspect", images.toString(), "--json").out().replaceAll("\\s+", "");
+        assertThat(json.contains("\"semundo\":{\"adjustments\":[{\"semadj\":2},{\"semnum\":1,\"semadj\":-3}]}"))
+                .as("inspect --json shows the adjustments").isTrue();
         CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "undo2", "-d");
         assertThat(restore.exitCode()).as(restore.toString()).isZero();
         containers.add("undo2");
