@@ -98,11 +98,7 @@ public final class SemaphoreUndo implements TaskPart {
         }
         RemoteSyscalls sys = ctx.syscalls();
         Map<Integer, int[]> before = SysvSemaphores.allValues(sys);
-        before.forEach((id, values) -> {
-            for (int i = 0; i < values.length; i++) {
-                semop(sys, id, op(i, MIDDLE - values[i], 0));
-            }
-        });
+        moveToMiddle(ctx.pid(), sys, before);
         sys.call("unshare(CLONE_SYSVSEM)", Nr.UNSHARE, CLONE_SYSVSEM); // applies the adjustments, as exit would
         Map<Integer, int[]> applied = SysvSemaphores.allValues(sys);
         SemUndoImage.Builder image = SemUndoImage.newBuilder();
@@ -131,6 +127,29 @@ public final class SemaphoreUndo implements TaskPart {
         }
         ctx.image().write(ImageKind.SEM_UNDO, ctx.pid(), image.build());
         LOG.info(() -> "process " + ctx.pid() + ": " + image.getAdjustmentsCount() + " SEM_UNDO adjustment(s) saved");
+    }
+
+    /**
+     * Every semaphore to {@link #MIDDLE} by a plain semop of the process's own. Should one be
+     * refused (a set the process may not alter), those moved already go back and the process
+     * is refused: its adjustments cannot be measured.
+     */
+    private static void moveToMiddle(int pid, RemoteSyscalls sys, Map<Integer, int[]> before) {
+        List<int[]> moved = new java.util.ArrayList<>(); // {id, semnum}
+        try {
+            before.forEach((id, values) -> {
+                for (int i = 0; i < values.length; i++) {
+                    semop(sys, id, op(i, MIDDLE - values[i], 0));
+                    moved.add(new int[] {id, i});
+                }
+            });
+        } catch (RuntimeException e) {
+            for (int[] m : moved) {
+                semop(sys, m[0], op(m[1], before.get(m[0])[m[1]] - MIDDLE, 0));
+            }
+            throw new Refusal("process " + pid + " has a SEM_UNDO list, and its adjustments cannot be measured: "
+                    + e.getMessage());
+        }
     }
 
     @Override
