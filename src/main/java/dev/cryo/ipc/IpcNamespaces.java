@@ -18,7 +18,7 @@ public final class IpcNamespaces {
         SysvSharedMemory.save(sys, ns);
         SysvSemaphores.save(sys, ns);
         SysvMessageQueues.save(sys, ns);
-        PosixMessageQueues.save(sys.task().pid(), ns);
+        PosixMessageQueues.save(sys, ns);
         return ns.build();
     }
 
@@ -27,7 +27,7 @@ public final class IpcNamespaces {
         SysvSharedMemory.restore(sys, ns);
         SysvSemaphores.restore(sys, ns);
         SysvMessageQueues.restore(sys, ns);
-        PosixMessageQueues.restore(sys.task().pid(), ns);
+        PosixMessageQueues.restore(sys, ns);
     }
 
     /** Once every process is attached again, just before they run: segments marked for destruction are marked again. */

@@ -76,7 +76,7 @@ public final class MessageQueues implements FdHandler {
         try {
             String ns = "ipc:mqueues:" + Files.readSymbolicLink(ProcFiles.dir(fd.pid()).resolve("ns/ipc"));
             Map<String, String> queues = (Map<String, String>) ctx.shared()
-                    .computeIfAbsent(ns, k -> PosixMessageQueues.identities(fd.pid()));
+                    .computeIfAbsent(ns, k -> PosixMessageQueues.identities(ctx.syscalls()));
             return PosixMessageQueues.identity(link).equals(queues.get(fd.link().substring(1)));
         } catch (IOException e) {
             throw new CryoException("cannot stat " + link + ": " + e.getMessage(), e);

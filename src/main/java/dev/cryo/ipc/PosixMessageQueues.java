@@ -8,13 +8,16 @@ import dev.cryo.image.proto.PosixMessage;
 import dev.cryo.image.proto.PosixMessageQueue;
 import dev.cryo.sys.MessageQueueCalls;
 import dev.cryo.sys.MessageQueueCalls.Message;
+import dev.cryo.remote.RemoteSysException;
+import dev.cryo.remote.RemoteSyscalls;
 import dev.cryo.sys.Errno;
 import dev.cryo.sys.Nr;
-import dev.cryo.sys.SysException;
 import dev.cryo.sys.Sys;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -27,7 +30,8 @@ import java.util.stream.Stream;
 
 /**
  * The POSIX message queues of a container's own IPC namespace, every one its mqueue file system
- * lists, open or not (see {@link MqueueNamespace} for how Cryo reaches them).
+ * lists, open or not (see {@link MqueueMount} for how Cryo reaches them), and the namespace's
+ * limits (/proc/sys/fs/mqueue, read and written from inside: they show the reader's namespace).
  *
  * <p>No call copies a message out of a POSIX queue without taking it (nothing like SysV's
  * MSG_COPY), so each queue is emptied with mq_receive and at once filled again with the same
@@ -40,7 +44,7 @@ import java.util.stream.Stream;
  */
 final class PosixMessageQueues {
     private static final Logger LOG = Logger.getLogger("ipc");
-    private static final Path LIMITS = Path.of("/proc/sys/fs/mqueue");
+    private static final String LIMITS = "/proc/sys/fs/mqueue/";
     private static final List<String> LIMIT_FILES = List.of("queues_max", "msg_max", "msgsize_max", "msg_default", "msgsize_default");
     private static final int O_RDWR = 2, O_CREAT = 0100, O_EXCL = 0200, O_NONBLOCK = 04000, O_CLOEXEC = 02000000;
     private static final Pattern NOTIFY = Pattern.compile("NOTIFY:(\\d+)\\s+SIGNO:(\\d+)\\s+NOTIFY_PID:(\\d+)");
@@ -48,19 +52,18 @@ final class PosixMessageQueues {
     private PosixMessageQueues() {
     }
 
-    /** Saves the queues of the IPC namespace of process {@code pid} (a frozen container's) and the namespace's mqueue limits. */
-    static void save(int pid, IpcNamespace.Builder ns) {
-        MqueueNamespace.enter(pid, true, mount -> {
-            for (String limit : LIMIT_FILES) {
-                ns.putMqueueLimits(limit, limit(limit));
+    /** Saves the queues of the IPC namespace of the task {@code sys} drives (a frozen container's) and its mqueue limits. */
+    static void save(RemoteSyscalls sys, IpcNamespace.Builder ns) {
+        for (String limit : LIMIT_FILES) {
+            ns.putMqueueLimits(limit, limit(sys, limit));
+        }
+        try (MqueueMount mount = MqueueMount.of(sys); Stream<Path> files = Files.list(mount.root())) {
+            for (Path queue : files.sorted().toList()) {
+                ns.addMqueues(save(queue));
             }
-            try (Stream<Path> files = Files.list(mount)) {
-                for (Path queue : files.sorted().toList()) {
-                    ns.addMqueues(save(queue));
-                }
-            }
-            return null;
-        });
+        } catch (IOException e) {
+            throw new CryoException("cannot list the POSIX message queues of the container: " + e.getMessage(), e);
+        }
         LOG.info(() -> ns.getMqueuesCount() + " POSIX message queue(s) of the IPC namespace saved");
     }
 
@@ -120,62 +123,49 @@ final class PosixMessageQueues {
     }
 
     /**
-     * Makes the saved queues in the new IPC namespace of process {@code pid}, before any process
-     * of the tree runs in it: its limits first raised to admit every saved queue (Cryo lacks
-     * CAP_SYS_RESOURCE, which would bypass them; a queue may have been made while they were
-     * higher), the queues with their sizes, owner, mode and messages, then the saved limits.
+     * Makes the saved queues in the new IPC namespace of the task {@code sys} drives, before any
+     * process of the tree runs in it: its limits first raised to admit every saved queue (Cryo
+     * lacks CAP_SYS_RESOURCE, which would bypass them; a queue may have been made while they
+     * were higher), the queues (mq_open in the task, the rest through Cryo's copy of its fd) with
+     * their sizes, owner, mode and messages, then the saved limits.
      */
-    static void restore(int pid, IpcNamespace ns) {
+    static void restore(RemoteSyscalls sys, IpcNamespace ns) {
         if (ns.getMqueuesCount() == 0 && ns.getMqueueLimitsCount() == 0) {
             return;
         }
-        MqueueNamespace.enter(pid, false, none -> {
-            long maxMessages = ns.getMqueuesList().stream().mapToLong(PosixMessageQueue::getMaxMessages).max().orElse(0);
-            long messageSize = ns.getMqueuesList().stream().mapToLong(PosixMessageQueue::getMessageSize).max().orElse(0);
-            raise("msg_max", maxMessages);
-            raise("msgsize_max", messageSize);
-            raise("queues_max", ns.getMqueuesCount());
-            for (PosixMessageQueue q : ns.getMqueuesList()) {
-                restore(q);
+        long maxMessages = ns.getMqueuesList().stream().mapToLong(PosixMessageQueue::getMaxMessages).max().orElse(0);
+        long messageSize = ns.getMqueuesList().stream().mapToLong(PosixMessageQueue::getMessageSize).max().orElse(0);
+        raise(sys, "msg_max", maxMessages);
+        raise(sys, "msgsize_max", messageSize);
+        raise(sys, "queues_max", ns.getMqueuesCount());
+        for (PosixMessageQueue q : ns.getMqueuesList()) {
+            restore(sys, q);
+        }
+        for (Map.Entry<String, String> limit : ns.getMqueueLimitsMap().entrySet()) {
+            if (!limit(sys, limit.getKey()).equals(limit.getValue())) {
+                NamespaceFiles.write(sys, LIMITS + limit.getKey(), limit.getValue());
             }
-            for (Map.Entry<String, String> limit : ns.getMqueueLimitsMap().entrySet()) {
-                if (!limit(limit.getKey()).equals(limit.getValue())) {
-                    Files.writeString(LIMITS.resolve(limit.getKey()), limit.getValue());
-                }
-            }
-            return null;
-        });
+        }
         LOG.info(() -> ns.getMqueuesCount() + " POSIX message queue(s) of the IPC namespace recreated");
     }
 
     /**
-     * A limit of the calling thread's IPC namespace. Read whole in one read(2): an integer sysctl
-     * answers a read from an offset other than 0 with end of file, so Files.readString, whose
-     * first read of a file of size 0 asks for one byte, would see "2" for "20".
+     * A limit of the namespace, read in the task by one read(2) of 16 KiB: an integer sysctl
+     * answers a read at an offset other than 0 with end of file (Files.readString, whose first
+     * read of a file of size 0 asks for one byte, would see "2" for "20").
      */
-    private static String limit(String name) throws IOException {
-        return Files.readAllLines(LIMITS.resolve(name)).getFirst().strip();
+    private static String limit(RemoteSyscalls sys, String name) {
+        return NamespaceFiles.read(sys, LIMITS + name).strip();
     }
 
-    private static void raise(String limit, long atLeast) throws IOException {
-        if (Long.parseLong(limit(limit)) < atLeast) {
-            Files.writeString(LIMITS.resolve(limit), Long.toString(atLeast));
+    private static void raise(RemoteSyscalls sys, String limit, long atLeast) {
+        if (Long.parseLong(limit(sys, limit)) < atLeast) {
+            NamespaceFiles.write(sys, LIMITS + limit, Long.toString(atLeast));
         }
     }
 
-    private static void restore(PosixMessageQueue q) {
-        int fd;
-        try {
-            fd = MessageQueueCalls.create(q.getName(), O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK | O_CLOEXEC, 0600,
-                    q.getMaxMessages(), q.getMessageSize());
-        } catch (SysException e) {
-            if (e.errno() == Errno.EMFILE) {
-                throw new CryoException("cannot make POSIX message queue /" + q.getName() + " again (" + q.getMaxMessages()
-                        + " messages of " + q.getMessageSize() + " bytes): the RLIMIT_MSGQUEUE of Cryo's user (the bytes"
-                        + " all its queues may take, in every namespace) is used up", e);
-            }
-            throw e;
-        }
+    private static void restore(RemoteSyscalls sys, PosixMessageQueue q) {
+        int fd = create(sys, q);
         try {
             Sys.call("fchown(/" + q.getName() + ")", Nr.FCHOWN, fd, q.getUid(), q.getGid());
             Sys.call("fchmod(/" + q.getName() + ")", Nr.FCHMOD, fd, q.getMode()); // after chown, which may clear set-id bits
@@ -187,6 +177,33 @@ final class PosixMessageQueues {
         }
     }
 
+    /** mq_open(O_CREAT|O_EXCL) of the queue in the task, with its sizes; Cryo's copy of the fd, which the task closes. */
+    private static int create(RemoteSyscalls sys, PosixMessageQueue q) {
+        ByteBuffer attr = ByteBuffer.allocate(MessageQueueCalls.ATTR_SIZE).order(ByteOrder.LITTLE_ENDIAN);
+        attr.putLong(MessageQueueCalls.ATTR_MAXMSG, q.getMaxMessages()).putLong(MessageQueueCalls.ATTR_MSGSIZE, q.getMessageSize());
+        long r;
+        try {
+            long name = sys.scratch().putString(q.getName()).value(); // mq_open(2) takes the name without its slash
+            r = sys.raw(Nr.MQ_OPEN, name, O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK | O_CLOEXEC, 0600,
+                    sys.scratch().put(attr.array()).value());
+        } finally {
+            sys.scratch().reset();
+        }
+        if (r == -Errno.EMFILE) {
+            throw new CryoException("cannot make POSIX message queue /" + q.getName() + " again (" + q.getMaxMessages()
+                    + " messages of " + q.getMessageSize() + " bytes): the RLIMIT_MSGQUEUE of its creator's user (the bytes all"
+                    + " its queues may take, in every namespace) is used up");
+        }
+        if (r < 0) {
+            throw new RemoteSysException(sys.task().pid(), "mq_open(" + q.getName() + ")", (int) -r);
+        }
+        try {
+            return Sys.fdOf(sys.task().pid(), (int) r);
+        } finally {
+            sys.closeFd((int) r);
+        }
+    }
+
     private static int open(Path file, int flags) {
         try (Arena arena = Arena.ofConfined()) {
             return (int) Sys.call("open(" + file + ")", Nr.OPEN, arena.allocateFrom(file.toString()).address(), flags, 0);
@@ -194,19 +211,19 @@ final class PosixMessageQueues {
     }
 
     /**
-     * The queues of the IPC namespace of process {@code pid} by name, each as its file's
-     * "dev:ino", to tell whether a queue a process has open is one of them under its name.
+     * The queues of the IPC namespace of the task {@code sys} drives, by name, each as its
+     * file's "dev:ino", to tell whether a queue a process has open is one of them under its name.
      */
-    static Map<String, String> identities(int pid) {
-        return MqueueNamespace.enter(pid, true, mount -> {
-            Map<String, String> ids = new java.util.HashMap<>();
-            try (Stream<Path> files = Files.list(mount)) {
-                for (Path queue : files.toList()) {
-                    ids.put(queue.getFileName().toString(), identity(queue));
-                }
+    static Map<String, String> identities(RemoteSyscalls sys) {
+        Map<String, String> ids = new java.util.HashMap<>();
+        try (MqueueMount mount = MqueueMount.of(sys); Stream<Path> files = Files.list(mount.root())) {
+            for (Path queue : files.toList()) {
+                ids.put(queue.getFileName().toString(), identity(queue));
             }
-            return ids;
-        });
+        } catch (IOException e) {
+            throw new CryoException("cannot list the POSIX message queues of process " + sys.task().pid() + ": " + e.getMessage(), e);
+        }
+        return ids;
     }
 
     /** "dev:ino" of a file. */

@@ -15,7 +15,8 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * </pre>
  */
 public final class MessageQueueCalls {
-    private static final long ATTR_SIZE = 64, FLAGS = 0, MAXMSG = 8, MSGSIZE = 16, CURMSGS = 24;
+    public static final int ATTR_SIZE = 64, ATTR_MAXMSG = 8, ATTR_MSGSIZE = 16;
+    private static final long FLAGS = 0, MAXMSG = ATTR_MAXMSG, MSGSIZE = ATTR_MSGSIZE, CURMSGS = 24;
 
     private MessageQueueCalls() {
     }
@@ -34,20 +35,6 @@ public final class MessageQueueCalls {
             Sys.call("mq_getattr", Nr.MQ_GETSETATTR, fd, 0, attr.address());
             return new Attr(attr.get(JAVA_LONG, FLAGS), attr.get(JAVA_LONG, MAXMSG), attr.get(JAVA_LONG, MSGSIZE),
                     attr.get(JAVA_LONG, CURMSGS));
-        }
-    }
-
-    /**
-     * mq_open(3) of the calling thread's IPC namespace, creating the queue with these sizes
-     * ({@code name} without the leading slash, as the system call wants it).
-     */
-    public static int create(String name, int flags, int mode, long maxMessages, long messageSize) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment attr = arena.allocate(ATTR_SIZE, 8);
-            attr.set(JAVA_LONG, MAXMSG, maxMessages);
-            attr.set(JAVA_LONG, MSGSIZE, messageSize);
-            return (int) Sys.call("mq_open(" + name + ")", Nr.MQ_OPEN, arena.allocateFrom(name).address(), flags, mode,
-                    attr.address());
         }
     }
 
