@@ -393,6 +393,30 @@ class ContainerTest extends TargetTest {
     }
 
     @Test
+    void aContainerWhosePid1GaveUpRootIsSavedWithItsQueues() throws Exception {
+        // pid 1 makes a queue as root, then becomes nobody without capabilities: it may no longer
+        // mount the queues' file system itself, so Cryo joins the namespace to do it
+        Path flag = tmp.resolve("made");
+        run("nobody", "--", "/bin/sh", "-c", "python3 -c \"import ctypes; l = ctypes.CDLL(None, use_errno=True);"
+                + " assert l.mq_open(b'/kept', 0o100 | 1, 0o644, None) >= 0\" && touch " + flag
+                + " && exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all sleep 100");
+        awaitFile(flag);
+        Path comm = Path.of("/proc/" + hostPid("nobody") + "/comm");
+        for (long deadline = System.nanoTime() + 10_000_000_000L; !Files.readString(comm).strip().equals("sleep"); ) {
+            assertThat(System.nanoTime()).as("pid 1 execs sleep").isLessThan(deadline);
+            Thread.sleep(10);
+        }
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "nobody", "-D", images.toString());
+        assertThat(dump.exitCode()).as(dump.toString()).isZero();
+        assertThat(CryoCli.run("inspect", images.toString()).out()).contains("1 POSIX message queue(s) /kept (0 msg)");
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "nobody2", "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        containers.add("nobody2");
+        assertThat(CryoCli.run("ps").out()).containsPattern("nobody2 +\\d+ running");
+    }
+
+    @Test
     void cgroupLimitsComeBackInTheClonesOwnCgroupAndAForkAtPidsMaxStillFails() throws Exception {
         Assumptions.assumeTrue(Files.exists(Path.of("/sys/fs/cgroup/pids/cgroup.procs"))
                         && Files.exists(Path.of("/sys/fs/cgroup/memory/cgroup.procs")) && Files.exists(Path.of("/sys/fs/cgroup/cpu/cgroup.procs")),
