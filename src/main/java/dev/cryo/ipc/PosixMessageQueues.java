@@ -6,16 +6,15 @@ import dev.cryo.core.Refusal;
 import dev.cryo.image.proto.IpcNamespace;
 import dev.cryo.image.proto.PosixMessage;
 import dev.cryo.image.proto.PosixMessageQueue;
-import dev.cryo.sys.MessageQueueCalls;
-import dev.cryo.sys.MessageQueueCalls.Message;
 import dev.cryo.remote.RemoteSysException;
 import dev.cryo.remote.RemoteSyscalls;
+import dev.cryo.sys.MessageQueueCalls;
+import dev.cryo.sys.MessageQueueCalls.Message;
 import dev.cryo.sys.Errno;
 import dev.cryo.sys.Nr;
 import dev.cryo.sys.Sys;
 
 import java.io.IOException;
-import java.lang.foreign.Arena;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
@@ -76,7 +75,7 @@ final class PosixMessageQueues {
                     + notify.group(3) + ", signal " + notify.group(2) + "), which restore cannot make again");
         }
         Map<String, Object> stat = Files.readAttributes(queue, "unix:mode,uid,gid");
-        int fd = open(queue, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        int fd = MessageQueueCalls.open(queue.toString(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
         try {
             MessageQueueCalls.Attr attr = MessageQueueCalls.getattr(fd);
             PosixMessageQueue.Builder q = PosixMessageQueue.newBuilder().setName(name).setMode((int) stat.get("mode") & 07777)
@@ -201,12 +200,6 @@ final class PosixMessageQueues {
             return Sys.fdOf(sys.task().pid(), (int) r);
         } finally {
             sys.closeFd((int) r);
-        }
-    }
-
-    private static int open(Path file, int flags) {
-        try (Arena arena = Arena.ofConfined()) {
-            return (int) Sys.call("open(" + file + ")", Nr.OPEN, arena.allocateFrom(file.toString()).address(), flags, 0);
         }
     }
 

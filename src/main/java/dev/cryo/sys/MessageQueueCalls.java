@@ -38,6 +38,13 @@ public final class MessageQueueCalls {
         }
     }
 
+    /** open(2) of a file of an mqueue file system: a queue descriptor. */
+    public static int open(String path, int flags) {
+        try (Arena arena = Arena.ofConfined()) {
+            return (int) Sys.call("open(" + path + ")", Nr.OPEN, arena.allocateFrom(path).address(), flags, 0);
+        }
+    }
+
     /** mq_receive(3) without waiting, into a buffer of {@code size} bytes; null when the queue is empty (EAGAIN). */
     public static Message receiveNow(int fd, long size) {
         try (Arena arena = Arena.ofConfined()) {
