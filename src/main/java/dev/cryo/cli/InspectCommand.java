@@ -113,8 +113,10 @@ final class InspectCommand implements Callable<Integer> {
                     c.getUser().getGidMap().replace('\n', ';'), c.getUser().getSetgroupsDenied() ? ", setgroups denied" : "");
         }
         if (c.hasIpc()) {
-            out.printf("  IPC: %d SysV shm segment(s), %d semaphore set(s), %d message queue(s)%n", c.getIpc().getShmCount(),
-                    c.getIpc().getSemCount(), c.getIpc().getMsgCount());
+            out.printf("  IPC: %d SysV shm segment(s), %d semaphore set(s), %d message queue(s); %d POSIX message queue(s)%s%n",
+                    c.getIpc().getShmCount(), c.getIpc().getSemCount(), c.getIpc().getMsgCount(), c.getIpc().getMqueuesCount(),
+                    c.getIpc().getMqueuesList().stream().map(q -> " /" + q.getName() + " (" + q.getMessagesCount() + " msg)")
+                            .collect(java.util.stream.Collectors.joining(",")));
         }
         if (c.hasNet()) {
             out.printf("  network: %s%n", dev.cryo.ns.NetworkState.describe(c.getNet()));
@@ -159,6 +161,9 @@ final class InspectCommand implements Callable<Integer> {
         m.put("files", image.read(ImageKind.FILES, pid, FilesImage.parser()));
         m.put("signals", image.read(ImageKind.SIGNALS, pid, SignalsImage.parser()));
         m.put("timers", image.read(ImageKind.TIMERS, pid, TimersImage.parser()));
+        if (image.has(ImageKind.SEM_UNDO, pid)) {
+            m.put("semundo", image.read(ImageKind.SEM_UNDO, pid, dev.cryo.image.proto.SemUndoImage.parser()));
+        }
         return m;
     }
 

@@ -48,6 +48,17 @@ final class RunCommand implements java.util.concurrent.Callable<Integer> {
             + " (read-only with :ro); may be repeated. A checkpoint records the bind, not the files: they stay the host's.")
     List<String> volumes = List.of();
 
+    @Option(names = "--memory", paramLabel = "SIZE", description = "Memory limit: bytes, or with a suffix k, m, g (memory.max,"
+            + " or memory.limit_in_bytes of a v1 hierarchy where cgroup v2 lacks the memory controller).")
+    String memory;
+
+    @Option(names = "--pids", paramLabel = "N", description = "At most N tasks (processes and threads) in the container (pids.max).")
+    Integer pids;
+
+    @Option(names = "--cpus", paramLabel = "F", description = "CPU time: F CPUs' worth per 100 ms period (cpu.max, or cpu.cfs_quota_us"
+            + " and cpu.cfs_period_us of a v1 hierarchy).")
+    Double cpus;
+
     @Option(names = {"-d", "--detach"}, description = "Return once the command runs, printing the name; its stdin, stdout and stderr are /dev/null.")
     boolean detach;
 
@@ -59,13 +70,53 @@ final class RunCommand implements java.util.concurrent.Callable<Integer> {
         Logs.configure(common.logFile, common.verbosity, spec.commandLine().getErr());
         String root = rootfs == null ? null : absolute(rootfs);
         Run.Started s = Run.start(new Run.Options(name, hostname, root, net, user, detach, command,
-                volumes.stream().map(Volumes::parse).toList()));
+                volumes.stream().map(Volumes::parse).toList(), limits()));
         if (detach) {
             spec.commandLine().getOut().println(s.name());
             spec.commandLine().getOut().flush();
             return 0;
         }
         return s.waitForExit();
+    }
+
+    /** The limits asked for, in their cgroup v2 form. */
+    private java.util.Map<String, String> limits() {
+        java.util.Map<String, String> limits = new java.util.TreeMap<>();
+        if (memory != null) {
+            limits.put("memory.max", Long.toString(bytes(memory)));
+        }
+        if (pids != null) {
+            if (pids < 1) {
+                throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--pids must be at least 1, not " + pids);
+            }
+            limits.put("pids.max", Integer.toString(pids));
+        }
+        if (cpus != null) {
+            long quota = Math.round(cpus * CPU_PERIOD_US);
+            if (quota < 1000) { // the kernel's smallest quota is 1 ms
+                throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--cpus must be at least 0.01, not " + cpus);
+            }
+            limits.put("cpu.max", quota + " " + CPU_PERIOD_US);
+        }
+        return limits;
+    }
+
+    private static final long CPU_PERIOD_US = 100_000;
+
+    /** "64m" -> 67108864. */
+    private long bytes(String size) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("(?i)(\\d+)([kmg]?)").matcher(size.strip());
+        if (!m.matches() || Long.parseLong(m.group(1)) == 0) {
+            throw new picocli.CommandLine.ParameterException(spec.commandLine(),
+                    "--memory takes a number of bytes, optionally with k, m or g: not '" + size + "'");
+        }
+        int shift = switch (m.group(2).toLowerCase()) {
+            case "k" -> 10;
+            case "m" -> 20;
+            case "g" -> 30;
+            default -> 0;
+        };
+        return Long.parseLong(m.group(1)) << shift;
     }
 
     /** Overlay wants absolute layer paths. */

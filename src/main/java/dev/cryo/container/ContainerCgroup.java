@@ -20,7 +20,9 @@ import java.util.stream.Stream;
 /**
  * A container's cgroup v2 directory, {@code <cgroup2 mount>/cryo/NAME}: every process of the
  * container is in it (the first one is put there before it runs anything, the others inherit
- * it), so it lists them, freezes them all at once, and carries the container's limits.
+ * it), so it lists them, freezes them all at once, and carries the container's limits. A limit
+ * of a controller the v2 hierarchy lacks goes to a cgroup of the container in that controller's
+ * v1 hierarchy ({@link CgroupV1}), joined the same way.
  */
 public final class ContainerCgroup {
     private static final Logger LOG = Logger.getLogger("container");
@@ -28,9 +30,23 @@ public final class ContainerCgroup {
     private static final int FREEZE_ATTEMPTS = 50;
 
     private final Path dir;
+    /** The container's cgroups in v1 hierarchies (memory, pids, cpu), for limits v2 cannot carry here. */
+    private final List<Path> v1Dirs;
 
-    public ContainerCgroup(Path dir) {
+    public ContainerCgroup(Path dir, List<Path> v1Dirs) {
         this.dir = dir;
+        this.v1Dirs = List.copyOf(v1Dirs);
+    }
+
+    /** The cgroups of the container of record {@code r}, or null for one run without (by a user other than root). */
+    public static ContainerCgroup of(dev.cryo.image.proto.ContainerRecord r) {
+        return r.getCgroup().isEmpty() ? null
+                : new ContainerCgroup(Path.of(r.getCgroup()), r.getV1CgroupsList().stream().map(Path::of).toList());
+    }
+
+    /** Its directories in cgroup v1 hierarchies, for the record. */
+    List<String> v1Dirs() {
+        return v1Dirs.stream().map(Path::toString).toList();
     }
 
     public Path dir() {
@@ -47,40 +63,65 @@ public final class ContainerCgroup {
     }
 
     /**
-     * Creates the cgroup of container {@code name}; one left empty by an earlier container of that
-     * name is reused. Null for a user other than root, who may not create cgroups in the
-     * hierarchy (root owns it): the container then has no cgroup, so no limits, and a checkpoint
-     * holds it through ptrace alone.
+     * Creates the cgroup of container {@code name}; one left empty by an earlier container of
+     * that name is reused. For each of {@code limits} (v2 names: memory.max ...) whose controller
+     * the v2 hierarchy lacks, also a cgroup in that controller's v1 hierarchy. Null for a user
+     * other than root, who may not create cgroups in the hierarchy (root owns it): the container
+     * then has no cgroup, so no limits, and a checkpoint holds it through ptrace alone.
      */
-    static ContainerCgroup create(String name) {
-        ContainerCgroup cg = new ContainerCgroup(hierarchy().resolve("cryo").resolve(name));
-        try {
-            Files.createDirectories(cg.dir);
-        } catch (AccessDeniedException e) {
-            if (Sys.geteuid() != 0) {
-                LOG.info(() -> "container " + name + " runs without a cgroup: user " + Sys.geteuid() + " may not create "
-                        + cg.dir + " (no limits; frozen through ptrace alone)");
-                return null;
+    static ContainerCgroup create(String name, java.util.Collection<String> limits) {
+        List<Path> v1 = new ArrayList<>();
+        for (String limit : limits) {
+            String controller = CgroupV1.controller(limit);
+            if (CgroupV1.LIMITS.contains(limit) && !CgroupV1.onV2(controller)) {
+                CgroupV1.dir(controller, name).filter(d -> !v1.contains(d)).ifPresent(v1::add);
             }
-            throw new CryoException("cannot create cgroup " + cg.dir + ": permission denied", e);
-        } catch (IOException e) {
-            throw new CryoException("cannot create cgroup " + cg.dir + ": " + e.getMessage(), e);
         }
-        if (!cg.procs().isEmpty()) {
-            throw new CryoException("cgroup " + cg.dir + " already holds processes " + cg.procs());
+        ContainerCgroup cg = new ContainerCgroup(hierarchy().resolve("cryo").resolve(name), v1);
+        for (Path d : cg.allDirs()) {
+            try {
+                Files.createDirectories(d);
+            } catch (AccessDeniedException e) {
+                cg.remove();
+                if (Sys.geteuid() != 0 && limits.isEmpty()) {
+                    LOG.info(() -> "container " + name + " runs without a cgroup: user " + Sys.geteuid() + " may not create "
+                            + d + " (no limits; frozen through ptrace alone)");
+                    return null;
+                }
+                throw new CryoException("cannot create cgroup " + d + ": permission denied"
+                        + (Sys.geteuid() != 0 ? " (limits need a cgroup, which only root can make here)" : ""), e);
+            } catch (IOException e) {
+                cg.remove();
+                throw new CryoException("cannot create cgroup " + d + ": " + e.getMessage(), e);
+            }
+            if (!procs(d).isEmpty()) {
+                throw new CryoException("cgroup " + d + " already holds processes " + procs(d));
+            }
         }
         return cg;
     }
 
-    /** Moves process {@code pid} (and threads) into the cgroup. */
+    private List<Path> allDirs() {
+        List<Path> all = new ArrayList<>(List.of(dir));
+        all.addAll(v1Dirs);
+        return all;
+    }
+
+    /** Moves process {@code pid} (and threads) into the cgroup (and its v1 ones). */
     void join(int pid) {
-        write("cgroup.procs", Integer.toString(pid));
+        for (Path d : allDirs()) {
+            writeFile(d, "cgroup.procs", Integer.toString(pid));
+        }
     }
 
     /** Host pids of the processes in the cgroup. */
     public List<Integer> procs() {
+        return procs(dir);
+    }
+
+    private static List<Integer> procs(Path cgroup) {
         List<Integer> out = new ArrayList<>();
-        for (String line : read("cgroup.procs").split("\n")) {
+        for (String line : readFile(cgroup, "cgroup.procs").split("\n")) {
             if (!line.isBlank()) {
                 out.add(Integer.parseInt(line.strip()));
             }
@@ -149,11 +190,19 @@ public final class ContainerCgroup {
         }
     }
 
-    /** memory.current where the memory controller is enabled for the cgroup, else the sum of its processes' resident sets. */
+    /**
+     * memory.current where the memory controller is enabled for the cgroup, else its v1 memory
+     * cgroup's memory.usage_in_bytes, else the sum of its processes' resident sets.
+     */
     public long memoryBytes() {
         Path current = dir.resolve("memory.current");
         if (Files.exists(current)) {
             return Long.parseLong(read("memory.current").strip());
+        }
+        for (Path d : v1Dirs) {
+            if (CgroupV1.controllerOf(d).equals("memory")) {
+                return Long.parseLong(readFile(d, "memory.usage_in_bytes").strip());
+            }
         }
         return residentBytes(procs());
     }
@@ -176,7 +225,8 @@ public final class ContainerCgroup {
 
     /**
      * The limits set on the cgroup: the writable interface files of its controllers (pids.max,
-     * memory.max, cpu.weight, hugetlb.2MB.max ...), not cgroup.* (its own bookkeeping).
+     * memory.max, cpu.weight, hugetlb.2MB.max ...), not cgroup.* (its own bookkeeping); and those
+     * of its v1 cgroups, in their v2 form.
      */
     Map<String, String> limits() {
         Map<String, String> out = new TreeMap<>();
@@ -193,25 +243,50 @@ public final class ContainerCgroup {
         } catch (IOException e) {
             throw new CryoException("cannot list cgroup " + dir + ": " + e.getMessage(), e);
         }
+        for (Path d : v1Dirs) {
+            String controller = CgroupV1.controllerOf(d);
+            CgroupV1.LIMITS.stream().filter(l -> CgroupV1.controller(l).equals(controller))
+                    .forEach(l -> out.putIfAbsent(l, CgroupV1.read(d, l)));
+        }
         return out;
     }
 
-    /** Sets saved limits again; a controller missing here is reported, not fatal (the container runs unlimited by it). */
-    void applyLimits(Map<String, String> limits) {
+    /**
+     * Sets limits (v2 names and values) on the cgroup or its v1 ones. A controller missing here
+     * is reported, not fatal, for a restore (the container runs unlimited by it), and refused
+     * when {@code required} (the user asked for that limit).
+     */
+    void applyLimits(Map<String, String> limits, boolean required) {
         for (Map.Entry<String, String> l : limits.entrySet()) {
-            if (!Files.exists(dir.resolve(l.getKey()))) {
-                LOG.warning(() -> "cgroup " + dir + " has no " + l.getKey() + " (controller not enabled here); limit "
-                        + l.getValue() + " not set");
+            if (Files.exists(dir.resolve(l.getKey()))) {
+                if (!read(l.getKey()).strip().equals(l.getValue())) {
+                    write(l.getKey(), l.getValue());
+                }
                 continue;
             }
-            if (!read(l.getKey()).strip().equals(l.getValue())) {
-                write(l.getKey(), l.getValue());
+            String controller = CgroupV1.controller(l.getKey());
+            Path v1 = v1Dirs.stream().filter(d -> CgroupV1.controllerOf(d).equals(controller)).findFirst().orElse(null);
+            if (v1 != null) {
+                CgroupV1.write(v1, l.getKey(), l.getValue());
+            } else if (required) {
+                throw new CryoException("cannot set " + l.getKey() + " " + l.getValue() + ": the " + controller
+                        + " controller is neither enabled for " + dir.getParent() + " (cgroup.subtree_control) nor mounted as a"
+                        + " cgroup v1 hierarchy");
+            } else {
+                LOG.warning(() -> "cgroup " + dir + " has no " + l.getKey() + " (controller not enabled here); limit "
+                        + l.getValue() + " not set");
             }
         }
     }
 
-    /** Removes the cgroup once its processes are gone (dying ones leave it within moments). */
+    /** Removes the cgroup (and its v1 ones) once its processes are gone (dying ones leave it within moments). */
     void remove() {
+        for (Path d : allDirs()) {
+            remove(d);
+        }
+    }
+
+    private static void remove(Path dir) {
         if (!Files.exists(dir)) {
             return;
         }
@@ -230,6 +305,14 @@ public final class ContainerCgroup {
     }
 
     private String read(String file) {
+        return readFile(dir, file);
+    }
+
+    private void write(String file, String value) {
+        writeFile(dir, file, value);
+    }
+
+    private static String readFile(Path dir, String file) {
         try {
             return Files.readString(dir.resolve(file));
         } catch (IOException e) {
@@ -237,7 +320,7 @@ public final class ContainerCgroup {
         }
     }
 
-    private void write(String file, String value) {
+    private static void writeFile(Path dir, String file, String value) {
         try {
             Files.writeString(dir.resolve(file), value);
         } catch (IOException e) {

@@ -73,12 +73,13 @@ public final class ContainerCheckpoint {
         ContainerRecord r = Containers.running(name);
         List<Mounts.Mount> table = Mounts.of(r.getInitPid());
         List<ContainerMount> ownMounts = ContainerMounts.own(r, table); // refused now, before anything is frozen
-        ContainerCgroup cgroup = Containers.cgroup(r); // null: held through ptrace alone
+        ContainerCgroup cgroup = ContainerCgroup.of(r); // null: held through ptrace alone
         long namespaces = Namespaces.ownOf(r.getInitPid(), Sys.getpid());
         Checkpoint.Container hook = new Checkpoint.Container() {
             @Override
             public Map<String, Object> options() {
-                return (namespaces & Namespaces.NEWIPC) != 0 ? Map.of(Checkpoint.SYSV_SHM_IN_IMAGE, Boolean.TRUE)
+                return (namespaces & Namespaces.NEWIPC) != 0
+                        ? Map.of(Checkpoint.SYSV_SHM_IN_IMAGE, Boolean.TRUE, Checkpoint.IPC_NAMESPACE_IN_IMAGE, Boolean.TRUE)
                         : Map.of();
             }
 

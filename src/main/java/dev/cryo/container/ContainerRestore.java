@@ -100,9 +100,9 @@ public final class ContainerRestore {
             if (saved.getUpperSaved()) {
                 RootfsLayers.restore(ImageReader.open(dir, false).read(ImageKind.ROOTFS_UPPER, 0, RootfsLayer.parser()), setup.upper());
             }
-            cgroup = ContainerCgroup.create(name);
+            cgroup = ContainerCgroup.create(name, saved.getCgroup().getFilesMap().keySet());
             if (cgroup != null) {
-                cgroup.applyLimits(saved.getCgroup().getFilesMap());
+                cgroup.applyLimits(saved.getCgroup().getFilesMap(), false);
             } else if (saved.getCgroup().getFilesCount() > 0) {
                 LOG.warning(() -> "container " + name + " runs without a cgroup, so without its saved limits "
                         + saved.getCgroup().getFilesMap() + " (only root can create one)");
@@ -157,7 +157,8 @@ public final class ContainerRestore {
         setup.dropStaged();
         StateStore.write(ContainerRecord.newBuilder().setName(name).setInitPid(tree.pid())
                 .setInitStartTime(ProcFiles.statField(ProcFiles.statFields(tree.pid()), 22))
-                .setCgroup(cgroup == null ? "" : cgroup.dir().toString()).addAllCommand(saved.getCommandList()).setRootfs(saved.getRootfs())
+                .setCgroup(cgroup == null ? "" : cgroup.dir().toString()).addAllV1Cgroups(cgroup == null ? List.of() : cgroup.v1Dirs())
+                .addAllCommand(saved.getCommandList()).setRootfs(saved.getRootfs())
                 .setHostname(uts == null ? "" : uts.hostname()).setNamespaces(saved.getNamespaces())
                 .setCreatedUnixMs(System.currentTimeMillis()).setRestoredFrom(dir.toAbsolutePath().toString())
                 .setVethHost(vethHost[0]).setVethHostAddress(vethHost[0].isEmpty() ? "" : saved.getNet().getHostAddress())

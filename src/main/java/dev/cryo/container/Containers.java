@@ -45,17 +45,13 @@ public final class Containers {
         if (!alive(r)) {
             return State.EXITED;
         }
-        return cgroup(r) != null && cgroup(r).frozen() ? State.FROZEN : State.RUNNING;
-    }
-
-    /** The container's cgroup, or null for one run without (by a user other than root). */
-    static ContainerCgroup cgroup(ContainerRecord r) {
-        return r.getCgroup().isEmpty() ? null : new ContainerCgroup(Path.of(r.getCgroup()));
+        ContainerCgroup cg = ContainerCgroup.of(r);
+        return cg != null && cg.frozen() ? State.FROZEN : State.RUNNING;
     }
 
     /** Memory the container uses: its cgroup's count, else the resident sets of its pid 1's tree. */
     public static long memoryBytes(ContainerRecord r) {
-        ContainerCgroup cg = cgroup(r);
+        ContainerCgroup cg = ContainerCgroup.of(r);
         return cg != null ? cg.memoryBytes() : ContainerCgroup.residentBytes(ProcFiles.tree(r.getInitPid()));
     }
 
@@ -133,7 +129,7 @@ public final class Containers {
     static void remove(ContainerRecord r) {
         Veth.remove(r.getVethHost());
         if (!r.getCgroup().isEmpty() && Files.isDirectory(Path.of(r.getCgroup()))) {
-            new ContainerCgroup(Path.of(r.getCgroup())).remove();
+            ContainerCgroup.of(r).remove();
         }
         StateStore.remove(r.getName());
     }

@@ -24,6 +24,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.logging.Logger;
 
 /**
@@ -50,9 +51,11 @@ public final class Run {
      * @param detach   stdin, stdout and stderr are /dev/null instead of Cryo's own (a log file of the
      *                 host's would tie the container to a path a checkpoint could not take along)
      * @param volumes  host directories to bind in ({@link Volumes#parse})
+     * @param limits   cgroup limits in their v2 form (memory.max, pids.max, cpu.max -> value), set
+     *                 before the command runs; in a v1 hierarchy where v2 lacks the controller
      */
     public record Options(String name, String hostname, String rootfs, Net net, boolean user, boolean detach,
-                          List<String> command, List<Volume> volumes) {
+                          List<String> command, List<Volume> volumes, Map<String, String> limits) {
     }
 
     /** A container whose first process runs the command; {@link #waitForExit()} for one run in the foreground. */
@@ -92,7 +95,10 @@ public final class Run {
         try {
             Files.createDirectories(state);
             setup.prepareDirectories();
-            cgroup = ContainerCgroup.create(name);
+            cgroup = ContainerCgroup.create(name, o.limits().keySet());
+            if (cgroup != null) {
+                cgroup.applyLimits(o.limits(), true);
+            }
             try (RestoreStub stub = RestoreStub.spawn(!o.detach())) {
                 stub.unshare(namespaces);
                 if (o.user()) {
@@ -129,7 +135,8 @@ public final class Run {
         }
         StateStore.write(record.setName(name).setInitPid(init.pid())
                 .setInitStartTime(ProcFiles.statField(ProcFiles.statFields(init.pid()), 22))
-                .setCgroup(cgroup == null ? "" : cgroup.dir().toString()).addAllCommand(o.command()).setRootfs(o.rootfs() == null ? "" : o.rootfs())
+                .setCgroup(cgroup == null ? "" : cgroup.dir().toString()).addAllV1Cgroups(cgroup == null ? List.of() : cgroup.v1Dirs())
+                .addAllCommand(o.command()).setRootfs(o.rootfs() == null ? "" : o.rootfs())
                 .setHostname(hostname).setNamespaces(namespaces).setCreatedUnixMs(System.currentTimeMillis())
                 .addAllVolumes(o.volumes()).addAllBaseMounts(baseMounts).build());
         int pid = init.pid();

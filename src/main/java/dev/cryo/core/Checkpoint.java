@@ -89,6 +89,12 @@ public final class Checkpoint {
      */
     public static final String SYSV_SHM_IN_IMAGE = "option:sysv-shm-in-image";
 
+    /**
+     * Key in the tree-wide map of the dump context: the tree has an IPC namespace of its own (a
+     * container's), saved with it, so the POSIX message queues it has open are in the image.
+     */
+    public static final String IPC_NAMESPACE_IN_IMAGE = "option:ipc-namespace-in-image";
+
     /** Key in the tree-wide map of the dump context: set when --tcp-established was given. */
     public static final String TCP_ESTABLISHED = "option:tcp-established";
 

@@ -114,14 +114,17 @@ final class FrozenTree {
         return out;
     }
 
+    private static final int KCMP_SYSVSEM = 6;
+
     /**
-     * Processes that share an address space, filesystem info or signal handlers without being
-     * threads of one another (clone without CLONE_THREAD, vfork) would be saved as separate
-     * copies and restored wrong: refused.
+     * Processes that share an address space, filesystem info, signal handlers or SEM_UNDO
+     * adjustments without being threads of one another (clone without CLONE_THREAD, vfork)
+     * would be saved as separate copies and restored wrong: refused.
      */
     void checkNothingSharedBetweenProcesses() {
         String[] what = {null, "address space (CLONE_VM)", null, "cwd/root/umask (CLONE_FS)", "signal handlers (CLONE_SIGHAND)"};
         List<Proc> live = live();
+        Map<Integer, Boolean> undoList = new java.util.HashMap<>();
         for (int i = 0; i < live.size(); i++) {
             for (int j = i + 1; j < live.size(); j++) {
                 for (int kind : new int[] {1, 3, 4}) {
@@ -129,6 +132,12 @@ final class FrozenTree {
                         throw new Refusal("processes " + live.get(i).pid() + " and " + live.get(j).pid() + " share their "
                                 + what[kind] + "; processes sharing that are not supported");
                     }
+                }
+                // two processes without any undo list compare equal too
+                if (Sys.raw(Nr.KCMP, live.get(i).pid(), live.get(j).pid(), KCMP_SYSVSEM, 0, 0) == 0
+                        && undoList.computeIfAbsent(live.get(i).pid(), dev.cryo.ipc.SemaphoreUndo::hasUndoList)) {
+                    throw new Refusal("processes " + live.get(i).pid() + " and " + live.get(j).pid() + " share their SEM_UNDO"
+                            + " adjustments (CLONE_SYSVSEM); processes sharing that are not supported");
                 }
             }
         }

@@ -11,13 +11,13 @@ import java.util.List;
 
 /**
  * The registry of per-task state, in restore order: memory first (everything else lives in
- * it), then files, signals and timers, seccomp filters (installed while the task is still root),
- * and the task's own state last because it drops privileges, after which the rest could no
- * longer be done.
+ * it), then files, signals, timers and SEM_UNDO adjustments, seccomp filters (installed while
+ * the task is still root), and the task's own state last because it drops privileges, after
+ * which the rest could no longer be done.
  */
 public final class TaskParts {
-    public static final List<TaskPart> ALL = List.of(new Memory(), new Files(), new Signals(), new Timers(), new SeccompFilters(),
-            new TaskState());
+    public static final List<TaskPart> ALL = List.of(new Memory(), new Files(), new Signals(), new Timers(),
+            new dev.cryo.ipc.SemaphoreUndo(), new SeccompFilters(), new TaskState());
 
     private TaskParts() {
     }

@@ -22,6 +22,7 @@ public enum ImageKind {
     ROOTFS_UPPER("rootfs-upper.img", 15, false),
     PTYS("ptys.img", 16, false),
     EARLY_PAGEMAP("pagemap-early-%d.img", 17, false),
+    SEM_UNDO("semundo-%d.img", 21, false),
     SECCOMP("seccomp-%d.img", 30, false);
 
     private final String pattern;

@@ -5,9 +5,9 @@ import dev.cryo.remote.RemoteSyscalls;
 
 /**
  * A container's own IPC namespace: its SysV shared memory segments, semaphore sets and message
- * queues, each saved from and recreated in a task of the namespace with its id, before any
- * process of the tree, whose attachments refer to them by id. (POSIX message queues live in
- * the namespace's mqueue file system and are refused as fds.)
+ * queues, each saved from and recreated in a task of the namespace with its id, and its POSIX
+ * message queues (by name, with their messages), all before any process of the tree, whose
+ * attachments and open queues refer to them by id or name.
  */
 public final class IpcNamespaces {
     private IpcNamespaces() {
@@ -18,6 +18,7 @@ public final class IpcNamespaces {
         SysvSharedMemory.save(sys, ns);
         SysvSemaphores.save(sys, ns);
         SysvMessageQueues.save(sys, ns);
+        PosixMessageQueues.save(sys, ns);
         return ns.build();
     }
 
@@ -26,6 +27,7 @@ public final class IpcNamespaces {
         SysvSharedMemory.restore(sys, ns);
         SysvSemaphores.restore(sys, ns);
         SysvMessageQueues.restore(sys, ns);
+        PosixMessageQueues.restore(sys, ns);
     }
 
     /** Once every process is attached again, just before they run: segments marked for destruction are marked again. */

@@ -1,5 +1,6 @@
 package dev.cryo.ipc;
 
+import dev.cryo.CryoException;
 import dev.cryo.core.Checkpoint;
 import dev.cryo.core.DumpContext;
 import dev.cryo.core.Refusal;
@@ -14,15 +15,20 @@ import dev.cryo.sys.Sys;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
 import java.util.Set;
 
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
- * POSIX message queues. A queue lives in an IPC namespace, not in the process: for a tree in
+ * Open POSIX message queues. A queue lives in an IPC namespace, not in the process: for a tree in
  * the host's namespace Cryo cannot save it as the tree's, so the checkpoint refuses unless
- * --ipc-host says the queue stays on the host; restore then opens it again by name.
- * (A tree with its own IPC namespace is the containers issue's.)
+ * --ipc-host says the queue stays on the host. A container's own namespace is saved with its
+ * queues ({@link PosixMessageQueues}), made again before the tree. Either way restore opens the
+ * queue again by name, with the fd's access mode and O_NONBLOCK.
  */
 public final class MessageQueues implements FdHandler {
     private static final long MQUEUE_MAGIC = 0x19800202L;
@@ -48,11 +54,33 @@ public final class MessageQueues implements FdHandler {
 
     @Override
     public void dump(FdSource fd, FdEntry.Builder e, DumpContext ctx) {
-        if (!ctx.shared().containsKey(Checkpoint.IPC_HOST)) {
+        if (ctx.shared().containsKey(Checkpoint.IPC_NAMESPACE_IN_IMAGE)) {
+            if (!inNamespaceByName(fd, ctx)) {
+                throw new Refusal(fd.where() + ": a POSIX message queue that is not under this name in the container's IPC"
+                        + " namespace (unlinked, or another namespace's); restore could not open it again");
+            }
+        } else if (!ctx.shared().containsKey(Checkpoint.IPC_HOST)) {
             throw new Refusal(fd.where() + ": a POSIX message queue of the host's IPC namespace; checkpoint with --ipc-host"
                     + " to leave it on the host and reopen it at restore");
         }
         e.setKind(FdKind.MQUEUE).setPath(fd.link());
+    }
+
+    /**
+     * Is the queue {@code fd} has open one of its process's IPC namespace, under the name it
+     * shows? The namespace's queues are listed once per checkpoint.
+     */
+    @SuppressWarnings("unchecked")
+    private static boolean inNamespaceByName(FdSource fd, DumpContext ctx) {
+        Path link = ProcFiles.dir(fd.pid()).resolve("fd/" + fd.fd());
+        try {
+            String ns = "ipc:mqueues:" + Files.readSymbolicLink(ProcFiles.dir(fd.pid()).resolve("ns/ipc"));
+            Map<String, String> queues = (Map<String, String>) ctx.shared()
+                    .computeIfAbsent(ns, k -> PosixMessageQueues.identities(ctx.syscalls()));
+            return PosixMessageQueues.identity(link).equals(queues.get(fd.link().substring(1)));
+        } catch (IOException e) {
+            throw new CryoException("cannot stat " + link + ": " + e.getMessage(), e);
+        }
     }
 
     @Override

@@ -25,22 +25,40 @@ final class SysvSemaphores {
     static void save(RemoteSyscalls sys, IpcNamespace.Builder ns) {
         for (String[] f : NamespaceFiles.table(sys, "sem")) {
             int id = Integer.parseInt(f[1]);
-            int nsems = Integer.parseInt(f[3]);
-            RemoteAddr values = sys.scratch().alloc(2L * nsems);
-            try {
-                sys.call("semctl(" + id + ", GETALL)", Nr.SEMCTL, id, 0, GETALL, values.value());
-                ByteBuffer b = ByteBuffer.wrap(sys.scratch().read(values, 2 * nsems)).order(ByteOrder.LITTLE_ENDIAN);
-                SysvSemaphoreSet.Builder set = SysvSemaphoreSet.newBuilder().setKey((int) Long.parseLong(f[0])).setId(id)
-                        .setMode(Integer.parseInt(f[2], 8) & 0777);
-                for (int i = 0; i < nsems; i++) {
-                    set.addValues(Short.toUnsignedInt(b.getShort()));
-                }
-                ns.addSem(set);
-            } finally {
-                sys.scratch().reset();
+            SysvSemaphoreSet.Builder set = SysvSemaphoreSet.newBuilder().setKey((int) Long.parseLong(f[0])).setId(id)
+                    .setMode(Integer.parseInt(f[2], 8) & 0777);
+            for (int v : values(sys, id, Integer.parseInt(f[3]))) {
+                set.addValues(v);
             }
+            ns.addSem(set);
         }
         LOG.info(() -> ns.getSemCount() + " SysV semaphore set(s) of the IPC namespace saved");
+    }
+
+    /** The values of every semaphore set of the namespace of the task {@code sys} drives, by id. */
+    static java.util.Map<Integer, int[]> allValues(RemoteSyscalls sys) {
+        java.util.Map<Integer, int[]> all = new java.util.TreeMap<>();
+        for (String[] f : NamespaceFiles.table(sys, "sem")) {
+            int id = Integer.parseInt(f[1]);
+            all.put(id, values(sys, id, Integer.parseInt(f[3])));
+        }
+        return all;
+    }
+
+    /** semctl(GETALL) of set {@code id}, which has {@code nsems} semaphores. */
+    static int[] values(RemoteSyscalls sys, int id, int nsems) {
+        RemoteAddr values = sys.scratch().alloc(2L * nsems);
+        try {
+            sys.call("semctl(" + id + ", GETALL)", Nr.SEMCTL, id, 0, GETALL, values.value());
+            ByteBuffer b = ByteBuffer.wrap(sys.scratch().read(values, 2 * nsems)).order(ByteOrder.LITTLE_ENDIAN);
+            int[] out = new int[nsems];
+            for (int i = 0; i < nsems; i++) {
+                out[i] = Short.toUnsignedInt(b.getShort());
+            }
+            return out;
+        } finally {
+            sys.scratch().reset();
+        }
     }
 
     static void restore(RemoteSyscalls sys, IpcNamespace ns) {

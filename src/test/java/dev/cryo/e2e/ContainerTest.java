@@ -423,6 +423,186 @@ class ContainerTest extends TargetTest {
         assertThat(check("shm2", targetState)).isEqualTo("PASS");
     }
 
+    @Test
+    void posixMessageQueuesOfItsNamespaceComeBackWithTheirMessagesAndAreLeftAsTheyWere() throws Exception {
+        Path binary = dev.cryo.testing.TargetBuilder.build("mqueues");
+        Path targetState = tmp.resolve("mq-state");
+        Files.createDirectories(targetState);
+        run("mq", "--", binary.toString(), targetState.toString());
+        awaitFile(targetState.resolve("ready"));
+        assertThat(check("mq", targetState)).isEqualTo("PASS");
+
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "mq", "-D", images.toString(), "--leave-running");
+        assertThat(dump.exitCode()).as(dump.toString()).isZero();
+        assertThat(CryoCli.run("inspect", images.toString()).out()).contains("6 POSIX message queue(s) /cryo-again (0 msg),"
+                + " /cryo-done (0 msg), /cryo-full (2 msg), /cryo-go (0 msg), /cryo-idle (2 msg), /cryo-work (5 msg)");
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "mq2", "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        containers.add("mq2");
+        // the clone's child receives exactly the five queued at checkpoint, in priority order, from its own copy
+        assertThat(check("mq2", targetState)).isEqualTo("PASS");
+        // and the original's queues, emptied to be saved, hold all their messages again
+        assertThat(check("mq", targetState)).isEqualTo("PASS");
+        assertThat(check("mq2", targetState)).isEqualTo("PASS");
+    }
+
+    @Test
+    void aMessageQueueWithAnMqNotifyRegistrationIsRefusedByNameAndTheQueuesAreLeftAsTheyWere() throws Exception {
+        Path binary = dev.cryo.testing.TargetBuilder.build("mqueues");
+        Path targetState = tmp.resolve("mq-state");
+        Files.createDirectories(targetState);
+        run("mqn", "--", binary.toString(), targetState.toString(), "notify");
+        awaitFile(targetState.resolve("ready"));
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "mqn", "-D", tmp.resolve("img").toString());
+        assertThat(dump.exitCode()).isEqualTo(1);
+        assertThat(dump.err()).contains("POSIX message queue /cryo-zz-notify of the container has an mq_notify registration");
+        assertThat(CryoCli.run("ps").out()).containsPattern("mqn +\\d+ running");
+        assertThat(check("mqn", targetState)).as("the queues saved before the refusal hold their messages again").isEqualTo("PASS");
+    }
+
+    @Test
+    void anOpenMessageQueueWithoutANameIsRefusedAndTheContainerRunsOn() throws Exception {
+        Path binary = dev.cryo.testing.TargetBuilder.build("mqueues");
+        Path targetState = tmp.resolve("mq-state");
+        Files.createDirectories(targetState);
+        run("mqu", "--", binary.toString(), targetState.toString(), "unlinked");
+        awaitFile(targetState.resolve("ready"));
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "mqu", "-D", tmp.resolve("img").toString());
+        assertThat(dump.exitCode()).isEqualTo(1);
+        assertThat(dump.err()).contains("(/cryo-gone (deleted)): a POSIX message queue that is not under this name in the container's IPC"
+                + " namespace");
+        assertThat(check("mqu", targetState)).isEqualTo("PASS");
+    }
+
+    @Test
+    void aContainerWhosePid1GaveUpRootIsSavedWithItsQueues() throws Exception {
+        // pid 1 makes a queue as root, then becomes nobody without capabilities: it may no longer
+        // mount the queues' file system itself, so Cryo joins the namespace to do it
+        Path flag = tmp.resolve("made");
+        run("nobody", "--", "/bin/sh", "-c", "python3 -c \"import ctypes; l = ctypes.CDLL(None, use_errno=True);"
+                + " assert l.mq_open(b'/kept', 0o100 | 1, 0o644, None) >= 0\" && touch " + flag
+                + " && exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all sleep 100");
+        awaitFile(flag);
+        Path comm = Path.of("/proc/" + hostPid("nobody") + "/comm");
+        for (long deadline = System.nanoTime() + 10_000_000_000L; !Files.readString(comm).strip().equals("sleep"); ) {
+            assertThat(System.nanoTime()).as("pid 1 execs sleep").isLessThan(deadline);
+            Thread.sleep(10);
+        }
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "nobody", "-D", images.toString());
+        assertThat(dump.exitCode()).as(dump.toString()).isZero();
+        assertThat(CryoCli.run("inspect", images.toString()).out()).contains("1 POSIX message queue(s) /kept (0 msg)");
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "nobody2", "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        containers.add("nobody2");
+        assertThat(CryoCli.run("ps").out()).containsPattern("nobody2 +\\d+ running");
+    }
+
+    @Test
+    void cgroupLimitsComeBackInTheClonesOwnCgroupAndAForkAtPidsMaxStillFails() throws Exception {
+        Assumptions.assumeTrue(Files.exists(Path.of("/sys/fs/cgroup/pids/cgroup.procs"))
+                        && Files.exists(Path.of("/sys/fs/cgroup/memory/cgroup.procs")) && Files.exists(Path.of("/sys/fs/cgroup/cpu/cgroup.procs")),
+                "this test checks the v1 hierarchies of memory, pids and cpu that a hybrid system mounts");
+        Path binary = dev.cryo.testing.TargetBuilder.build("pidlimit");
+        Path targetState = tmp.resolve("limit-state");
+        Files.createDirectories(targetState);
+        run("lim", "--memory", "64m", "--pids", "5", "--cpus", "0.5", "--", binary.toString(), targetState.toString());
+        awaitFile(targetState.resolve("ready"));
+        assertThat(Files.readString(targetState.resolve("children")).strip()).as("pid 1 and its children fill pids.max").isEqualTo("4");
+        assertThat(check("lim", targetState)).isEqualTo("PASS");
+        List<Path> original = v1Cgroups("lim");
+        assertThat(original).hasSize(3);
+
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "lim", "-D", images.toString(), "--leave-running");
+        assertThat(dump.exitCode()).as(dump.toString()).isZero();
+        assertThat(CryoCli.run("inspect", images.toString()).out())
+                .contains("cgroup limits {cpu.max=50000 100000, memory.max=67108864, pids.max=5}");
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "lim2", "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        containers.add("lim2");
+        assertThat(check("lim2", targetState)).as("the clone at its pids.max").isEqualTo("PASS");
+        assertThat(check("lim", targetState)).isEqualTo("PASS");
+
+        List<Path> clone = v1Cgroups("lim2");
+        assertThat(clone).hasSize(3).doesNotContainAnyElementsOf(original);
+        Set<String> restored = new TreeSet<>(Files.readAllLines(cgroupOf("lim2").resolve("cgroup.procs")));
+        assertThat(restored).hasSize(5);
+        for (Path d : clone) {
+            assertThat(new TreeSet<>(Files.readAllLines(d.resolve("cgroup.procs")))).as(d + " holds the clone's processes")
+                    .isEqualTo(restored);
+        }
+        assertThat(limit(clone, "memory.limit_in_bytes")).isEqualTo("67108864");
+        assertThat(limit(clone, "pids.max")).isEqualTo("5");
+        assertThat(limit(clone, "cpu.cfs_quota_us")).isEqualTo("50000");
+        assertThat(limit(clone, "cpu.cfs_period_us")).isEqualTo("100000");
+        assertThat(CryoCli.run("ps").out()).containsPattern("lim2 +\\d+ running +\\d");
+
+        assertThat(CryoCli.run("kill", "lim2").exitCode()).isZero();
+        assertThat(clone).as("removed with the container").allMatch(d -> !Files.exists(d));
+    }
+
+    @Test
+    void badLimitsAreRefusedClearly() {
+        CryoCli.Result memory = CryoCli.run("run", "-d", "--name", "badmem", "--memory", "lots", "--", "/bin/true");
+        assertThat(memory.exitCode()).isNotZero();
+        assertThat(memory.err()).contains("--memory takes a number of bytes, optionally with k, m or g: not 'lots'");
+        CryoCli.Result cpus = CryoCli.run("run", "-d", "--name", "badcpu", "--cpus", "0.001", "--", "/bin/true");
+        assertThat(cpus.err()).contains("--cpus must be at least 0.01");
+        assertThat(CryoCli.run("ps").out()).doesNotContain("badmem").doesNotContain("badcpu");
+    }
+
+    private List<Path> v1Cgroups(String name) throws IOException {
+        String json = Files.readString(state.resolve(name + "/container.json"));
+        java.util.regex.Matcher list = java.util.regex.Pattern.compile("\"v1Cgroups\": \\[([^\\]]*)\\]").matcher(json);
+        List<Path> dirs = new ArrayList<>();
+        if (list.find()) {
+            java.util.regex.Matcher dir = java.util.regex.Pattern.compile("\"([^\"]+)\"").matcher(list.group(1));
+            while (dir.find()) {
+                dirs.add(Path.of(dir.group(1)));
+            }
+        }
+        return dirs;
+    }
+
+    private Path cgroupOf(String name) throws IOException {
+        return Path.of(Files.readString(state.resolve(name + "/container.json")).replaceAll("(?s).*\"cgroup\": \"([^\"]+)\".*", "$1"));
+    }
+
+    /** The content of the one {@code file} among the cgroups {@code dirs}. */
+    private static String limit(List<Path> dirs, String file) throws IOException {
+        for (Path d : dirs) {
+            if (Files.exists(d.resolve(file))) {
+                return Files.readString(d.resolve(file)).strip();
+            }
+        }
+        throw new AssertionError("no cgroup of " + dirs + " has " + file);
+    }
+
+    @Test
+    void semUndoAdjustmentsAreMeasuredWithoutChangeAndComeBackWithTheProcess() throws Exception {
+        Path binary = dev.cryo.testing.TargetBuilder.build("semundo");
+        Path targetState = tmp.resolve("undo-state");
+        Files.createDirectories(targetState);
+        run("undo", "--", binary.toString(), targetState.toString());
+        awaitFile(targetState.resolve("ready"));
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "undo", "-D", images.toString(), "--leave-running");
+        assertThat(dump.exitCode()).as(dump.toString()).isZero();
+        // the child's: +2 on semaphore 0, -3 on semaphore 1 of set 0 (zeros are left out of JSON)
+        String json = CryoCli.run("inspect", images.toString(), "--json").out().replaceAll("\\s+", "");
+        assertThat(json.contains("\"semundo\":{\"adjustments\":[{\"semadj\":2},{\"semnum\":1,\"semadj\":-3}]}"))
+                .as("inspect --json shows the adjustments").isTrue();
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "undo2", "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        containers.add("undo2");
+        // the clone's child still holds adjustments +2 and -3: its exit undoes its operations
+        assertThat(check("undo2", targetState)).isEqualTo("PASS");
+        // the original's child, measured at checkpoint, still holds them too
+        assertThat(check("undo", targetState)).isEqualTo("PASS");
+    }
+
     /** Asks the target, pid 1 of container {@code name}, to check itself (SIGUSR2); its verdict. */
     private String check(String name, Path targetState) throws Exception {
         Files.deleteIfExists(targetState.resolve("result"));
