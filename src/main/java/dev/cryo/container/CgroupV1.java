@@ -92,13 +92,13 @@ final class CgroupV1 {
     static String read(Path dir, String limit) {
         return switch (limit) {
             case "memory.max" -> {
-                long bytes = Long.parseLong(readFile(dir, "memory.limit_in_bytes"));
+                long bytes = Long.parseLong(ContainerCgroup.readFile(dir, "memory.limit_in_bytes").strip());
                 yield bytes >= MEMORY_UNLIMITED ? "max" : Long.toString(bytes);
             }
-            case "pids.max" -> readFile(dir, "pids.max");
+            case "pids.max" -> ContainerCgroup.readFile(dir, "pids.max").strip();
             case "cpu.max" -> {
-                long quota = Long.parseLong(readFile(dir, "cpu.cfs_quota_us"));
-                yield (quota < 0 ? "max" : Long.toString(quota)) + " " + readFile(dir, "cpu.cfs_period_us");
+                long quota = Long.parseLong(ContainerCgroup.readFile(dir, "cpu.cfs_quota_us").strip());
+                yield (quota < 0 ? "max" : Long.toString(quota)) + " " + ContainerCgroup.readFile(dir, "cpu.cfs_period_us").strip();
             }
             default -> throw new IllegalArgumentException(limit);
         };
@@ -107,32 +107,17 @@ final class CgroupV1 {
     /** Sets limit {@code limit} (a v2 name, {@code value} in its v2 form) on the v1 cgroup {@code dir}. */
     static void write(Path dir, String limit, String value) {
         switch (limit) {
-            case "memory.max" -> writeFile(dir, "memory.limit_in_bytes", value.equals("max") ? "-1" : value);
-            case "pids.max" -> writeFile(dir, "pids.max", value);
+            case "memory.max" -> ContainerCgroup.writeFile(dir, "memory.limit_in_bytes", value.equals("max") ? "-1" : value);
+            case "pids.max" -> ContainerCgroup.writeFile(dir, "pids.max", value);
             case "cpu.max" -> {
                 String[] f = value.split(" ");
                 if (f.length > 1) { // the period first: the quota is checked against it
-                    writeFile(dir, "cpu.cfs_period_us", f[1]);
+                    ContainerCgroup.writeFile(dir, "cpu.cfs_period_us", f[1]);
                 }
-                writeFile(dir, "cpu.cfs_quota_us", f[0].equals("max") ? "-1" : f[0]);
+                ContainerCgroup.writeFile(dir, "cpu.cfs_quota_us", f[0].equals("max") ? "-1" : f[0]);
             }
             default -> throw new IllegalArgumentException(limit);
         }
     }
 
-    private static String readFile(Path dir, String file) {
-        try {
-            return Files.readString(dir.resolve(file)).strip();
-        } catch (IOException e) {
-            throw new CryoException("cannot read " + dir.resolve(file) + ": " + e.getMessage(), e);
-        }
-    }
-
-    private static void writeFile(Path dir, String file, String value) {
-        try {
-            Files.writeString(dir.resolve(file), value);
-        } catch (IOException e) {
-            throw new CryoException("cannot write '" + value + "' to " + dir.resolve(file) + ": " + e.getMessage(), e);
-        }
-    }
 }

@@ -312,7 +312,7 @@ public final class ContainerCgroup {
         writeFile(dir, file, value);
     }
 
-    private static String readFile(Path dir, String file) {
+    static String readFile(Path dir, String file) {
         try {
             return Files.readString(dir.resolve(file));
         } catch (IOException e) {
@@ -320,7 +320,7 @@ public final class ContainerCgroup {
         }
     }
 
-    private static void writeFile(Path dir, String file, String value) {
+    static void writeFile(Path dir, String file, String value) {
         try {
             Files.writeString(dir.resolve(file), value);
         } catch (IOException e) {

@@ -9,7 +9,6 @@ import dev.cryo.sys.Sys;
 
 import java.lang.foreign.Arena;
 import java.nio.file.Path;
-import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * The mqueue file system of a task's IPC namespace, as Cryo reaches it: a detached mount made
@@ -24,7 +23,7 @@ import java.util.concurrent.atomic.AtomicReference;
  */
 final class MqueueMount implements AutoCloseable {
     private static final int FSOPEN_CLOEXEC = 1, FSCONFIG_CMD_CREATE = 6, FSMOUNT_CLOEXEC = 1;
-    private static final int CLONE_NEWIPC = 0x08000000, O_RDONLY_CLOEXEC = 02000000;
+    private static final int CLONE_NEWIPC = 0x08000000;
 
     private final int fd;
 
@@ -61,38 +60,22 @@ final class MqueueMount implements AutoCloseable {
 
     /** The mount made by a thread of Cryo's that joined the IPC namespace of process {@code pid}. */
     private static MqueueMount fromCryo(int pid) {
-        AtomicReference<Object> result = new AtomicReference<>();
-        Thread t = Thread.ofPlatform().name("cryo-ipcns").start(() -> {
-            try (Arena arena = Arena.ofConfined()) {
-                int ns = (int) Sys.call("open(ns/ipc)", Nr.OPEN, arena.allocateFrom("/proc/" + pid + "/ns/ipc").address(),
-                        O_RDONLY_CLOEXEC);
-                try {
-                    Sys.call("setns(CLONE_NEWIPC)", Nr.SETNS, ns, CLONE_NEWIPC);
-                } finally {
-                    Sys.close(ns);
-                }
-                int fs = (int) Sys.call("fsopen(mqueue)", Nr.FSOPEN, arena.allocateFrom("mqueue").address(), FSOPEN_CLOEXEC);
-                try {
-                    Sys.call("fsconfig(FSCONFIG_CMD_CREATE)", Nr.FSCONFIG, fs, FSCONFIG_CMD_CREATE, 0, 0, 0);
-                    result.set((int) Sys.call("fsmount", Nr.FSMOUNT, fs, FSMOUNT_CLOEXEC, 0));
-                } finally {
-                    Sys.close(fs);
-                }
-            } catch (RuntimeException e) {
-                result.set(e);
-            }
-        });
         try {
-            t.join();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new CryoException("interrupted while mounting the POSIX message queues of process " + pid, e);
-        }
-        if (result.get() instanceof RuntimeException e) {
+            return new MqueueMount(dev.cryo.ns.NamespaceThread.call(pid, "ipc", CLONE_NEWIPC, () -> {
+                try (Arena arena = Arena.ofConfined()) {
+                    int fs = (int) Sys.call("fsopen(mqueue)", Nr.FSOPEN, arena.allocateFrom("mqueue").address(), FSOPEN_CLOEXEC);
+                    try {
+                        Sys.call("fsconfig(FSCONFIG_CMD_CREATE)", Nr.FSCONFIG, fs, FSCONFIG_CMD_CREATE, 0, 0, 0);
+                        return (int) Sys.call("fsmount", Nr.FSMOUNT, fs, FSMOUNT_CLOEXEC, 0);
+                    } finally {
+                        Sys.close(fs);
+                    }
+                }
+            }));
+        } catch (RuntimeException e) {
             throw new CryoException("cannot mount the POSIX message queues of the IPC namespace of process " + pid
                     + " (it may not mount, and Cryo may not enter its namespace): " + e.getMessage(), e);
         }
-        return new MqueueMount((Integer) result.get());
     }
 
     /** The file system's root directory, as Cryo sees it. */

@@ -1,17 +1,16 @@
 package dev.cryo.net;
 
 import dev.cryo.CryoException;
+import dev.cryo.ns.NamespaceThread;
 import dev.cryo.remote.RestoreStub;
 import dev.cryo.sys.Nr;
 import dev.cryo.sys.Sys;
 
 import java.io.IOException;
-import java.lang.foreign.Arena;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HexFormat;
 import java.util.List;
-import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * Sockets of Cryo's own made in the network namespace of a task (a container's): sock_diag
@@ -20,7 +19,7 @@ import java.util.concurrent.atomic.AtomicReference;
  * the calling thread; the socket keeps its namespace after the thread has gone.
  */
 final class NetNamespaces {
-    private static final int CLONE_NEWNET = 0x40000000, O_RDONLY_CLOEXEC = 02000000;
+    private static final int CLONE_NEWNET = 0x40000000;
 
     private NetNamespaces() {
     }
@@ -80,30 +79,10 @@ final class NetNamespaces {
                 throw new CryoException("cannot make a socket in the network namespace of process " + pid + ": " + e.getMessage(), e);
             }
         }
-        AtomicReference<Object> result = new AtomicReference<>();
-        Thread t = Thread.ofPlatform().name("cryo-netns").start(() -> {
-            try (Arena arena = Arena.ofConfined()) {
-                int ns = (int) Sys.call("open(ns/net)", Nr.OPEN, arena.allocateFrom("/proc/" + pid + "/ns/net").address(),
-                        O_RDONLY_CLOEXEC);
-                try {
-                    Sys.call("setns(CLONE_NEWNET)", Nr.SETNS, ns, CLONE_NEWNET);
-                } finally {
-                    Sys.close(ns);
-                }
-                result.set((int) Sys.call("socket", Nr.SOCKET, domain, type, protocol));
-            } catch (RuntimeException e) {
-                result.set(e);
-            }
-        });
         try {
-            t.join();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new CryoException("interrupted while making a socket in the network of process " + pid, e);
-        }
-        if (result.get() instanceof RuntimeException e) {
+            return NamespaceThread.call(pid, "net", CLONE_NEWNET, () -> (int) Sys.call("socket", Nr.SOCKET, domain, type, protocol));
+        } catch (RuntimeException e) {
             throw new CryoException("cannot make a socket in the network namespace of process " + pid + ": " + e.getMessage(), e);
         }
-        return (Integer) result.get();
     }
 }
