@@ -127,7 +127,8 @@ public final class Restore {
         long checked = System.nanoTime();
         LOG.fine(() -> "image opened and checked in " + (checked - t0) / 1000 + " us (page files: in the background)");
         List<Tracee> created = new ArrayList<>();
-        try (RestoreStub stub = RestoreStub.spawn()) {
+        // closed before the catch below kills the tasks: no background work writes into them then
+        try (RestoreStub stub = RestoreStub.spawn(); BackgroundWork background = BackgroundWork.fromEnvironment()) {
             LOG.fine(() -> "restore stub " + stub.pid() + " started in " + (System.nanoTime() - checked) / 1000 + " us");
             if (o.container() != null) {
                 stub.unshare(o.container().namespaces());
@@ -138,7 +139,7 @@ public final class Restore {
             if (o.container() != null) {
                 setUpContainer(created.getFirst(), o.container());
             }
-            build(created, image, tree, o.shellJob(), ids, o.container());
+            build(created, image, tree, o.shellJob(), ids, o.container(), background);
         } catch (RuntimeException e) {
             kill(created, e);
             if (!created.isEmpty()) {
@@ -207,7 +208,7 @@ public final class Restore {
     }
 
     private static void build(List<Tracee> created, ImageReader image, PstreeImage tree, boolean shellJob,
-                              Map<Integer, Integer> ids, Container container) {
+                              Map<Integer, Integer> ids, Container container, BackgroundWork background) {
         Map<Integer, Building> procs = new LinkedHashMap<>();
         PstreeEntry rootEntry = tree.getProcesses(0);
         Tracee rootTask = created.getFirst();
@@ -230,7 +231,9 @@ public final class Restore {
         }
 
         // Parents first: a process gets what a fork passes on (memory) before its children are
-        // forked from it, so pages they still share copy-on-write are shared again.
+        // forked from it, so pages they still share copy-on-write are shared again. A process
+        // without children loads its pages in the background (BackgroundWork) while the next
+        // ones are built; its other parts wait for them, in the second loop.
         Map<String, Object> shared = new HashMap<>();
         if (shellJob) {
             shared.put(Checkpoint.SHELL_JOB, Boolean.TRUE);
@@ -244,16 +247,21 @@ public final class Restore {
             createThreads(b, trampoline, created, ids);
             RestoreContext ctx = new RestoreContext(entry.getPid(), b.threads(), image, shared, cryoArea,
                     id -> ids.getOrDefault(id, id), // a process outside the tree keeps its id
-                    id -> procs.get(id).threads().getFirst().task().pid());
+                    id -> procs.get(id).threads().getFirst().task().pid(), background);
             restoreParts(ctx, true);
-            for (PstreeEntry child : tree.getProcessesList()) {
-                if (child.getPpid() == entry.getPid() && child != rootEntry) {
-                    procs.put(child.getPid(), fork(b, child, trampoline, created, ids));
-                }
+            background.throwIfFailed(); // an earlier process's pages: stop now, not once the rest is built
+            List<PstreeEntry> children = tree.getProcessesList().stream()
+                    .filter(c -> c.getPpid() == entry.getPid() && c != rootEntry).toList();
+            if (!children.isEmpty()) {
+                ctx.awaitBackground(); // a child gets by fork what its parent has: all of it, loaded
+            }
+            for (PstreeEntry child : children) {
+                procs.put(child.getPid(), fork(b, child, trampoline, created, ids));
             }
             contexts.add(ctx);
         }
         for (RestoreContext ctx : contexts) {
+            ctx.awaitBackground();
             restoreParts(ctx, false);
         }
         for (RestoreContext ctx : contexts) {
@@ -284,11 +292,16 @@ public final class Restore {
             }
             long t = System.nanoTime();
             try {
+                ctx.awaitBackground(); // an earlier part's work on other threads comes first
                 part.restore(ctx);
+            } catch (BackgroundWork.Failure e) {
+                throw e; // names its part and process already
             } catch (RuntimeException e) {
                 throw new CryoException("restoring " + part.name() + " of process " + ctx.pid() + ": " + e.getMessage(), e);
             }
-            LOG.fine(() -> "process " + ctx.pid() + ": " + part.name() + " restored in " + (System.nanoTime() - t) / 1000 + " us");
+            long us = (System.nanoTime() - t) / 1000;
+            LOG.fine(() -> "process " + ctx.pid() + ": " + part.name() + (ctx.backgroundPending() ? " under way, the rest on other threads, after "
+                    : " restored in ") + us + " us");
         }
     }
 
