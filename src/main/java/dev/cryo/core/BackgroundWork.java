@@ -56,16 +56,20 @@ final class BackgroundWork implements AutoCloseable {
         this.pool = Executors.newFixedThreadPool(threads, r -> Thread.ofPlatform().daemon().name("cryo-restore-bg").unstarted(r));
     }
 
-    /** As many processes at once as there are cores, or CRYO_RESTORE_THREADS if set above 0 (the benchmark compares 1 with the default). */
+    /**
+     * Every process at once, or at most CRYO_RESTORE_THREADS if set above 0 (the benchmark
+     * compares 1 with the default). No limit by default: the pool's threads are the limit that
+     * counts, and the tracer is best kept busy building the next processes, which it can only do
+     * once the earlier ones' work is queued.
+     */
     static BackgroundWork fromEnvironment() {
-        int cores = Runtime.getRuntime().availableProcessors();
         int n;
         try {
             n = Integer.parseInt(System.getenv().getOrDefault("CRYO_RESTORE_THREADS", "0").strip());
         } catch (NumberFormatException e) {
             n = 0;
         }
-        return new BackgroundWork(n > 0 ? n : cores);
+        return new BackgroundWork(n > 0 ? n : Integer.MAX_VALUE);
     }
 
     /** True when each process's work is awaited before the next process is restored (the old way). */
