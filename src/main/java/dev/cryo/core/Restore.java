@@ -36,7 +36,7 @@ import java.util.logging.Logger;
 public final class Restore {
     private static final Logger LOG = Logger.getLogger("restore");
     private static final long CLOSE_RANGE_ALL = 0xffffffffL;
-    private static final int SIGCHLD = 17, RLIMIT_CORE = 4, RT_SIGTIMEDWAIT = 128;
+    private static final int SIGCHLD = 17, RLIMIT_CORE = 4, RT_SIGTIMEDWAIT = 128, PR_SET_CHILD_SUBREAPER = 36, WNOHANG = 1;
 
     /**
      * @param shellJob  the tree goes onto the terminal restore runs in, in restore's session and foreground group
@@ -142,9 +142,6 @@ public final class Restore {
             build(created, image, tree, o.shellJob(), ids, o.container(), background);
         } catch (RuntimeException e) {
             kill(created, e);
-            if (!created.isEmpty()) {
-                Sys.raw(Nr.WAIT4, created.getFirst().pid(), 0, 1 /* WNOHANG */, 0);
-            }
             LOG.severe("Error: restore of " + imageRoot + " failed, nothing was left running: " + e.getMessage());
             throw e;
         }
@@ -408,15 +405,28 @@ public final class Restore {
         ctx.task().setXstate(w.xstate());
     }
 
-    /** Kills every task made so far, children before parents; the first failure stays the reported one. */
+    /**
+     * Kills every task made so far, children before parents, and reaps them; the first failure
+     * stays the reported one. A killed child is its parent's zombie, and once that parent dies too
+     * it would go to PID 1, which on some machines never reaps it: its pid would stay taken. So
+     * Cryo is a child subreaper meanwhile: such zombies come to Cryo, which reaps them.
+     */
     private static void kill(List<Tracee> created, Throwable primary) {
-        for (Tracee t : created.reversed()) {
-            try {
-                Sys.raw(Nr.KILL, t.pid(), 9);
-                t.kill();
-            } catch (RuntimeException e) {
-                primary.addSuppressed(e);
+        Sys.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        try {
+            for (Tracee t : created.reversed()) {
+                try {
+                    Sys.raw(Nr.KILL, t.pid(), 9);
+                    t.kill();
+                } catch (RuntimeException e) {
+                    primary.addSuppressed(e);
+                }
             }
+            for (Tracee t : created) {
+                Sys.raw(Nr.WAIT4, t.pid(), 0, WNOHANG | Tracee.WALL, 0); // ECHILD for what its tracer's wait reaped already
+            }
+        } finally {
+            Sys.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
         }
     }
 }
