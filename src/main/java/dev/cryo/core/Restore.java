@@ -412,7 +412,7 @@ public final class Restore {
      * Cryo is a child subreaper meanwhile: such zombies come to Cryo, which reaps them.
      */
     private static void kill(List<Tracee> created, Throwable primary) {
-        Sys.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        subreaper(1, primary);
         try {
             for (Tracee t : created.reversed()) {
                 try {
@@ -426,7 +426,16 @@ public final class Restore {
                 Sys.raw(Nr.WAIT4, t.pid(), 0, WNOHANG | Tracee.WALL, 0); // ECHILD for what its tracer's wait reaped already
             }
         } finally {
-            Sys.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
+            subreaper(0, primary);
+        }
+    }
+
+    /** Sets whether Cryo is a child subreaper; a failure rides along with {@code primary}, the killing goes on. */
+    private static void subreaper(int on, Throwable primary) {
+        try {
+            Sys.prctl(PR_SET_CHILD_SUBREAPER, on, 0, 0, 0);
+        } catch (RuntimeException e) {
+            primary.addSuppressed(e);
         }
     }
 }

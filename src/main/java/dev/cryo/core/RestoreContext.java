@@ -123,6 +123,8 @@ public final class RestoreContext {
      * on this thread once they are done: before this process's next part, before its children
      * are forked, at the latest before the tree wakes up. Meanwhile the restore goes on with
      * other processes. With CRYO_RESTORE_THREADS=1 both run at once, before this returns.
+     * The pieces must not drive the task: ptrace requests come from its tracer thread only
+     * ({@link Tracee} refuses any other).
      */
     public void inBackground(String part, List<Runnable> pieces, Runnable then) {
         awaitBackground();
