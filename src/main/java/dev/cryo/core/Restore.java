@@ -30,8 +30,10 @@ import java.util.logging.Logger;
  * Orders a restore: check the whole image and the machine first; grow the root process from the
  * restore stub with its saved PID, fork the rest of the tree from it with theirs (sessions and
  * groups set as each process appears, zombies made to exit with their status), create every
- * thread; let every {@link TaskPart} rebuild its state inside each process, parents first; then
- * release all tasks at once with their saved registers. A failure kills whatever was built.
+ * thread; let every {@link TaskPart} rebuild its state inside each process, parents first, what
+ * needs no ptrace stop (the pages) on other threads while the next processes are built
+ * ({@link BackgroundWork}); then release all tasks at once with their saved registers. A failure
+ * kills whatever was built.
  */
 public final class Restore {
     private static final Logger LOG = Logger.getLogger("restore");
