@@ -39,6 +39,9 @@ final class BackgroundWork implements AutoCloseable {
     private final Deque<Batch> inFlight = new ArrayDeque<>();
     /** The first piece that failed, in any batch: the restore stops at its next step. */
     private volatile Failure failure;
+    /** For the log: how long the tracer thread waited for the work, and for how many processes' work. */
+    private long waitedNanos;
+    private int batches;
 
     /**
      * A failure of a part's work in the background, or of what follows it, with a message that
@@ -105,6 +108,10 @@ final class BackgroundWork implements AutoCloseable {
 
     @Override
     public void close() {
+        if (batches > 0) {
+            LOG.fine(() -> "work of " + batches + " processes done on other threads; the tracer waited "
+                    + waitedNanos / 1_000_000 + " ms for it");
+        }
         pool.shutdownNow();
         boolean interrupted = false;
         while (true) {
@@ -162,6 +169,7 @@ final class BackgroundWork implements AutoCloseable {
                 throwIfFailed();
                 return;
             }
+            long t = System.nanoTime();
             for (Future<?> f : pieces) {
                 try {
                     f.get();
@@ -173,6 +181,8 @@ final class BackgroundWork implements AutoCloseable {
                 }
             }
             awaited = true;
+            waitedNanos += System.nanoTime() - t;
+            batches++;
             throwIfFailed();
             LOG.fine(() -> what + ": background work done " + (Math.max(lastEnd, queued) - queued) / 1000
                     + " us after it was queued, " + pieces.size() + " pieces");
