@@ -66,9 +66,13 @@ final class BackgroundWork implements AutoCloseable {
      * once the earlier ones' work is queued.
      */
     static BackgroundWork fromEnvironment() {
+        String setting = System.getProperty(Restore.THREADS_PROPERTY);
+        if (setting == null || setting.isEmpty()) {
+            setting = System.getenv().getOrDefault("CRYO_RESTORE_THREADS", "0");
+        }
         int n;
         try {
-            n = Integer.parseInt(System.getenv().getOrDefault("CRYO_RESTORE_THREADS", "0").strip());
+            n = Integer.parseInt(setting.strip());
         } catch (NumberFormatException e) {
             n = 0;
         }

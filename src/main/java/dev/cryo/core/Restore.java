@@ -84,6 +84,9 @@ public final class Restore {
 
     private static final long CLONE_NEWPID = 0x20000000L;
 
+    /** System property that overrides $CRYO_RESTORE_THREADS, for a JVM that runs Cryo's commands in-process (tests). */
+    public static final String THREADS_PROPERTY = "cryo.restore.threads";
+
     /** A restored, running process tree. Its root is Cryo's child: {@link #waitForExit()} gives its exit code. */
     public record Restored(int pid, int processes, long nanos) {
         public int waitForExit() {

@@ -1,5 +1,6 @@
 package dev.cryo.e2e;
 
+import dev.cryo.core.Restore;
 import dev.cryo.image.ImageKind;
 import dev.cryo.image.proto.PagemapImage;
 import dev.cryo.image.proto.PstreeImage;
@@ -53,7 +54,9 @@ class TreeTest extends TargetTest {
             assertThat(dump.exitCode()).as(dump + target.log()).isZero();
             assertThat(dump.out()).contains("7 processes");
             target.awaitPidFree(PID_FREE);
-            CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "-d");
+            // the first restore builds the processes while others load their pages (the default),
+            // the second one process after another (CRYO_RESTORE_THREADS=1)
+            CryoCli.Result restore = restoreWithThreads(cycle == 0 ? "0" : "1", "-D", images.toString(), "-d");
             assertThat(restore.exitCode()).as(restore.toString()).isZero();
             assertThat(describe(target.pid())).as("pid, ppid, pgid, sid and state of every process").isEqualTo(before);
             assertThat(target.check(CHECK)).as(target.log()).isEqualTo("PASS");
@@ -105,6 +108,19 @@ class TreeTest extends TargetTest {
         assertThat(restore.exitCode()).as("the undamaged image still restores: " + restore).isZero();
         assertThat(describe(target.pid()).keySet()).isEqualTo(new java.util.TreeSet<>(tree));
         assertThat(target.check(Duration.ofSeconds(10))).as(target.log()).isEqualTo("PASS");
+    }
+
+    /** {@code cryo restore ARGS} with {@link Restore#THREADS_PROPERTY} (CRYO_RESTORE_THREADS) set to {@code threads}. */
+    private static CryoCli.Result restoreWithThreads(String threads, String... args) {
+        System.setProperty(Restore.THREADS_PROPERTY, threads);
+        try {
+            String[] all = new String[args.length + 1];
+            all[0] = "restore";
+            System.arraycopy(args, 0, all, 1, args.length);
+            return CryoCli.run(all);
+        } finally {
+            System.clearProperty(Restore.THREADS_PROPERTY);
+        }
     }
 
     private static void copy(Path from, Path to) throws IOException {
