@@ -33,37 +33,75 @@ final class PageLoader {
     /**
      * The slices that write every piece into process {@code pid} (its host pid), reading the files
      * as Cryo sees them. A page file too short for its pieces is refused here, before any slice.
+     * A big piece is cut into slices; small pieces next to each other in one file share one
+     * (a process's pages are often many short runs: one mapping of the file for all of them).
      */
     static List<Runnable> slices(int pid, List<PageSources.Piece> pieces) {
         Map<String, Long> sizes = new HashMap<>();
         List<Runnable> slices = new ArrayList<>();
+        Slice last = null;
         for (PageSources.Piece piece : pieces) {
             long size = sizes.computeIfAbsent(piece.file(), PageLoader::size);
             if (piece.offset() + piece.length() > size) {
                 throw new ImageException(piece.file() + ": ends before the pages for 0x" + Long.toHexString(piece.vaddr()));
             }
             for (long at = 0; at < piece.length(); at += SLICE) {
-                long vaddr = piece.vaddr() + at, offset = piece.offset() + at, length = Math.min(SLICE, piece.length() - at);
-                slices.add(() -> write(pid, vaddr, piece.file(), offset, length));
+                Part part = new Part(piece.vaddr() + at, piece.offset() + at, Math.min(SLICE, piece.length() - at));
+                if (last == null || !last.takes(piece.file(), part)) {
+                    last = new Slice(pid, piece.file());
+                    slices.add(last::write);
+                }
+                last.parts.add(part);
             }
         }
         return slices;
     }
 
+    /** {@code length} bytes for {@code vaddr}, at {@code offset} of a page file. */
+    private record Part(long vaddr, long offset, long length) {
+    }
+
     /**
-     * One slice, mapped only while it is written (so Cryo's resident set holds a few slices of
-     * the page cache at a time, never the whole file). Each slice opens the file itself, so that
-     * no channel outlives a restore that stops half-way.
+     * Parts that follow each other in one page file, within {@link #SLICE} of it: mapped only
+     * while they are written (so Cryo's resident set holds a few slices of the page cache at a
+     * time, never the whole file). Each slice opens the file itself, so that no channel outlives
+     * a restore that stops half-way.
      */
-    private static void write(int pid, long vaddr, String name, long offset, long length) {
-        try (FileChannel file = FileChannel.open(Path.of(name), StandardOpenOption.READ); Arena arena = Arena.ofConfined()) {
-            MemorySegment src = file.map(FileChannel.MapMode.READ_ONLY, offset, length, arena);
-            long done = 0;
-            while (done < length) {
-                done += Sys.processVmWrite(pid, vaddr + done, src.asSlice(done));
+    private static final class Slice {
+        private final int pid;
+        private final String file;
+        private final List<Part> parts = new ArrayList<>();
+
+        Slice(int pid, String file) {
+            this.pid = pid;
+            this.file = file;
+        }
+
+        boolean takes(String file, Part part) {
+            return this.file.equals(file) && part.offset() >= end() && part.offset() + part.length() - start() <= SLICE;
+        }
+
+        private long start() {
+            return parts.getFirst().offset();
+        }
+
+        private long end() {
+            return parts.getLast().offset() + parts.getLast().length();
+        }
+
+        void write() {
+            try (FileChannel ch = FileChannel.open(Path.of(file), StandardOpenOption.READ); Arena arena = Arena.ofConfined()) {
+                MemorySegment span = ch.map(FileChannel.MapMode.READ_ONLY, start(), end() - start(), arena);
+                for (Part part : parts) {
+                    MemorySegment src = span.asSlice(part.offset() - start(), part.length());
+                    long done = 0;
+                    while (done < part.length()) {
+                        done += Sys.processVmWrite(pid, part.vaddr() + done, src.asSlice(done));
+                    }
+                }
+            } catch (IOException e) {
+                throw new ImageException(file + ": cannot read: " + e.getMessage(), e);
             }
-        } catch (IOException e) {
-            throw new ImageException(name + ": cannot read: " + e.getMessage(), e);
         }
     }
 
