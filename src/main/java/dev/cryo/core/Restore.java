@@ -30,14 +30,16 @@ import java.util.logging.Logger;
  * Orders a restore: check the whole image and the machine first; grow the root process from the
  * restore stub with its saved PID, fork the rest of the tree from it with theirs (sessions and
  * groups set as each process appears, zombies made to exit with their status), create every
- * thread; let every {@link TaskPart} rebuild its state inside each process, parents first; then
- * release all tasks at once with their saved registers. A failure kills whatever was built.
+ * thread; let every {@link TaskPart} rebuild its state inside each process, parents first, what
+ * needs no ptrace stop (the pages) on other threads while the next processes are built
+ * ({@link BackgroundWork}); then release all tasks at once with their saved registers. A failure
+ * kills whatever was built.
  */
 public final class Restore {
     private static final int CAP_SYS_ADMIN = 21, CAP_CHECKPOINT_RESTORE = 40;
     private static final Logger LOG = Logger.getLogger("restore");
     private static final long CLOSE_RANGE_ALL = 0xffffffffL;
-    private static final int SIGCHLD = 17, RLIMIT_CORE = 4, RT_SIGTIMEDWAIT = 128;
+    private static final int SIGCHLD = 17, RLIMIT_CORE = 4, RT_SIGTIMEDWAIT = 128, PR_SET_CHILD_SUBREAPER = 36, WNOHANG = 1;
 
     /**
      * @param shellJob  the tree goes onto the terminal restore runs in, in restore's session and foreground group
@@ -82,6 +84,9 @@ public final class Restore {
     }
 
     private static final long CLONE_NEWPID = 0x20000000L;
+
+    /** System property that overrides $CRYO_RESTORE_THREADS, for a JVM that runs Cryo's commands in-process (tests). */
+    public static final String THREADS_PROPERTY = "cryo.restore.threads";
 
     /** A restored, running process tree. Its root is Cryo's child: {@link #waitForExit()} gives its exit code. */
     public record Restored(int pid, int processes, long nanos) {
@@ -142,7 +147,8 @@ public final class Restore {
         long checked = System.nanoTime();
         LOG.fine(() -> "image opened and checked in " + (checked - t0) / 1000 + " us (page files: in the background)");
         List<Tracee> created = new ArrayList<>();
-        try (RestoreStub stub = RestoreStub.spawn()) {
+        // closed before the catch below kills the tasks: no background work writes into them then
+        try (RestoreStub stub = RestoreStub.spawn(); BackgroundWork background = BackgroundWork.fromEnvironment()) {
             LOG.fine(() -> "restore stub " + stub.pid() + " started in " + (System.nanoTime() - checked) / 1000 + " us");
             if (o.container() != null) {
                 stub.unshare(o.container().namespaces());
@@ -153,12 +159,9 @@ public final class Restore {
             if (o.container() != null) {
                 setUpContainer(created.getFirst(), o.container());
             }
-            build(created, image, tree, o.shellJob(), ids, o.container());
+            build(created, image, tree, o.shellJob(), ids, o.container(), background);
         } catch (RuntimeException e) {
             kill(created, e);
-            if (!created.isEmpty()) {
-                Sys.raw(Nr.WAIT4, created.getFirst().pid(), 0, 1 /* WNOHANG */, 0);
-            }
             LOG.severe("Error: restore of " + imageRoot + " failed, nothing was left running: " + e.getMessage());
             throw e;
         }
@@ -222,7 +225,7 @@ public final class Restore {
     }
 
     private static void build(List<Tracee> created, ImageReader image, PstreeImage tree, boolean shellJob,
-                              Map<Integer, Integer> ids, Container container) {
+                              Map<Integer, Integer> ids, Container container, BackgroundWork background) {
         Map<Integer, Building> procs = new LinkedHashMap<>();
         PstreeEntry rootEntry = tree.getProcesses(0);
         Tracee rootTask = created.getFirst();
@@ -245,7 +248,9 @@ public final class Restore {
         }
 
         // Parents first: a process gets what a fork passes on (memory) before its children are
-        // forked from it, so pages they still share copy-on-write are shared again.
+        // forked from it, so pages they still share copy-on-write are shared again. A process
+        // without children loads its pages in the background (BackgroundWork) while the next
+        // ones are built; its other parts wait for them, in the second loop.
         Map<String, Object> shared = new HashMap<>();
         if (shellJob) {
             shared.put(Checkpoint.SHELL_JOB, Boolean.TRUE);
@@ -259,16 +264,21 @@ public final class Restore {
             createThreads(b, trampoline, created, ids);
             RestoreContext ctx = new RestoreContext(entry.getPid(), b.threads(), image, shared, cryoArea,
                     id -> ids.getOrDefault(id, id), // a process outside the tree keeps its id
-                    id -> procs.get(id).threads().getFirst().task().pid());
+                    id -> procs.get(id).threads().getFirst().task().pid(), background);
             restoreParts(ctx, true);
-            for (PstreeEntry child : tree.getProcessesList()) {
-                if (child.getPpid() == entry.getPid() && child != rootEntry) {
-                    procs.put(child.getPid(), fork(b, child, trampoline, created, ids));
-                }
+            background.throwIfFailed(); // an earlier process's pages: stop now, not once the rest is built
+            List<PstreeEntry> children = tree.getProcessesList().stream()
+                    .filter(c -> c.getPpid() == entry.getPid() && c != rootEntry).toList();
+            if (!children.isEmpty()) {
+                ctx.awaitBackground(); // a child gets by fork what its parent has: all of it, loaded
+            }
+            for (PstreeEntry child : children) {
+                procs.put(child.getPid(), fork(b, child, trampoline, created, ids));
             }
             contexts.add(ctx);
         }
         for (RestoreContext ctx : contexts) {
+            ctx.awaitBackground();
             restoreParts(ctx, false);
         }
         for (RestoreContext ctx : contexts) {
@@ -299,11 +309,16 @@ public final class Restore {
             }
             long t = System.nanoTime();
             try {
+                ctx.awaitBackground(); // an earlier part's work on other threads comes first
                 part.restore(ctx);
+            } catch (BackgroundWork.Failure e) {
+                throw e; // names its part and process already
             } catch (RuntimeException e) {
                 throw new CryoException("restoring " + part.name() + " of process " + ctx.pid() + ": " + e.getMessage(), e);
             }
-            LOG.fine(() -> "process " + ctx.pid() + ": " + part.name() + " restored in " + (System.nanoTime() - t) / 1000 + " us");
+            long us = (System.nanoTime() - t) / 1000;
+            LOG.fine(() -> "process " + ctx.pid() + ": " + part.name() + (ctx.backgroundPending() ? " under way, the rest on other threads, after "
+                    : " restored in ") + us + " us");
         }
     }
 
@@ -410,15 +425,37 @@ public final class Restore {
         ctx.task().setXstate(w.xstate());
     }
 
-    /** Kills every task made so far, children before parents; the first failure stays the reported one. */
+    /**
+     * Kills every task made so far, children before parents, and reaps them; the first failure
+     * stays the reported one. A killed child is its parent's zombie, and once that parent dies too
+     * it would go to PID 1, which on some machines never reaps it: its pid would stay taken. So
+     * Cryo is a child subreaper meanwhile: such zombies come to Cryo, which reaps them.
+     */
     private static void kill(List<Tracee> created, Throwable primary) {
-        for (Tracee t : created.reversed()) {
-            try {
-                Sys.raw(Nr.KILL, t.pid(), 9);
-                t.kill();
-            } catch (RuntimeException e) {
-                primary.addSuppressed(e);
+        subreaper(1, primary);
+        try {
+            for (Tracee t : created.reversed()) {
+                try {
+                    Sys.raw(Nr.KILL, t.pid(), 9);
+                    t.kill();
+                } catch (RuntimeException e) {
+                    primary.addSuppressed(e);
+                }
             }
+            for (Tracee t : created) {
+                Sys.raw(Nr.WAIT4, t.pid(), 0, WNOHANG | Tracee.WALL, 0); // ECHILD for what its tracer's wait reaped already
+            }
+        } finally {
+            subreaper(0, primary);
+        }
+    }
+
+    /** Sets whether Cryo is a child subreaper; a failure rides along with {@code primary}, the killing goes on. */
+    private static void subreaper(int on, Throwable primary) {
+        try {
+            Sys.prctl(PR_SET_CHILD_SUBREAPER, on, 0, 0, 0);
+        } catch (RuntimeException e) {
+            primary.addSuppressed(e);
         }
     }
 }

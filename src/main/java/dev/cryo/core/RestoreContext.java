@@ -24,6 +24,11 @@ public final class RestoreContext {
     private final long[] cryoArea;
     private final java.util.function.IntUnaryOperator inNamespace;
     private final java.util.function.IntUnaryOperator hostPid;
+    private final BackgroundWork background;
+    /** This process's work on other threads, and what runs here once it is done; null when none is pending. */
+    private BackgroundWork.Batch pending;
+    private String pendingPart;
+    private Runnable afterPending;
 
     /** Registers, xsave area and signal mask a thread resumes with. */
     public static final class WakeUp {
@@ -38,8 +43,9 @@ public final class RestoreContext {
 
     public RestoreContext(int pid, List<ThreadHandle> threads, ImageReader image, Map<String, Object> shared,
                           long[] cryoArea, java.util.function.IntUnaryOperator inNamespace,
-                          java.util.function.IntUnaryOperator hostPid) {
+                          java.util.function.IntUnaryOperator hostPid, BackgroundWork background) {
         this.hostPid = hostPid;
+        this.background = background;
         this.pid = pid;
         this.inNamespace = inNamespace;
         this.cryoArea = cryoArea;
@@ -109,5 +115,45 @@ public final class RestoreContext {
 
     public WakeUp wakeUp(int tid) {
         return wakeUps.computeIfAbsent(tid, t -> new WakeUp());
+    }
+
+    /**
+     * Hands {@code pieces}, work of part {@code part} that needs no ptrace stop (writing the
+     * task's memory from Cryo), to other threads; {@code then}, which may (injected calls), runs
+     * on this thread once they are done: before this process's next part, before its children
+     * are forked, at the latest before the tree wakes up. Meanwhile the restore goes on with
+     * other processes. With CRYO_RESTORE_THREADS=1 both run at once, before this returns.
+     * The pieces must not drive the task: ptrace requests come from its tracer thread only
+     * ({@link Tracee} refuses any other).
+     */
+    public void inBackground(String part, List<Runnable> pieces, Runnable then) {
+        awaitBackground();
+        pending = background.start(part + " of process " + pid, pieces);
+        pendingPart = part;
+        afterPending = then;
+        if (background.oneProcessAtATime()) {
+            awaitBackground();
+        }
+    }
+
+    boolean backgroundPending() {
+        return pending != null;
+    }
+
+    /** Waits for this process's work on other threads, then runs what follows it here; nothing when none is pending. */
+    void awaitBackground() {
+        if (pending == null) {
+            return;
+        }
+        BackgroundWork.Batch batch = pending;
+        Runnable then = afterPending;
+        pending = null;
+        afterPending = null;
+        batch.await();
+        try {
+            then.run();
+        } catch (RuntimeException e) {
+            throw new BackgroundWork.Failure("restoring " + pendingPart + " of process " + pid + ": " + e.getMessage(), e);
+        }
     }
 }

@@ -365,7 +365,16 @@ public final class Memory implements TaskPart {
                 SysvShm.attach(sys, vma);
             }
         }
-        loadPages(ctx, pagemap);
+        // the pages (those of an incremental dump from up the chain of images: PageSources) on
+        // other threads, while the restore goes on with other processes; then the rest here
+        List<Runnable> slices = pagemap.getRunsCount() == 0 ? List.of()
+                : PageLoader.slices(ctx.task().pid(), PageSources.of(ctx.image(), pid));
+        ctx.inBackground(name(), slices, () -> afterPagesLoaded(ctx, mm, needProtect));
+    }
+
+    /** Once the pages are in: areas given back their final protection and advice, and the mm fields set. */
+    private static void afterPagesLoaded(RestoreContext ctx, MmImage mm, List<VmaEntry> needProtect) {
+        RemoteSyscalls sys = ctx.syscalls();
         for (PageRun zap : mm.getZapList()) {
             sys.call("madvise(MADV_DONTNEED)", Nr.MADVISE, zap.getVaddr(), (long) zap.getNrPages() * PAGE, MADV_DONTNEED);
         }
@@ -376,7 +385,7 @@ public final class Memory implements TaskPart {
             adviseLikeBefore(sys, vma);
         }
         setMmFields(sys, mm);
-        LOG.info(() -> "process " + pid + ": " + mm.getVmasCount() + " memory areas mapped, " + mm.getTotalPages()
+        LOG.info(() -> "process " + ctx.pid() + ": " + mm.getVmasCount() + " memory areas mapped, " + mm.getTotalPages()
                 + " pages loaded");
     }
 
@@ -433,18 +442,6 @@ public final class Memory implements TaskPart {
             throw new InjectionException("mmap of " + Vmas.describe(vma) + " landed at " + at);
         }
         return addWrite;
-    }
-
-    /**
-     * The pages from the image files into the task, on all cores ({@link PageLoader}). Pages of
-     * an incremental dump that are in a parent image come from that image's page file
-     * ({@link PageSources}).
-     */
-    private static void loadPages(RestoreContext ctx, PagemapImage pagemap) {
-        if (pagemap.getRunsCount() == 0) {
-            return;
-        }
-        PageLoader.load(ctx.task().pid(), PageSources.of(ctx.image(), ctx.pid()));
     }
 
     private static void adviseLikeBefore(RemoteSyscalls sys, VmaEntry vma) {

@@ -7,108 +7,109 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.channels.FileChannel;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 
 /**
- * Loads a restoring task's pages from the image's page files on all cores at once: Cryo maps
- * the page files (straight from the page cache) and writes them into the stopped task with
- * process_vm_writev, which needs no ptrace stop, so several threads can each take a slice. It is
- * one copy, like the task's own pread, but the first touch of the task's fresh memory, which
- * costs more than the copy, is spread over the cores instead of done by one.
+ * Loads a restoring task's pages from the image's page files in slices that any thread may write:
+ * Cryo maps a slice of a page file (straight from the page cache) and writes it into the stopped
+ * task with process_vm_writev, which needs no ptrace stop. It is one copy, like the task's own
+ * pread, but the first touch of the task's fresh memory, which costs more than the copy, is
+ * spread over the cores instead of done by one, and goes on while the tracer thread restores
+ * other processes (see RestoreContext#inBackground).
  */
 final class PageLoader {
-    /** Each thread writes slices of at most this much: big enough to amortise the call, small enough to share out. */
+    /** Each slice is at most this much: big enough to amortise the call, small enough to share out. */
     private static final long SLICE = 8L << 20;
 
     private PageLoader() {
     }
 
-    /** Writes every piece into process {@code pid} (its host pid), reading the files as Cryo sees them. */
-    static void load(int pid, List<PageSources.Piece> pieces) {
-        if (pieces.isEmpty()) {
-            return;
-        }
-        int threads = Math.max(1, Math.min(Runtime.getRuntime().availableProcessors(), 8));
-        Map<String, FileChannel> files = new HashMap<>();
-        try {
-            List<Runnable> slices = new ArrayList<>();
-            for (PageSources.Piece piece : pieces) {
-                FileChannel file = files.computeIfAbsent(piece.file(), PageLoader::open);
-                if (piece.offset() + piece.length() > size(file, piece.file())) {
-                    throw new ImageException(piece.file() + ": ends before the pages for 0x" + Long.toHexString(piece.vaddr()));
-                }
-                for (long at = 0; at < piece.length(); at += SLICE) {
-                    long vaddr = piece.vaddr() + at, offset = piece.offset() + at, length = Math.min(SLICE, piece.length() - at);
-                    slices.add(() -> write(pid, vaddr, file, piece.file(), offset, length));
-                }
+    /**
+     * The slices that write every piece into process {@code pid} (its host pid), reading the files
+     * as Cryo sees them. A page file too short for its pieces is refused here, before any slice.
+     * A big piece is cut into slices; small pieces next to each other in one file share one
+     * (a process's pages are often many short runs: one mapping of the file for all of them).
+     */
+    static List<Runnable> slices(int pid, List<PageSources.Piece> pieces) {
+        Map<String, Long> sizes = new HashMap<>();
+        List<Runnable> slices = new ArrayList<>();
+        Slice last = null;
+        for (PageSources.Piece piece : pieces) {
+            long size = sizes.computeIfAbsent(piece.file(), PageLoader::size);
+            if (piece.offset() + piece.length() > size) {
+                throw new ImageException(piece.file() + ": ends before the pages for 0x" + Long.toHexString(piece.vaddr()));
             }
-            if (threads == 1 || slices.size() == 1) {
-                slices.forEach(Runnable::run);
-                return;
-            }
-            ExecutorService pool = Executors.newFixedThreadPool(threads, r -> Thread.ofPlatform().daemon().name("cryo-page-load").unstarted(r));
-            try {
-                List<Future<?>> done = new ArrayList<>();
-                slices.forEach(s -> done.add(pool.submit(s)));
-                for (Future<?> f : done) {
-                    f.get();
+            for (long at = 0; at < piece.length(); at += SLICE) {
+                Part part = new Part(piece.vaddr() + at, piece.offset() + at, Math.min(SLICE, piece.length() - at));
+                if (last == null || !last.takes(piece.file(), part)) {
+                    last = new Slice(pid, piece.file());
+                    slices.add(last::write);
                 }
-            } catch (java.util.concurrent.ExecutionException e) {
-                throw e.getCause() instanceof RuntimeException r ? r : new IllegalStateException("loading pages", e.getCause());
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IllegalStateException("interrupted while loading pages", e);
-            } finally {
-                pool.shutdownNow();
-            }
-        } finally {
-            for (FileChannel ch : files.values()) {
-                try {
-                    ch.close();
-                } catch (IOException ignored) {
-                    // read-only
-                }
+                last.parts.add(part);
             }
         }
+        return slices;
+    }
+
+    /** {@code length} bytes for {@code vaddr}, at {@code offset} of a page file. */
+    private record Part(long vaddr, long offset, long length) {
     }
 
     /**
-     * One slice, mapped only while it is written (so Cryo's resident set holds a few slices of
-     * the page cache at a time, never the whole file).
+     * Parts that follow each other in one page file, within {@link #SLICE} of it: mapped only
+     * while they are written (so Cryo's resident set holds a few slices of the page cache at a
+     * time, never the whole file). Each slice opens the file itself, so that no channel outlives
+     * a restore that stops half-way.
      */
-    private static void write(int pid, long vaddr, FileChannel file, String name, long offset, long length) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment src = file.map(FileChannel.MapMode.READ_ONLY, offset, length, arena);
-            long done = 0;
-            while (done < length) {
-                done += Sys.processVmWrite(pid, vaddr + done, src.asSlice(done));
+    private static final class Slice {
+        private final int pid;
+        private final String file;
+        private final List<Part> parts = new ArrayList<>();
+
+        Slice(int pid, String file) {
+            this.pid = pid;
+            this.file = file;
+        }
+
+        boolean takes(String file, Part part) {
+            return this.file.equals(file) && part.offset() >= end() && part.offset() + part.length() - start() <= SLICE;
+        }
+
+        private long start() {
+            return parts.getFirst().offset();
+        }
+
+        private long end() {
+            return parts.getLast().offset() + parts.getLast().length();
+        }
+
+        void write() {
+            try (FileChannel ch = FileChannel.open(Path.of(file), StandardOpenOption.READ); Arena arena = Arena.ofConfined()) {
+                MemorySegment span = ch.map(FileChannel.MapMode.READ_ONLY, start(), end() - start(), arena);
+                for (Part part : parts) {
+                    MemorySegment src = span.asSlice(part.offset() - start(), part.length());
+                    long done = 0;
+                    while (done < part.length()) {
+                        done += Sys.processVmWrite(pid, part.vaddr() + done, src.asSlice(done));
+                    }
+                }
+            } catch (IOException e) {
+                throw new ImageException(file + ": cannot read: " + e.getMessage(), e);
             }
-        } catch (IOException e) {
-            throw new ImageException(name + ": cannot read: " + e.getMessage(), e);
         }
     }
 
-    private static FileChannel open(String file) {
+    private static long size(String file) {
         try {
-            return FileChannel.open(Path.of(file), StandardOpenOption.READ);
+            return Files.size(Path.of(file));
         } catch (IOException e) {
             throw new ImageException(file + ": cannot read: " + e.getMessage(), e);
-        }
-    }
-
-    private static long size(FileChannel ch, String name) {
-        try {
-            return ch.size();
-        } catch (IOException e) {
-            throw new ImageException(name + ": cannot read: " + e.getMessage(), e);
         }
     }
 }

@@ -1,12 +1,10 @@
 package dev.cryo.e2e;
 
-import com.google.protobuf.ByteString;
 import dev.cryo.image.ImageFormat;
 import dev.cryo.image.ImageKind;
-import dev.cryo.image.proto.FileChecksum;
 import dev.cryo.image.proto.FilesImage;
-import dev.cryo.image.proto.Inventory;
 import dev.cryo.testing.CryoCli;
+import dev.cryo.testing.ImageFiles;
 import dev.cryo.testing.Target;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
@@ -25,7 +23,6 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Random;
 import java.util.stream.Stream;
-import java.util.zip.CRC32C;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -212,7 +209,7 @@ class RestoreFailureTest {
         Path core = image.resolve(file(ImageKind.CORE));
         byte[] bytes = Files.readAllBytes(core);
         System.arraycopy("ELF!".getBytes(), 0, bytes, ImageFormat.MAGIC_OFFSET, 4);
-        replaceListed(core, bytes);
+        ImageFiles.replaceListed(core, bytes);
         assertRejected(image, file(ImageKind.CORE), "not a Cryo image file");
     }
 
@@ -221,7 +218,7 @@ class RestoreFailureTest {
         Path core = image.resolve(file(ImageKind.CORE));
         byte[] bytes = Files.readAllBytes(core);
         java.util.Arrays.fill(bytes, ImageFormat.HEADER_SIZE, bytes.length, (byte) 0xff);
-        replaceListed(core, bytes);
+        ImageFiles.replaceListed(core, bytes);
         assertRejected(image, file(ImageKind.CORE), "damaged");
     }
 
@@ -231,9 +228,7 @@ class RestoreFailureTest {
         // cannot be rebuilt: the counter's fd now names a directory, to be opened read-write.
         // The restore fails only once the process with the saved PID exists.
         Path files = image.resolve(file(ImageKind.FILES));
-        byte[] bytes = Files.readAllBytes(files);
-        FilesImage.Builder b = FilesImage.parseFrom(ByteString.copyFrom(bytes, ImageFormat.HEADER_SIZE,
-                bytes.length - ImageFormat.HEADER_SIZE)).toBuilder();
+        FilesImage.Builder b = ImageFiles.read(files, FilesImage.parser()).toBuilder();
         int fd = -1;
         for (int i = 0; i < b.getFdsCount(); i++) {
             if (b.getFds(i).getPath().endsWith("/count")) {
@@ -242,9 +237,7 @@ class RestoreFailureTest {
             }
         }
         assertThat(fd).as("the counter's fd in the image").isPositive();
-        byte[] body = b.build().toByteArray();
-        replaceListed(files, ByteBuffer.allocate(ImageFormat.HEADER_SIZE + body.length)
-                .put(bytes, 0, ImageFormat.HEADER_SIZE).put(body).array());
+        ImageFiles.rewrite(files, b.build());
         assertRejected(image, "EISDIR");
     }
 
@@ -277,30 +270,5 @@ class RestoreFailureTest {
         byte[] b = new byte[size];
         new Random(20260101L).nextBytes(b);
         return b;
-    }
-
-    /** Writes new content to a file of the image and updates its size and checksum in the inventory. */
-    private void replaceListed(Path file, byte[] content) throws IOException {
-        Files.write(file, content);
-        CRC32C crc = new CRC32C();
-        crc.update(content);
-        Path invFile = image.resolve("inventory.img");
-        byte[] inv = Files.readAllBytes(invFile);
-        Inventory.Builder b = Inventory.parseFrom(ByteString.copyFrom(inv, ImageFormat.HEADER_SIZE,
-                inv.length - ImageFormat.HEADER_SIZE)).toBuilder();
-        String name = file.getFileName().toString();
-        boolean found = false;
-        for (int i = 0; i < b.getFilesCount(); i++) {
-            if (b.getFiles(i).getName().equals(name)) {
-                b.setFiles(i, FileChecksum.newBuilder().setName(name).setSize(content.length)
-                        .setCrc32C((int) crc.getValue()));
-                found = true;
-            }
-        }
-        assertThat(found).as(name + " listed in the inventory").isTrue();
-        byte[] body = b.build().toByteArray();
-        ByteBuffer out = ByteBuffer.allocate(ImageFormat.HEADER_SIZE + body.length);
-        out.put(inv, 0, ImageFormat.HEADER_SIZE).put(body);
-        Files.write(invFile, out.array());
     }
 }
