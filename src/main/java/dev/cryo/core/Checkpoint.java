@@ -231,7 +231,9 @@ public final class Checkpoint {
             ended(shared, false, null);
             tree.release();
         } else {
-            tree.kill();
+            // a container's cgroup and namespaces must be empty once the checkpoint ends; a plain
+            // tree's root may finish dying (freeing its memory) after it
+            tree.kill(o.container() == null);
             ended(shared, true, null);
         }
         long inParent = 0;

@@ -166,10 +166,23 @@ final class FrozenTree {
      * restore will need: an orphaned zombie would go to init, which may never reap it.
      */
     void kill() {
+        kill(false);
+    }
+
+    /**
+     * @param rootInBackground the root (whose parent, outside the tree, reaps it) is not waited
+     *                         for: its memory is freed after the checkpoint returns. Processes of
+     *                         the tree are, since their parents must reap them before dying.
+     */
+    void kill(boolean rootInBackground) {
         Map<Integer, Proc> byPid = new LinkedHashMap<>();
         procs.forEach(p -> byPid.put(p.pid(), p));
         for (Proc p : procs.reversed()) {
-            if (!p.zombie()) {
+            if (p.zombie()) {
+                // nothing to kill
+            } else if (rootInBackground && p == root()) {
+                Tracee.killGroupInBackground(p.threads());
+            } else {
                 Tracee.killGroup(p.threads());
             }
             Proc parent = p == root() ? null : byPid.get(p.ppid());

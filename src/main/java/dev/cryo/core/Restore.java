@@ -215,12 +215,42 @@ public final class Restore {
     private static void checkIdsFree(PstreeImage tree) {
         for (PstreeEntry p : tree.getProcessesList()) {
             for (int id : p.getZombie() ? List.of(p.getPid()) : p.getThreadsList()) {
-                if (ProcFiles.exists(id)) {
+                if (ProcFiles.exists(id) && !awaitDying(id)) {
                     throw new CryoException((id == p.getPid() ? "PID " : "thread id ") + id + " is in use by "
                             + Checkpoint.comm(id) + (ProcFiles.state(id) == 'Z' ? " (a zombie its parent has not reaped)" : "")
                             + "; the restored process needs it");
                 }
             }
+        }
+    }
+
+    /**
+     * A task killed (SIGKILL pending) or exiting (state X, or a zombie) may hold its id a moment
+     * longer: a checkpoint returns while its killed root still frees its memory. Waits up to
+     * {@link #DYING} for it to go; true once it is gone.
+     */
+    private static boolean awaitDying(int id) {
+        long deadline = System.nanoTime() + DYING.toNanos();
+        while (ProcFiles.exists(id)) {
+            if (!dying(id) || System.nanoTime() > deadline) {
+                return false;
+            }
+            java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
+        }
+        return true;
+    }
+
+    private static final java.time.Duration DYING = java.time.Duration.ofSeconds(2);
+
+    private static boolean dying(int id) {
+        try {
+            Map<String, String> status = ProcFiles.status(id);
+            String state = status.getOrDefault("State", "").strip();
+            long pending = Long.parseUnsignedLong(status.getOrDefault("ShdPnd", "0").strip(), 16)
+                    | Long.parseUnsignedLong(status.getOrDefault("SigPnd", "0").strip(), 16);
+            return state.startsWith("X") || state.startsWith("Z") || (pending & (1L << (9 - 1))) != 0;
+        } catch (RuntimeException gone) {
+            return true;
         }
     }
 

@@ -112,6 +112,36 @@ public final class Tracee {
         }
     }
 
+    /**
+     * Kills the thread group and returns at once, without waiting for it to be gone: SIGKILL
+     * wakes it from its ptrace stop straight into exit, so it never runs its own code again, but
+     * the kernel frees its memory only then (tens of milliseconds for a GiB). A daemon thread of
+     * Cryo's reaps its threads meanwhile (any thread of the tracer's process may wait for a
+     * tracee), which hands the process to its own parent; when Cryo exits first, the kernel does.
+     */
+    public static void killGroupInBackground(List<Tracee> threads) {
+        if (threads.isEmpty()) {
+            return;
+        }
+        for (Tracee t : threads) {
+            t.checkOwner();
+            t.closeMem();
+            t.attached = false;
+        }
+        List<Integer> tids = threads.stream().map(Tracee::pid).toList();
+        Sys.raw(dev.cryo.sys.Nr.KILL, tids.getFirst(), 9);
+        Thread.ofPlatform().daemon().name("cryo-reap-" + tids.getFirst()).start(() -> {
+            // in any order: a leader is reapable only after its other threads (see killGroup)
+            List<Integer> left = new java.util.ArrayList<>(tids);
+            while (!left.isEmpty()) {
+                // reaped (its pid back), or ECHILD: gone already
+                if (!left.removeIf(tid -> Sys.raw(dev.cryo.sys.Nr.WAIT4, tid, 0, WALL | 1 /* WNOHANG */, 0) != 0)) {
+                    java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
+                }
+            }
+        });
+    }
+
     /** One look (WNOHANG) at this killed task: a stop is let go on; true once it is gone. */
     private boolean reapIfKilled() {
         checkOwner();
