@@ -113,14 +113,9 @@ final class TaskWrittenPages {
         }
     }
 
-    /** Whether the task's RLIMIT_FSIZE is set (the soft limit, in /proc/PID/limits). */
+    /** Whether the task's RLIMIT_FSIZE (resource 1) has a soft limit. */
     private static boolean fileSizeLimited(int pid) {
-        for (String line : ProcFiles.readString(pid, "limits").split("\n")) {
-            if (line.startsWith("Max file size")) {
-                return !line.substring("Max file size".length()).strip().startsWith("unlimited");
-            }
-        }
-        return true; // unknown: better not
+        return dev.cryo.task.TaskState.limits(pid)[1][0] != -1;
     }
 
     /** The task's fd {@code fd} is the very file Cryo made (same device and inode), not one of the same name elsewhere. */

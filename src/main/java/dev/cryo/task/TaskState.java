@@ -87,12 +87,12 @@ public final class TaskState implements TaskPart {
     }
 
     /**
-     * The soft and hard limit of each resource, in resource order, from /proc/PID/limits: one
+     * The soft and hard limit (-1: unlimited) of each resource, in resource order, from /proc/PID/limits: one
      * read instead of sixteen injected prlimit64 calls, which count while the process is frozen.
      * The file lists the limits in resource order, values as stored, "unlimited" for
      * RLIM_INFINITY.
      */
-    static long[][] limits(int pid) {
+    public static long[][] limits(int pid) {
         List<String> lines = ProcFiles.readString(pid, "limits").lines().skip(1).toList();
         if (lines.size() < RLIMIT_COUNT) {
             throw new IllegalStateException("/proc/" + pid + "/limits lists " + lines.size() + " limits, expected " + RLIMIT_COUNT);
