@@ -35,7 +35,7 @@ public final class Features {
     private static final List<String> NAMES = List.of("ptrace_seize", "process_vm_readv", "ptrace_rseq_config",
             "clone3_set_tid", "pr_set_mm_map", "pidfd_getfd", "kcmp", "timer_restore_ids", "uffd_wp_async",
             "pagemap_scan", "cgroup2_freeze", "namespaces", "overlayfs", "ipc_next_id", "xsave", "tcp_repair", "network_lock", "tiocsti",
-            "unprivileged_containers");
+            "unprivileged_containers", "seccomp_suspend");
     private static final int PR_SET_MM = 35, PR_SET_MM_MAP_SIZE = 15, PR_TIMER_CREATE_RESTORE_IDS = 77;
     private static final long UFFDIO_API = 0xc018aa3fL, PAGEMAP_SCAN = 0xc0606610L;
     private static final long UFFD_FEATURE_WP_UNPOPULATED = 1L << 13, UFFD_FEATURE_WP_ASYNC = 1L << 15;
@@ -196,6 +196,11 @@ public final class Features {
             out.add(probe("ptrace_rseq_config", false, () -> {
                 Ptrace.rseqConfiguration(stub.pid());
                 return "PTRACE_GET_RSEQ_CONFIGURATION";
+            }));
+            out.add(probe("seccomp_suspend", false, () -> {
+                Ptrace.setOptions(stub.pid(), RestoreStub.TRACE_OPTIONS | Ptrace.O_SUSPEND_SECCOMP);
+                Ptrace.setOptions(stub.pid(), RestoreStub.TRACE_OPTIONS);
+                return "a task's seccomp filters can be suspended while Cryo works in it (needed for tasks that have filters)";
             }));
             out.add(probe("clone3_set_tid", true, () -> {
                 int pid = freePid();
