@@ -6,6 +6,8 @@ import picocli.CommandLine.Command;
 
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * Cryo's command line. {@link #commandLine} builds it around given streams so tests see exactly
@@ -13,12 +15,18 @@ import java.io.UncheckedIOException;
  */
 @Command(name = "cryo", mixinStandardHelpOptions = true, version = "cryo " + dev.cryo.Version.VERSION,
         description = {"Checkpoint a running Linux process to an image, and restore it later from exactly that point.", ""},
-        subcommands = {CheckCommand.class, PreDumpCommand.class, CheckpointCommand.class, RestoreCommand.class, InspectCommand.class,
-                RunCommand.class, PsCommand.class, KillCommand.class},
         footer = {"", "criu spellings work too: cryo dump -t PID -D DIR, cryo restore -D DIR -d, cryo check --feature F."})
 public final class Main implements Runnable {
     public static final int EXIT_FAILURE = 1;
     public static final int EXIT_USAGE = 2;
+
+    /**
+     * The subcommands, in the order --help lists them. Not in the annotation: picocli would build
+     * every one's model (reflection, annotation proxies, a parser each), ~half of a short
+     * command's start, where one command needs only its own.
+     */
+    private static final List<Class<?>> COMMANDS = List.of(CheckCommand.class, PreDumpCommand.class, CheckpointCommand.class,
+            RestoreCommand.class, InspectCommand.class, RunCommand.class, PsCommand.class, KillCommand.class);
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -28,8 +36,26 @@ public final class Main implements Runnable {
         throw new CommandLine.ParameterException(spec.commandLine(), "Missing command: say what Cryo should do");
     }
 
-    public static CommandLine commandLine(PrintWriter out, PrintWriter err) {
+    /**
+     * The command line for these arguments: with only the subcommand they name when the first
+     * one names it (what a user types is parsed the same), else (no arguments too) with all of
+     * them: --help lists them, a misspelt name gets its suggestions.
+     */
+    public static CommandLine commandLine(PrintWriter out, PrintWriter err, String... args) {
+        List<Class<?>> named = args.length == 0 ? List.of() : COMMANDS.stream().filter(c -> names(c).contains(args[0])).toList();
+        return build(out, err, named.isEmpty() ? COMMANDS : named);
+    }
+
+    private static List<String> names(Class<?> command) {
+        Command c = command.getAnnotation(Command.class);
+        List<String> names = new ArrayList<>(List.of(c.aliases()));
+        names.add(c.name());
+        return names;
+    }
+
+    private static CommandLine build(PrintWriter out, PrintWriter err, List<Class<?>> commands) {
         CommandLine cl = new CommandLine(new Main());
+        commands.forEach(cl::addSubcommand); // before the settings below, which reach the subcommands there are
         cl.setOut(out);
         cl.setErr(err);
         cl.setCaseInsensitiveEnumValuesAllowed(true);
@@ -78,7 +104,7 @@ public final class Main implements Runnable {
         Thread.ofPlatform().daemon().name("cryo-warm-up").start(dev.cryo.sys.Sys::warmUp);
         PrintWriter out = new PrintWriter(System.out, true);
         PrintWriter err = new PrintWriter(System.err, true);
-        int code = commandLine(out, err).execute(args);
+        int code = commandLine(out, err, args).execute(args);
         Logs.close();
         out.flush();
         err.flush();

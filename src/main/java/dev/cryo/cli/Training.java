@@ -43,7 +43,7 @@ public final class Training {
 
     private static void cryo(String... args) {
         StringWriter sink = new StringWriter();
-        int code = Main.commandLine(new PrintWriter(sink), new PrintWriter(sink)).execute(args);
+        int code = Main.commandLine(new PrintWriter(sink), new PrintWriter(sink), args).execute(args);
         if (code != 0) {
             throw new IllegalStateException("training step " + String.join(" ", args) + " failed: " + sink);
         }
