@@ -70,8 +70,10 @@ public final class Memory implements TaskPart {
      */
     @Override
     public void dump(DumpContext ctx) {
-        PageCopy copy = layout(ctx);
-        if (!copy.writtenByTask(ctx.syscalls())) {
+        PageCopy copy = layout(ctx, true);
+        boolean byTask = copy.writtenByTask(ctx.syscalls());
+        copy.finishLayout(); // smaps was read while the task wrote
+        if (!byTask) {
             ((PageCopies) ctx.shared().computeIfAbsent(COPIES, k -> new PageCopies())).start(copy, false);
         }
     }
@@ -99,6 +101,19 @@ public final class Memory implements TaskPart {
      * holds and nobody wrote since are marked in-parent instead of copied.
      */
     public PageCopy layout(DumpContext ctx) {
+        PageCopy copy = layout(ctx, false);
+        copy.finishLayout();
+        return copy;
+    }
+
+    /**
+     * Like {@link #layout(DumpContext)}, but with {@code flagsLater} (and no incremental dump)
+     * /proc/PID/smaps, which walks every page table for its Rss lines (tens of milliseconds per
+     * GiB), is read on another thread: the pages are planned from /proc/PID/maps, and
+     * {@link PageCopy#finishLayout} adds the VmFlags and writes the mm and pagemap images, while
+     * the task writes its pages meanwhile, say.
+     */
+    PageCopy layout(DumpContext ctx, boolean flagsLater) {
         int pid = ctx.pid();
         Incremental inc = (Incremental) ctx.shared().get(Incremental.KEY);
         long t0 = System.nanoTime();
@@ -107,12 +122,18 @@ public final class Memory implements TaskPart {
         int ppid = (int) ProcFiles.statField(ProcFiles.statFields(pid), 4);
         boolean parentDumped = ctx.earlier().contains(ppid);
         List<Vma> parentVmas = parentDumped ? ProcMaps.read(ppid) : List.of();
+        boolean deferred = flagsLater && dirty == null;
+        java.util.concurrent.CompletableFuture<List<Vma>> smaps = deferred
+                ? java.util.concurrent.CompletableFuture.supplyAsync(() -> ProcMaps.read(pid)) : null;
         List<VmaEntry> vmas = new ArrayList<>();
         // areas whose pages PAGEMAP_SCAN may find: none of them shared copy-on-write (shmem pages
-        // never are), and no userfaultfd write protection, whose pte markers look like swap
+        // never are; with smaps read later, finishLayout looks for such pages afterwards), and no
+        // userfaultfd write protection, whose pte markers look like swap (scannedPages leaves them
+        // out anyway, by reading pagemap where the scan finds no present page)
         java.util.Set<Long> scannable = new java.util.HashSet<>();
-        for (Vma vma : dirty != null ? dirty.currentMaps(ctx.cryoArea()) : ProcMaps.read(pid)) {
-            if ((vma.sharedKb() == 0 || vma.shared()) && !vma.vmFlags().contains("uw")) {
+        List<Vma> areas = dirty != null ? dirty.currentMaps(ctx.cryoArea()) : deferred ? ProcMaps.readWithoutFlags(pid) : ProcMaps.read(pid);
+        for (Vma vma : areas) {
+            if (deferred || (vma.sharedKb() == 0 || vma.shared()) && !vma.vmFlags().contains("uw")) {
                 scannable.add(vma.start());
             }
             if (vma.start() != ctx.cryoArea()) {
@@ -157,7 +178,7 @@ public final class Memory implements TaskPart {
         long inParent = PageSaver.pages(runs) - pages; // read from the parent chain or the early layer
         List<String> stat = ProcFiles.statFields(pid);
         long brk = ctx.syscalls().call("brk", Nr.BRK, 0);
-        MmImage mm = MmImage.newBuilder().addAllVmas(vmas)
+        MmImage.Builder mm = MmImage.newBuilder()
                 .setStartCode(ProcFiles.statField(stat, 26)).setEndCode(ProcFiles.statField(stat, 27))
                 .setStartStack(ProcFiles.statField(stat, 28))
                 .setStartData(ProcFiles.statField(stat, 45)).setEndData(ProcFiles.statField(stat, 46))
@@ -166,19 +187,71 @@ public final class Memory implements TaskPart {
                 .setEnvStart(ProcFiles.statField(stat, 50)).setEnvEnd(ProcFiles.statField(stat, 51))
                 .setAuxv(com.google.protobuf.ByteString.copyFrom(ProcFiles.readBytes(pid, "auxv")))
                 .setExe(ProcFiles.readLink(pid, "exe"))
-                .setTotalPages(pages).setPagesInParent(inParent).addAllZap(plan.zap()).build();
-        long t5 = System.nanoTime();
-        ctx.image().write(ImageKind.MM, pid, mm);
-        ctx.image().write(ImageKind.PAGEMAP, pid, PagemapImage.newBuilder().addAllRuns(runs).build());
-        LOG.fine(() -> "process " + pid + ": mm and pagemap written in " + (System.nanoTime() - t5) / 1000 + " us");
-        ctx.stats().areas.addAndGet(vmas.size());
-        ctx.stats().pages.addAndGet(pages);
-        ctx.stats().bytes.addAndGet(pages * PAGE);
-        int areas = vmas.size();
-        LOG.info(() -> "process " + pid + ": " + areas + " memory areas, " + pages + " pages to save in "
-                + toCopy.size() + " runs" + (inc != null && inc.parent() != null
-                ? ", " + inParent + " pages unchanged (in the parent image or the copy before the freeze)" : ""));
-        return new PageCopy(ctx.task(), ctx.image(), pid, toCopy, plan.cowShared(), ctx.progress());
+                .setTotalPages(pages).setPagesInParent(inParent).addAllZap(plan.zap());
+        PageCopy copy = new PageCopy(ctx.task(), ctx.image(), pid, toCopy, plan.cowShared(), ctx.progress());
+        List<VmaEntry> laidOut = vmas;
+        copy.finish = () -> {
+            List<VmaEntry> entries = laidOut;
+            if (deferred) {
+                List<Vma> withFlags;
+                try {
+                    withFlags = smaps.join();
+                } catch (java.util.concurrent.CompletionException e) {
+                    throw e.getCause() instanceof RuntimeException r ? r : e;
+                }
+                entries = withVmFlags(pid, laidOut, withFlags);
+                copy.cowShared = withCowShared(pid, plan.cowShared(), entries, withFlags);
+            }
+            long t5 = System.nanoTime();
+            ctx.image().write(ImageKind.MM, pid, mm.clone().clearVmas().addAllVmas(entries).build());
+            ctx.image().write(ImageKind.PAGEMAP, pid, PagemapImage.newBuilder().addAllRuns(runs).build());
+            LOG.fine(() -> "process " + pid + ": mm and pagemap written in " + (System.nanoTime() - t5) / 1000 + " us");
+            ctx.stats().areas.addAndGet(entries.size());
+            ctx.stats().pages.addAndGet(pages);
+            ctx.stats().bytes.addAndGet(pages * PAGE);
+            int count = entries.size();
+            LOG.info(() -> "process " + pid + ": " + count + " memory areas, " + pages + " pages to save in "
+                    + toCopy.size() + " runs" + (inc != null && inc.parent() != null
+                    ? ", " + inParent + " pages unchanged (in the parent image or the copy before the freeze)" : ""));
+        };
+        return copy;
+    }
+
+    /** The entries (made from /proc/PID/maps) with the VmFlags smaps gives their areas; the same areas or a refusal. */
+    private static List<VmaEntry> withVmFlags(int pid, List<VmaEntry> entries, List<Vma> smaps) {
+        Map<Long, Vma> byStart = new java.util.HashMap<>();
+        smaps.forEach(v -> byStart.put(v.start(), v));
+        List<VmaEntry> out = new ArrayList<>(entries.size());
+        for (VmaEntry e : entries) {
+            Vma v = byStart.get(e.getStart());
+            if (v == null || v.end() != e.getEnd()) {
+                throw new dev.cryo.CryoException("process " + pid + ": its memory areas changed while it was frozen (at "
+                        + Long.toHexString(e.getStart()) + ")");
+            }
+            out.add(Vmas.withVmFlags(e, v.vmFlags()));
+        }
+        return out;
+    }
+
+    /**
+     * The pages to read unpinned (see {@link PageSaver.Plan}): those the plan found, and in the
+     * anonymous areas planned by PAGEMAP_SCAN before smaps could tell, the pages another process
+     * maps too, from pagemap, for the areas smaps says have any.
+     */
+    private static List<PageRun> withCowShared(int pid, List<PageRun> found, List<VmaEntry> entries, List<Vma> smaps) {
+        java.util.Set<Long> shared = new java.util.HashSet<>();
+        smaps.stream().filter(v -> v.sharedKb() > 0 && !v.shared()).forEach(v -> shared.add(v.start()));
+        List<VmaEntry> recheck = entries.stream().filter(e -> e.getKind() == VmaKind.PRIVATE_ANON && !e.getInherited()
+                && shared.contains(e.getStart())).toList();
+        if (recheck.isEmpty()) {
+            return found;
+        }
+        List<PageRun> all = new ArrayList<>(found);
+        try (Pagemap pagemap = new Pagemap(pid)) {
+            all.addAll(PageSaver.plan(recheck, pagemap, null).cowShared());
+        }
+        all.sort(java.util.Comparator.comparingLong(PageRun::getVaddr));
+        return all;
     }
 
     /** The pages of one process still to be copied into its page file. */
@@ -187,8 +260,20 @@ public final class Memory implements TaskPart {
         private final dev.cryo.image.ImageWriter image;
         private final int pid;
         private final List<PageRun> runs;
-        private final List<PageRun> cowShared;
+        /** Set again by {@link #finishLayout} when smaps was read later. */
+        private List<PageRun> cowShared;
         private final dev.cryo.core.Progress progress;
+        /** What of the layout is still to do: the mm and pagemap images (see {@link Memory#layout(DumpContext, boolean)}). */
+        private Runnable finish;
+
+        /** Completes the layout: from here on the images describe the process, and the copy may run. */
+        void finishLayout() {
+            Runnable f = finish;
+            finish = null;
+            if (f != null) {
+                f.run();
+            }
+        }
 
         PageCopy(dev.cryo.remote.Tracee task, dev.cryo.image.ImageWriter image, int pid, List<PageRun> runs,
                  List<PageRun> cowShared, dev.cryo.core.Progress progress) {

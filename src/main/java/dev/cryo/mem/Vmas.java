@@ -75,15 +75,9 @@ final class Vmas {
         if (kind == VmaKind.PRIVATE_ANON || kind == VmaKind.SHARED_ANON) {
             flags |= RemoteSyscalls.MAP_ANONYMOUS;
         }
-        if (vma.vmFlags().contains("gd")) {
-            flags |= RemoteSyscalls.MAP_GROWSDOWN;
-        }
-        if (vma.vmFlags().contains("nr")) {
-            flags |= RemoteSyscalls.MAP_NORESERVE;
-        }
         VmaEntry.Builder b = VmaEntry.newBuilder().setStart(vma.start()).setEnd(vma.end()).setProt(prot)
-                .setFlags(flags).setKind(kind).setPath(vma.path()).setPgoff(vma.offset())
-                .addAllVmFlags(vma.vmFlags().stream().sorted().toList());
+                .setFlags(flags).setKind(kind).setPath(vma.path()).setPgoff(vma.offset());
+        setVmFlags(b, vma.vmFlags());
         if (kind == VmaKind.SHARED_ANON || kind == VmaKind.MEMFD_AREA || kind == VmaKind.SYSV_SHM) {
             b.setFileInode(vma.inode()); // the shmem object (for SysV shm, its id): the same inode in two processes is one object
         }
@@ -105,6 +99,25 @@ final class Vmas {
             }
         }
         return b.build();
+    }
+
+    /** The entry with smaps' VmFlags of its area, for an entry made from /proc/PID/maps (which lacks them). */
+    static VmaEntry withVmFlags(VmaEntry e, java.util.Set<String> vmFlags) {
+        VmaEntry.Builder b = e.toBuilder().clearVmFlags();
+        setVmFlags(b, vmFlags);
+        return b.build();
+    }
+
+    /** VmFlags as the entry keeps them, and the mmap flags they stand for (MAP_GROWSDOWN, MAP_NORESERVE). */
+    private static void setVmFlags(VmaEntry.Builder b, java.util.Set<String> vmFlags) {
+        int flags = b.getFlags() & ~(RemoteSyscalls.MAP_GROWSDOWN | RemoteSyscalls.MAP_NORESERVE);
+        if (vmFlags.contains("gd")) {
+            flags |= RemoteSyscalls.MAP_GROWSDOWN;
+        }
+        if (vmFlags.contains("nr")) {
+            flags |= RemoteSyscalls.MAP_NORESERVE;
+        }
+        b.setFlags(flags).addAllVmFlags(vmFlags.stream().sorted().toList());
     }
 
     /** Areas a child can get from its parent by fork: private memory, and shared anonymous memory (the same object). */
