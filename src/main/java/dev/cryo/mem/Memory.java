@@ -64,8 +64,9 @@ public final class Memory implements TaskPart {
     private static final String COPIES = "mem:page-copies";
 
     /**
-     * Saves the layout now and starts the copy of the pages: it runs on another thread while
-     * the process's other parts are saved and the next processes laid out, the tree still frozen
+     * Saves the layout now and the pages: written by the task itself where it can
+     * ({@link TaskWrittenPages}), else copied by Cryo on another thread while the process's other
+     * parts are saved and the next processes laid out, the tree still frozen
      * ({@link #afterTreeDump} waits for every copy).
      */
     @Override
@@ -121,7 +122,7 @@ public final class Memory implements TaskPart {
         long t1 = System.nanoTime();
         int ppid = (int) ProcFiles.statField(ProcFiles.statFields(pid), 4);
         boolean parentDumped = ctx.earlier().contains(ppid);
-        List<Vma> parentVmas = parentDumped ? ProcMaps.read(ppid) : List.of();
+        List<Vma> parentVmas = parentDumped ? ProcMaps.readWithoutFlags(ppid) : List.of(); // sameArea needs no VmFlags
         boolean deferred = flagsLater && dirty == null;
         java.util.concurrent.CompletableFuture<List<Vma>> smaps = deferred
                 ? java.util.concurrent.CompletableFuture.supplyAsync(() -> ProcMaps.read(pid)) : null;
