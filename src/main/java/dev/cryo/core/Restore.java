@@ -117,6 +117,54 @@ public final class Restore {
 
     public static Restored run(Options o) {
         long t0 = System.nanoTime();
+        // The image is opened and checked on another thread while this one, which is to be the
+        // tracer of every task it makes, starts the restore stub: the two take about as long.
+        java.util.concurrent.CompletableFuture<Checked> checking = new java.util.concurrent.CompletableFuture<>();
+        Thread.ofPlatform().daemon().name("cryo-image-check").start(() -> {
+            try {
+                checking.complete(check(o, t0));
+            } catch (Throwable e) {
+                checking.completeExceptionally(e);
+            }
+        });
+        Checked c = null;
+        List<Tracee> created = new ArrayList<>();
+        // closed before the catch below kills the tasks: no background work writes into them then
+        try (RestoreStub stub = RestoreStub.spawn(); BackgroundWork background = BackgroundWork.fromEnvironment()) {
+            LOG.fine(() -> "restore stub " + stub.pid() + " started in " + (System.nanoTime() - t0) / 1000 + " us");
+            c = await(checking);
+            if (o.container() != null) {
+                stub.unshare(o.container().namespaces());
+                o.container().namespacesCreated(stub.pid());
+            }
+            created.add(stub.cloneWithPid(c.ids().get(c.imageRoot())));
+            stub.close();
+            if (o.container() != null) {
+                setUpContainer(created.getFirst(), o.container());
+            }
+            build(created, c.image(), c.tree(), o.shellJob(), c.ids(), o.container(), background);
+        } catch (RuntimeException e) {
+            if (c == null) {
+                throw e; // the image was refused (or the stub failed): nothing of the tree was made
+            }
+            kill(created, e);
+            LOG.severe("Error: restore of " + c.imageRoot() + " failed, nothing was left running: " + e.getMessage());
+            throw e;
+        }
+        int root = created.getFirst().pid();
+        long nanos = System.nanoTime() - t0;
+        Checked done = c;
+        LOG.info(() -> "process tree of " + done.imageRoot() + " (" + done.tree().getProcessesCount() + " processes) restored and running"
+                + (root != done.imageRoot() ? " as " + root : "") + " (" + nanos / 1_000_000 + " ms)");
+        return new Restored(root, done.tree().getProcessesCount(), nanos);
+    }
+
+    /** What the image check found: the image, its tree, the id each process gets, the root's image pid. */
+    private record Checked(ImageReader image, PstreeImage tree, Map<Integer, Integer> ids, int imageRoot) {
+    }
+
+    /** Opens the image and checks everything that can be checked before a task exists. */
+    private static Checked check(Options o, long t0) {
         ImageReader image = ImageReader.openForRestore(o.dir());
         if (image.inventory().getPreDump()) {
             throw new CryoException(o.dir() + " is a pre-dump: it holds memory only, as the parent of a later dump;"
@@ -143,33 +191,23 @@ public final class Restore {
                 }
             }
         }
-        int imageRoot = tree.getProcesses(0).getPid();
-        long checked = System.nanoTime();
-        LOG.fine(() -> "image opened and checked in " + (checked - t0) / 1000 + " us (page files: in the background)");
-        List<Tracee> created = new ArrayList<>();
-        // closed before the catch below kills the tasks: no background work writes into them then
-        try (RestoreStub stub = RestoreStub.spawn(); BackgroundWork background = BackgroundWork.fromEnvironment()) {
-            LOG.fine(() -> "restore stub " + stub.pid() + " started in " + (System.nanoTime() - checked) / 1000 + " us");
-            if (o.container() != null) {
-                stub.unshare(o.container().namespaces());
-                o.container().namespacesCreated(stub.pid());
+        LOG.fine(() -> "image opened and checked in " + (System.nanoTime() - t0) / 1000 + " us (page files: in the background)");
+        return new Checked(image, tree, ids, tree.getProcesses(0).getPid());
+    }
+
+    /** The check's result, or what it threw, as it threw it. */
+    private static Checked await(java.util.concurrent.CompletableFuture<Checked> checking) {
+        try {
+            return checking.join();
+        } catch (java.util.concurrent.CompletionException e) {
+            if (e.getCause() instanceof RuntimeException r) {
+                throw r;
             }
-            created.add(stub.cloneWithPid(ids.get(imageRoot)));
-            stub.close();
-            if (o.container() != null) {
-                setUpContainer(created.getFirst(), o.container());
+            if (e.getCause() instanceof Error err) {
+                throw err;
             }
-            build(created, image, tree, o.shellJob(), ids, o.container(), background);
-        } catch (RuntimeException e) {
-            kill(created, e);
-            LOG.severe("Error: restore of " + imageRoot + " failed, nothing was left running: " + e.getMessage());
             throw e;
         }
-        int root = created.getFirst().pid();
-        long nanos = System.nanoTime() - t0;
-        LOG.info(() -> "process tree of " + imageRoot + " (" + tree.getProcessesCount() + " processes) restored and running"
-                + (root != imageRoot ? " as " + root : "") + " (" + nanos / 1_000_000 + " ms)");
-        return new Restored(root, tree.getProcessesCount(), nanos);
     }
 
     /**
