@@ -210,6 +210,7 @@ class MoreFdFamiliesTest extends TargetTest {
             Supplier<String> log = () -> "\n--- typescript:\n" + read(typescript) + "\n--- script's output:\n" + t.log();
             type(commands, "echo ready-$((6*7))\n");
             awaitText(typescript, "ready-42", TYPESCRIPT, t, log);
+            awaitPrompt(typescript, "ready-42", t, log);
             List<Long> shell = childrenOf(t.pid());
             assertThat(shell).as("bash under script").hasSize(1);
             toKill.addAll(shell);
@@ -222,8 +223,10 @@ class MoreFdFamiliesTest extends TargetTest {
                 assertThat(Path.of("/proc", Long.toString(shell.getFirst()))).as("bash after restore " + round + log.get()).exists();
                 type(commands, "$((6*7))\n");
                 awaitText(typescript, word + "42", TYPESCRIPT, t, log);
+                awaitPrompt(typescript, word + "42", t, log);
                 type(commands, "echo done-" + round + "-$((6*7))\n");
                 awaitText(typescript, "done-" + round + "-42", TYPESCRIPT, t, log);
+                awaitPrompt(typescript, "done-" + round + "-42", t, log);
                 String seen = read(typescript);
                 assertThat(count(seen, word + "42")).as("output of the finished command, once" + log.get()).isEqualTo(1);
                 assertThat(count(seen, "done-" + round + "-42")).as("output of a new command, once" + log.get()).isEqualTo(1);
@@ -300,6 +303,26 @@ class MoreFdFamiliesTest extends TargetTest {
                     + ", wchan " + Files.readString(Path.of("/proc", Long.toString(pid), "wchan"));
         } catch (IOException gone) {
             return "gone";
+        }
+    }
+
+    /**
+     * Waits until bash shows its prompt again after {@code output}: a line typed before bash's
+     * line editor takes the terminal back is echoed twice (by the terminal, then by the editor),
+     * whether or not a restore came in between.
+     */
+    private static void awaitPrompt(Path file, String output, Target launcher, Supplier<String> log) {
+        long deadline = System.nanoTime() + TYPESCRIPT.toNanos();
+        while (true) {
+            String text = read(file);
+            int at = text.lastIndexOf(output);
+            if (at >= 0 && text.substring(at + output.length()).matches("(?s).*\\n[^\\n]*[#$] $")) {
+                return;
+            }
+            if (!launcher.isAlive() || System.nanoTime() > deadline) {
+                throw new AssertionError("no prompt after \"" + output + "\" within " + TYPESCRIPT + log.get());
+            }
+            pause();
         }
     }
 
