@@ -68,13 +68,5 @@ int main(int argc, char **argv)
     char text[32];
     snprintf(text, sizeof text, "%d\n", count);
     target_write_file("children", text);
-    target_ready();
-    for (;;) {
-        if (target_check_requested()) {
-            check();
-            target_report();
-        }
-        struct timespec ts = { 0, 10 * 1000000L };
-        nanosleep(&ts, NULL);
-    }
+    target_serve_checks(check);
 }

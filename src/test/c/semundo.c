@@ -70,13 +70,5 @@ int main(int argc, char **argv)
     if (id < 0)
         target_die("semget: %s", strerror(errno));
     start_child();
-    target_ready();
-    for (;;) {
-        if (target_check_requested()) {
-            check();
-            target_report();
-        }
-        struct timespec ts = { 0, 10 * 1000000L };
-        nanosleep(&ts, NULL);
-    }
+    target_serve_checks(check);
 }

@@ -340,6 +340,20 @@ TARGET_FN void target_sleep_ms(long ms)
         ;
 }
 
+/* Says ready, then answers check requests forever (check(), then target_report()), idle between. */
+TARGET_FN void target_serve_checks(void (*check)(void))
+{
+    target_ready();
+    for (;;) {
+        if (target_check_requested()) {
+            check();
+            target_report();
+        }
+        struct timespec ts = { 0, 10 * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+}
+
 /*
  * Says ready, then counts forever: *counter (in .bss) and a copy on this stack, both bumped
  * after every 10 ms sleep. Each check request runs check(the stack copy), then target_report().

@@ -89,18 +89,7 @@ class ContainerTest extends TargetTest {
         List<Set<Integer>> nsPids = new ArrayList<>();
         for (String clone : new String[] {"clone1", "clone2"}) {
             Path out = state.resolve(clone + "/upper/out");
-            List<String> shell = awaitLines(out.resolve("shell.log"), shellAtCheckpoint.size() + 20);
-            List<String> python = awaitLines(out.resolve("python.log"), pythonAtCheckpoint.size() + 20);
-            // rolled back to checkpoint time, then continued from the saved counters: no gap, no repeat
-            assertThat(shell.subList(0, shellAtCheckpoint.size())).isEqualTo(shellAtCheckpoint);
-            assertThat(python.subList(0, pythonAtCheckpoint.size())).isEqualTo(pythonAtCheckpoint);
-            assertCounts(shell, clone + " shell.log");
-            assertCounts(python, clone + " python.log");
-            // pid 1 is still the script, in a UTS namespace still called box
-            assertThat(shell).allMatch(l -> l.endsWith(" 1 box"), "every shell line says pid 1, host box");
-            String pythonPid = pythonAtCheckpoint.getFirst().split(" ")[1];
-            assertThat(python).allMatch(l -> l.endsWith(" " + pythonPid + " /app/counter.sh"),
-                    "python keeps its pid " + pythonPid + " and sees the script as pid 1");
+            assertCountersContinue(clone, out, shellAtCheckpoint, pythonAtCheckpoint);
             nsPids.add(idsInside(clone));
         }
         // each clone sees its own pid namespace: the same pids inside, different ones on the host
@@ -726,6 +715,26 @@ class ContainerTest extends TargetTest {
     }
 
     /** Lines "N ..." with N = 1, 2, 3 ... in order. */
+    /**
+     * The counter script and python program of a restored clone (their logs in {@code out})
+     * continue from what they had logged at checkpoint time, rolled back to it with the files:
+     * no gap, no repeat; the script is still pid 1 in a UTS namespace called box, and python
+     * keeps its pid.
+     */
+    static void assertCountersContinue(String clone, Path out, List<String> shellAtCheckpoint, List<String> pythonAtCheckpoint)
+            throws InterruptedException {
+        List<String> shell = awaitLines(out.resolve("shell.log"), shellAtCheckpoint.size() + 20);
+        List<String> python = awaitLines(out.resolve("python.log"), pythonAtCheckpoint.size() + 20);
+        assertThat(shell.subList(0, shellAtCheckpoint.size())).isEqualTo(shellAtCheckpoint);
+        assertThat(python.subList(0, pythonAtCheckpoint.size())).isEqualTo(pythonAtCheckpoint);
+        assertCounts(shell, clone + " shell.log");
+        assertCounts(python, clone + " python.log");
+        assertThat(shell).allMatch(l -> l.endsWith(" 1 box"), "every shell line says pid 1, host box");
+        String pythonPid = pythonAtCheckpoint.getFirst().split(" ")[1];
+        assertThat(python).allMatch(l -> l.endsWith(" " + pythonPid + " /app/counter.sh"),
+                "python keeps its pid " + pythonPid + " and sees the script as pid 1");
+    }
+
     static void assertCounts(List<String> lines, String what) {
         for (int i = 0; i < lines.size(); i++) {
             assertThat(lines.get(i)).as(what + " line " + (i + 1)).startsWith((i + 1) + " ");

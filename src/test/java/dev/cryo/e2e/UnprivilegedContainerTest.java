@@ -100,17 +100,7 @@ class UnprivilegedContainerTest extends TargetTest {
         }
         for (String clone : new String[] {"clone1", "clone2"}) {
             Path out = cryo.state().resolve(clone + "/upper/out");
-            List<String> shell = awaitLines(out.resolve("shell.log"), shellAtCheckpoint.size() + 20);
-            List<String> python = awaitLines(out.resolve("python.log"), pythonAtCheckpoint.size() + 20);
-            // rolled back to checkpoint time, then continued from the saved counters: no gap, no repeat
-            assertThat(shell.subList(0, shellAtCheckpoint.size())).isEqualTo(shellAtCheckpoint);
-            assertThat(python.subList(0, pythonAtCheckpoint.size())).isEqualTo(pythonAtCheckpoint);
-            assertCounts(shell, clone + " shell.log");
-            assertCounts(python, clone + " python.log");
-            assertThat(shell).allMatch(l -> l.endsWith(" 1 box"), "every shell line says pid 1, host box");
-            String pythonPid = pythonAtCheckpoint.getFirst().split(" ")[1];
-            assertThat(python).allMatch(l -> l.endsWith(" " + pythonPid + " /app/counter.sh"),
-                    "python keeps its pid " + pythonPid + " and sees the script as pid 1");
+            ContainerTest.assertCountersContinue(clone, out, shellAtCheckpoint, pythonAtCheckpoint);
             assertOwnedByTheUser(hostPid(clone));
             assertThat(Files.getOwner(out.resolve("shell.log")).getName()).isEqualTo(ID);
         }
