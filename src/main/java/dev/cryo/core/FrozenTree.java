@@ -76,13 +76,7 @@ final class FrozenTree {
                 }
                 List<Tracee> threads;
                 try {
-                    // a task's seccomp filters could refuse, or punish, the calls Cryo injects
-                    boolean filtered = dev.cryo.seccomp.SeccompFilters.anyThreadFiltered(pid);
-                    if (filtered && dev.cryo.sys.Sys.geteuid() != 0) {
-                        throw new Refusal("process " + pid + " has seccomp filters; suspending them while Cryo works in it"
-                                + " needs root (CAP_SYS_ADMIN)");
-                    }
-                    threads = Tracee.seizeThreadGroup(pid, filtered ? options | dev.cryo.sys.Ptrace.O_SUSPEND_SECCOMP : options);
+                    threads = Tracee.seizeThreadGroup(pid, dev.cryo.seccomp.SeccompFilters.seizeOptions(pid, options));
                 } catch (dev.cryo.sys.SysException | dev.cryo.remote.TaskGoneException e) {
                     // A child that is exiting (ptrace says EPERM, or ESRCH once gone) or died while
                     // being stopped: look at it again, it is a zombie or no longer there.

@@ -270,7 +270,7 @@ public final class Restore {
     private static boolean awaitDying(int id) {
         long deadline = System.nanoTime() + DYING.toNanos();
         while (ProcFiles.exists(id)) {
-            if (!dying(id) || System.nanoTime() > deadline) {
+            if (!ProcFiles.dying(id) || System.nanoTime() > deadline) {
                 return false;
             }
             java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
@@ -280,17 +280,6 @@ public final class Restore {
 
     private static final java.time.Duration DYING = java.time.Duration.ofSeconds(2);
 
-    private static boolean dying(int id) {
-        try {
-            Map<String, String> status = ProcFiles.status(id);
-            String state = status.getOrDefault("State", "").strip();
-            long pending = Long.parseUnsignedLong(status.getOrDefault("ShdPnd", "0").strip(), 16)
-                    | Long.parseUnsignedLong(status.getOrDefault("SigPnd", "0").strip(), 16);
-            return state.startsWith("X") || state.startsWith("Z") || (pending & (1L << (9 - 1))) != 0;
-        } catch (RuntimeException gone) {
-            return true;
-        }
-    }
 
     private static void build(List<Tracee> created, ImageReader image, PstreeImage tree, boolean shellJob,
                               Map<Integer, Integer> ids, Container container, BackgroundWork background) {

@@ -61,6 +61,19 @@ public final class ProcFiles {
         return keyValues(readString(pid, "status"));
     }
 
+    /** Whether the task is on its way out: killed (SIGKILL pending), exiting (state X) or a zombie. */
+    public static boolean dying(int pid) {
+        try {
+            Map<String, String> status = status(pid);
+            String state = status.getOrDefault("State", "").strip();
+            long pending = Long.parseUnsignedLong(status.getOrDefault("ShdPnd", "0").strip(), 16)
+                    | Long.parseUnsignedLong(status.getOrDefault("SigPnd", "0").strip(), 16);
+            return state.startsWith("X") || state.startsWith("Z") || (pending & (1L << (9 - 1))) != 0;
+        } catch (RuntimeException gone) {
+            return true;
+        }
+    }
+
     /** /proc/pid/task/tid/status: what differs between threads (seccomp, signal masks). */
     public static Map<String, String> status(int pid, int tid) {
         return keyValues(readString(pid, "task/" + tid + "/status"));

@@ -43,8 +43,23 @@ public final class SeccompFilters implements TaskPart {
         return mode == null ? 0 : Integer.parseInt(mode.strip());
     }
 
-    /** Whether any thread of the process has seccomp on: it is seized with its filters suspended. */
-    public static boolean anyThreadFiltered(int pid) {
+    /**
+     * The ptrace options to seize process {@code pid} with: its seccomp filters, if any, could
+     * refuse or punish the calls Cryo injects, so they are suspended, which needs root.
+     */
+    public static long seizeOptions(int pid, long options) {
+        if (!anyThreadFiltered(pid)) {
+            return options;
+        }
+        if (dev.cryo.sys.Sys.geteuid() != 0) {
+            throw new Refusal("process " + pid + " has seccomp filters; suspending them while Cryo works in it"
+                    + " needs root (CAP_SYS_ADMIN)");
+        }
+        return options | Ptrace.O_SUSPEND_SECCOMP;
+    }
+
+    /** Whether any thread of the process has seccomp on. */
+    private static boolean anyThreadFiltered(int pid) {
         for (int tid : dev.cryo.remote.Tracee.threadIds(pid)) {
             try {
                 if (mode(pid, tid) != 0) {
