@@ -63,6 +63,7 @@ public final class Keeper {
             List<String> argv = new ArrayList<>(List.of(NAME));
             trackers.forEach(t -> argv.add(Integer.toString(t.pid())));
             int pid = TinyElf.spawn(elf(), argv.toArray(String[]::new), dups.stream().mapToInt(Integer::intValue).toArray());
+            awaitNamed(pid);
             TrackerImage.Builder image = TrackerImage.newBuilder().setKeeperPid(pid).setKeeperStartTime(startTime(pid));
             for (int i = 0; i < trackers.size(); i++) {
                 image.addProcesses(TrackedProcess.newBuilder().setPid(trackers.get(i).pid()).setKeeperFd(3 + i));
@@ -71,6 +72,33 @@ public final class Keeper {
             return image.build();
         } finally {
             dups.forEach(fd -> Sys.raw(Nr.CLOSE, fd));
+        }
+    }
+
+    /**
+     * Waits until the keeper has named itself. The spawn returns once the exec has replaced the
+     * keeper's memory, a moment before the kernel lays out its arguments: until then its
+     * cmdline, which says whom it tracks, reads empty.
+     */
+    private static void awaitNamed(int pid) {
+        long deadline = System.nanoTime() + 2_000_000_000L;
+        while (!NAME.equals(comm(pid))) {
+            if (System.nanoTime() > deadline) {
+                char state = ProcFiles.state(pid);
+                Sys.kill(pid, SIGKILL); // our own child, not yet waited for: the pid is still its
+                throw new dev.cryo.CryoException(NAME + " process " + pid + " did not start within 2 s (its state was "
+                        + (state == 0 ? "gone" : String.valueOf(state)) + ")");
+            }
+            Thread.onSpinWait();
+            Thread.yield();
+        }
+    }
+
+    private static String comm(int pid) {
+        try {
+            return ProcFiles.readString(pid, "comm").strip();
+        } catch (RuntimeException gone) {
+            return "";
         }
     }
 

@@ -264,7 +264,7 @@ class MoreFdFamiliesTest extends TargetTest {
             List<Long> job = childrenOf(bash);
             assertThat(job).as("sleep under bash" + log.get()).hasSize(1);
             toKill.addAll(job);
-            assertThat(sleepOwnsTheTerminal(bash)).as("sleep in the terminal's foreground: " + describe(job.getFirst()) + log.get()).isTrue();
+            assertThat(sleepOwnsTheTerminal(bash)).as("sleep in the terminal's foreground; bash: " + describe(bash) + log.get()).isTrue();
             checkpointAndRestore(t, tmp.resolve("img-job"));
             assertThat(dev.cryo.proc.ProcFiles.statField(dev.cryo.proc.ProcFiles.statFields((int) bash), 8)).as("bash's terminal's foreground group: the job's").isEqualTo(job.getFirst());
             type(commands, "\u0003");
@@ -294,13 +294,18 @@ class MoreFdFamiliesTest extends TargetTest {
         }
     }
 
-    /** A process's state and signal masks, for a failure message. */
+    /** A process's state and signal masks, and those of its descendants, for a failure message. */
     private static String describe(long pid) {
         try {
-            return Files.readAllLines(Path.of("/proc", Long.toString(pid), "status")).stream()
-                    .filter(l -> l.matches("(Name|State|PPid|SigPnd|ShdPnd|SigBlk|SigIgn|SigCgt):.*"))
+            StringBuilder out = new StringBuilder(Files.readAllLines(Path.of("/proc", Long.toString(pid), "status")).stream()
+                    .filter(l -> l.matches("(Name|State|PPid|Tgid|SigPnd|ShdPnd|SigBlk|SigIgn|SigCgt):.*"))
                     .map(l -> l.replaceAll("\\s+", " ")).collect(java.util.stream.Collectors.joining(", "))
-                    + ", wchan " + Files.readString(Path.of("/proc", Long.toString(pid), "wchan"));
+                    + ", wchan " + Files.readString(Path.of("/proc", Long.toString(pid), "wchan"))
+                    + ", stat " + Files.readString(Path.of("/proc", Long.toString(pid), "stat")).strip());
+            for (long child : childrenOf(pid)) {
+                out.append("\n  child ").append(child).append(": ").append(describe(child).replace("\n", "\n  "));
+            }
+            return out.toString();
         } catch (IOException gone) {
             return "gone";
         }
