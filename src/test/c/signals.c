@@ -3,8 +3,8 @@
  * pending signals (one per-thread, two queued real-time ones with values), an alternate
  * signal stack, an itimer and a POSIX timer.
  *
- * Check: dispositions (handler, flags, mask, restorer) are as installed; the blocked mask is
- * as set; SIGINT is pending for the thread and SIGRTMIN+2 twice for the process, with values
+ * Check: dispositions (handler, flags, mask, restorer) are as installed, and every other signal
+ * is still at its default; the blocked mask is as set; SIGINT is pending for the thread and SIGRTMIN+2 twice for the process, with values
  * 111 then 222 (taken with sigtimedwait and queued again); the alternate stack is the same
  * and SIGUSR1 runs on it with SIGTERM blocked; the itimer still has a 50 ms interval and both
  * timers keep ticking, each tick carrying the right siginfo.
@@ -211,8 +211,26 @@ static int ticks_move(volatile sig_atomic_t *ticks)
     return *ticks != start;
 }
 
+/* Every disposition once setup is done; those left alone are the defaults the launcher gave. */
+static struct sigaction all_at_start[_NSIG];
+static int readable_at_start[_NSIG];
+
+static void record_all_dispositions(void)
+{
+    for (int sig = 1; sig < _NSIG; sig++)
+        readable_at_start[sig] = sigaction(sig, NULL, &all_at_start[sig]) == 0; /* not glibc's own */
+}
+
 static void check(void)
 {
+    /* including those left at their default: a restore must not hand on its own caller's
+       (SIGINT and SIGQUIT ignored under a shell's `&`, say) */
+    for (int sig = 1; sig < _NSIG; sig++) {
+        char name[32];
+        snprintf(name, sizeof name, "signal %d (%s)", sig, strsignal(sig));
+        if (readable_at_start[sig])
+            check_disposition(name, sig, &all_at_start[sig]);
+    }
     check_disposition("SIGUSR1", SIGUSR1, &usr1_at_start);
     check_disposition("SIGHUP", SIGHUP, &hup_at_start);
     check_disposition("SIGALRM", SIGALRM, &alrm_at_start);
@@ -288,6 +306,7 @@ int main(int argc, char **argv)
 {
     target_init(argc, argv);
     setup();
+    record_all_dispositions();
     target_ready();
     for (;;) {
         if (target_check_requested()) {

@@ -52,7 +52,7 @@ public final class Signals implements TaskPart {
             sys.call("rt_sigaction(" + sig + ")", Nr.RT_SIGACTION, sig, 0, old.value(), 8);
             ByteBuffer act = le(sys.scratch().read(old, KSIGACTION_SIZE));
             long handler = act.getLong();
-            if (handler != 0) {
+            if (handler != 0 || sig == SIGCHLD) { // SIGCHLD: its flags count with SIG_DFL too
                 image.addActions(SigactionEntry.newBuilder().setSignal(sig).setHandler(handler)
                         .setFlags(act.getLong()).setRestorer(act.getLong()).setMask(act.getLong()));
             }
@@ -67,7 +67,7 @@ public final class Signals implements TaskPart {
         }
         ctx.image().write(ImageKind.SIGNALS, ctx.pid(), image.build());
         int pendingTotal = pending;
-        LOG.info(() -> "process " + ctx.pid() + ": " + image.getActionsCount() + " handlers, "
+        LOG.info(() -> "process " + ctx.pid() + ": " + image.getActionsCount() + " signal actions, "
                 + pendingTotal + " pending signals, blocked 0x" + Long.toHexString(image.getThreads(0).getBlocked()));
     }
 
@@ -102,11 +102,19 @@ public final class Signals implements TaskPart {
     public void restore(RestoreContext ctx) {
         RemoteSyscalls sys = ctx.syscalls();
         SignalsImage image = ctx.image().read(ImageKind.SIGNALS, ctx.pid(), SignalsImage.parser());
+        long saved = 0;
         for (SigactionEntry a : image.getActionsList()) {
-            RemoteAddr act = sys.scratch().put(le(new byte[KSIGACTION_SIZE]).putLong(a.getHandler())
-                    .putLong(a.getFlags()).putLong(a.getRestorer()).putLong(a.getMask()).array());
-            sys.call("rt_sigaction(" + a.getSignal() + ")", Nr.RT_SIGACTION, a.getSignal(), act.value(), 0, 8);
-            sys.scratch().reset();
+            setAction(sys, a.getSignal(), a.getHandler(), a.getFlags(), a.getRestorer(), a.getMask());
+            saved |= 1L << (a.getSignal() - 1);
+        }
+        // The task came with the actions of whoever forked it here (Cryo's stub, which has those
+        // of Cryo's caller: SIGINT ignored under a non-interactive shell's `&`, or a restored
+        // parent's handlers). Every signal the image does not name was at its default.
+        long inherited = notDefaultSignals(ctx.hostPid(ctx.pid())) & ~saved;
+        for (int sig = 1; sig <= NSIG; sig++) {
+            if (sig != SIGKILL && sig != SIGSTOP && (inherited & (1L << (sig - 1))) != 0) {
+                setAction(sys, sig, 0, 0, 0, 0);
+            }
         }
         // Every signal is blocked in every thread for the session, so these wait in their queues
         // until the threads run.
@@ -128,8 +136,16 @@ public final class Signals implements TaskPart {
             }
             ctx.wakeUpSigmask(th.getTid(), th.getBlocked());
         }
-        LOG.info(() -> "process " + ctx.pid() + ": " + image.getActionsCount() + " handlers, signal state of "
+        LOG.info(() -> "process " + ctx.pid() + ": " + image.getActionsCount() + " signal actions (the others default), signal state of "
                 + image.getThreadsCount() + " thread(s) restored");
+    }
+
+    /** rt_sigaction(sig, {handler, flags, restorer, mask}, NULL) in the task. */
+    private static void setAction(RemoteSyscalls sys, int sig, long handler, long flags, long restorer, long mask) {
+        RemoteAddr act = sys.scratch().put(le(new byte[KSIGACTION_SIZE]).putLong(handler)
+                .putLong(flags).putLong(restorer).putLong(mask).array());
+        sys.call("rt_sigaction(" + sig + ")", Nr.RT_SIGACTION, sig, act.value(), 0, 8);
+        sys.scratch().reset();
     }
 
     /** Queues one saved signal: process-wide when {@code tid} is 0, else for that thread. */

@@ -1,5 +1,7 @@
 package dev.cryo.e2e;
 
+import dev.cryo.testing.CryoCli;
+import dev.cryo.testing.IgnoredSignals;
 import dev.cryo.testing.Target;
 import java.nio.file.Path;
 import java.util.List;
@@ -69,6 +71,24 @@ class CheckpointRestoreTest extends TargetTest {
     @Test
     void signalHandlersMasksPendingSignalsAndTimers() {
         roundTrip("signals");
+    }
+
+    /**
+     * Cryo run with SIGINT, SIGQUIT and SIGHUP ignored (a shell's {@code &} job, nohup): the
+     * restored process gets back the actions it had, defaults included, not its restorer's.
+     */
+    @Test
+    void signalsLeftAtTheirDefaultStayThereWhateverCryosCallerIgnores() {
+        Target t = startReady("signals");
+        CryoCli.Result dump = CryoCli.run("checkpoint", pid(t), "-D", tmp.resolve("img").toString());
+        assertThat(dump.exitCode()).as(dump + "\n" + t.log()).isZero();
+        t.awaitPidFree(PID_FREE);
+        final int sighup = 1, sigint = 2, sigquit = 3;
+        try (var ignored = new IgnoredSignals(sighup, sigint, sigquit)) {
+            CryoCli.Result restore = CryoCli.run("restore", "-D", tmp.resolve("img").toString(), "-d");
+            assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        }
+        assertThat(t.check(CHECK)).as("after restore: " + t.log()).isEqualTo("PASS");
     }
 
     @Test
