@@ -215,7 +215,7 @@ final class InspectCommand implements Callable<Integer> {
                     f.getCloexec() ? " cloexec" : "", f.getLocksCount() > 0 ? " locks " + f.getLocksCount() : "");
         }
         int pending = sig.getSharedPendingCount() + sig.getThreadsList().stream().mapToInt(ThreadSignals::getPendingCount).sum();
-        out.printf("Signals: %d handlers, %d pending (%d process-wide)%n", sig.getActionsCount(), pending,
+        out.printf("Signals: %d handlers, %d pending (%d process-wide)%n", dev.cryo.signal.Signals.handled(sig), pending,
                 sig.getSharedPendingCount());
         out.printf("Timers: %d interval timers, %d POSIX timers%n", timers.getItimersCount(), timers.getPosixTimersCount());
     }

@@ -65,10 +65,11 @@ public final class Signals implements TaskPart {
             pending += th.getPendingCount();
             image.addThreads(th);
         }
-        ctx.image().write(ImageKind.SIGNALS, ctx.pid(), image.build());
+        SignalsImage saved = image.build();
+        ctx.image().write(ImageKind.SIGNALS, ctx.pid(), saved);
         int pendingTotal = pending;
-        LOG.info(() -> "process " + ctx.pid() + ": " + image.getActionsCount() + " signal actions, "
-                + pendingTotal + " pending signals, blocked 0x" + Long.toHexString(image.getThreads(0).getBlocked()));
+        LOG.info(() -> "process " + ctx.pid() + ": " + handled(saved) + " handlers, "
+                + pendingTotal + " pending signals, blocked 0x" + Long.toHexString(saved.getThreads(0).getBlocked()));
     }
 
     private static ThreadSignals thread(ThreadHandle t) {
@@ -136,8 +137,13 @@ public final class Signals implements TaskPart {
             }
             ctx.wakeUpSigmask(th.getTid(), th.getBlocked());
         }
-        LOG.info(() -> "process " + ctx.pid() + ": " + image.getActionsCount() + " signal actions (the others default), signal state of "
+        LOG.info(() -> "process " + ctx.pid() + ": " + handled(image) + " handlers (the other signals at their default), signal state of "
                 + image.getThreadsCount() + " thread(s) restored");
+    }
+
+    /** How many signals the image gives a handler or SIG_IGN (it also keeps SIGCHLD at SIG_DFL, for its flags). */
+    public static long handled(SignalsImage image) {
+        return image.getActionsList().stream().filter(a -> a.getHandler() != 0).count();
     }
 
     /** rt_sigaction(sig, {handler, flags, restorer, mask}, NULL) in the task. */
