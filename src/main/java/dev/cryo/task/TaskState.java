@@ -41,7 +41,8 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
  * The task itself: registers and xsave state, identity (comm, session), credentials, resource
- * limits, scheduling, personality, rseq, robust futex list and clear_child_tid.
+ * limits, scheduling, personality, rseq, robust futex list and clear_child_tid; the attributes
+ * a fresh task would take from its restorer are {@link TaskAttributes}'.
  */
 public final class TaskState implements TaskPart {
     private static final Logger LOG = Logger.getLogger("task");
@@ -77,6 +78,7 @@ public final class TaskState implements TaskPart {
         for (ThreadHandle t : ctx.threads()) {
             core.addThreads(thread(pid, t));
         }
+        TaskAttributes.dumpProcess(ctx, core);
         core.setXfeatures(Cpu.xfeatures(core.getThreads(0).getXstate().toByteArray()));
         ctx.inventory().setXfeatures(core.getXfeatures());
         ctx.stats().threads.addAndGet(core.getThreadsCount());
@@ -134,6 +136,7 @@ public final class TaskState implements TaskPart {
             Sys.call("get_robust_list", Nr.GET_ROBUST_LIST, tid, head.address(), len.address());
             th.setRobustList(head.get(JAVA_LONG, 0)).setRobustListLen(len.get(JAVA_LONG, 0));
         }
+        TaskAttributes.dumpThread(pid, t, th);
         return th.build();
     }
 
@@ -228,14 +231,18 @@ public final class TaskState implements TaskPart {
         }
         sys.scratch().reset();
         sys.call("personality", Nr.PERSONALITY, core.getPersonality() & 0xffffffffL);
+        List<String> attributes = new java.util.ArrayList<>();
         for (ThreadCore th : core.getThreadsList()) {
             restoreThread(ctx.thread(th.getTid()).syscalls(), th);
+            TaskAttributes.restoreThread(ctx.thread(th.getTid()), th, attributes);
             ctx.wakeUpCpu(th.getTid(), Cpu.fromImage(th.getRegs()), th.getXstate().toByteArray());
         }
+        TaskAttributes.restoreProcess(ctx, core, attributes);
         // credentials last, in every thread: once a thread is no longer root it may not do the rest
         for (ThreadCore th : core.getThreadsList()) {
             restoreCreds(ctx.thread(th.getTid()).syscalls(), core.getCreds());
         }
+        TaskAttributes.restoreAfterCredentials(ctx, core, attributes);
         LOG.info(() -> "process " + pid + " (" + core.getThreads(0).getComm() + "): " + core.getThreadsCount()
                 + " thread(s), credentials, limits restored");
     }

@@ -96,6 +96,16 @@ class CheckpointRestoreTest extends TargetTest {
         roundTrip("syscalls");
     }
 
+    /**
+     * CPU affinity, I/O priority, timer slack and parent-death signal of each thread, and
+     * oom_score_adj, the child-subreaper flag, the THP opt-out and dumpable of the process: all
+     * set away from what a fresh task (or the test JVM restoring it) has, and all back after.
+     */
+    @Test
+    void perTaskAttributesAreTheProcesssOwnNotItsRestorers() {
+        roundTrip("taskattrs");
+    }
+
     @Test
     void avx512RegistersSurvive() {
         roundTrip("avx512");

@@ -33,7 +33,8 @@ public final class TargetBuilder {
     private static final Map<String, List<String>> EXTRA_FLAGS = Map.of(
             "avx512", List.of("-mavx512f"),
             "manythreads", List.of("-pthread"),
-            "signals", List.of("-lrt"));
+            "signals", List.of("-lrt"),
+            "taskattrs", List.of("-pthread"));
 
     private static final Map<String, Path> BUILT = new ConcurrentHashMap<>();
 
