@@ -205,7 +205,10 @@ class MoreFdFamiliesTest extends TargetTest {
         // read-write: opening never blocks, and script never sees its input end while the test runs
         try (java.nio.channels.FileChannel commands = java.nio.channels.FileChannel.open(fifo,
                 java.nio.file.StandardOpenOption.READ, java.nio.file.StandardOpenOption.WRITE)) {
-            Target t = start("script-bash", List.of("sh", "-c", "exec " + quote(script) + " -qfc 'bash --norc --noprofile -i' "
+            // script runs its command through $SHELL -c (/bin/sh when unset, as in CI), and dash
+            // does not exec a lone command: without the exec, "bash under script" was dash, and
+            // its child, taken for the job, the interactive bash itself
+            Target t = start("script-bash", List.of("sh", "-c", "exec " + quote(script) + " -qfc 'exec bash --norc --noprofile -i' "
                     + quote(typescript.toString()) + " < " + quote(fifo.toString())));
             Supplier<String> log = () -> "\n--- typescript:\n" + read(typescript) + "\n--- script's output:\n" + t.log();
             type(commands, "echo ready-$((6*7))\n");
@@ -213,6 +216,7 @@ class MoreFdFamiliesTest extends TargetTest {
             awaitPrompt(typescript, "ready-42", t, log);
             List<Long> shell = childrenOf(t.pid());
             assertThat(shell).as("bash under script").hasSize(1);
+            assertThat(dev.cryo.proc.ProcFiles.readString(shell.getFirst().intValue(), "comm").strip()).as("script's child").isEqualTo("bash");
             toKill.addAll(shell);
 
             for (int round = 1; round <= ROUNDS; round++) {
