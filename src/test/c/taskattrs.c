@@ -3,19 +3,22 @@
  *
  * Setup, per thread (the main thread and a second one, each with values of its own): CPU
  * affinity (main: the last online CPU; second: CPU 0), I/O priority (best-effort level 6 / 3),
- * timer slack (123456 / 654321 ns) and parent-death signal (SIGWINCH / SIGURG: both ignored
- * by default, so they are harmless when the parent does die). Per process: oom_score_adj
- * 345, child subreaper, THP disabled, not dumpable. Every value is read back before saying
- * ready; setup fails if the kernel does not show what was asked.
+ * timer slack (123456 / 654321 ns) and no parent-death signal: the root's parent is not
+ * checkpointed with it, so restore leaves that signal unset. Per process: oom_score_adj 345,
+ * child subreaper, THP disabled, not dumpable. A child process has SIGKILL as parent-death
+ * signal (its parent is restored with it; it also ends with the target) and reports the signal
+ * it has, with a heartbeat, in memory shared with the root. Every value is read back before
+ * saying ready; setup fails if the kernel does not show what was asked.
  *
  * Check: each thread reads its own values back (the second thread on request from the main
- * one, which waits for its answer) and the process-wide ones; any difference fails with the
- * value seen and the one expected.
+ * one, which waits for its answer), the process-wide ones, and the child's fresh report; any
+ * difference fails with the value seen and the one expected.
  */
 #include "target.h"
 
 #include <pthread.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 
 #define IOPRIO_WHO_PROCESS 1
@@ -199,6 +202,40 @@ static int ask_second(void)
     return target_fail("the second thread did not answer within 5 s");
 }
 
+/* The child's report: [0] a heartbeat, [1] its parent-death signal as PR_GET_PDEATHSIG says. */
+static volatile int *child_report;
+
+static void run_child(void)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+        _exit(1);
+    sigset_t all;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, NULL); /* check requests are the root's */
+    for (;;) {
+        int sig = -1;
+        prctl(PR_GET_PDEATHSIG, &sig, 0, 0, 0);
+        child_report[1] = sig;
+        __atomic_add_fetch(&child_report[0], 1, __ATOMIC_RELEASE);
+        target_sleep_ms(5);
+    }
+}
+
+/* The child's parent-death signal, from a report made after this call. */
+static void check_child(void)
+{
+    int beat = __atomic_load_n(&child_report[0], __ATOMIC_ACQUIRE);
+    for (int waited = 0; __atomic_load_n(&child_report[0], __ATOMIC_ACQUIRE) - beat < 2; waited += 5) {
+        if (waited >= 5000) {
+            target_fail("the child reported nothing new within 5 s");
+            return;
+        }
+        target_sleep_ms(5);
+    }
+    if (child_report[1] != SIGKILL)
+        target_fail("the child's parent-death signal is %d, expected %d (SIGKILL)", child_report[1], SIGKILL);
+}
+
 static void check(void)
 {
     struct thread_attrs seen;
@@ -209,6 +246,7 @@ static void check(void)
     struct process_attrs p;
     if (read_process(&p) == 0)
         compare_process(&p);
+    check_child();
 }
 
 int main(int argc, char **argv)
@@ -217,8 +255,8 @@ int main(int argc, char **argv)
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     if (online < 1)
         target_die("sysconf(_SC_NPROCESSORS_ONLN) gave %ld", online);
-    main_wanted = (struct wanted){ (int)online - 1, IOPRIO_VALUE(IOPRIO_CLASS_BE, 6), 123456, SIGWINCH };
-    second_wanted = (struct wanted){ 0, IOPRIO_VALUE(IOPRIO_CLASS_BE, 3), 654321, SIGURG };
+    main_wanted = (struct wanted){ (int)online - 1, IOPRIO_VALUE(IOPRIO_CLASS_BE, 6), 123456, 0 };
+    second_wanted = (struct wanted){ 0, IOPRIO_VALUE(IOPRIO_CLASS_BE, 3), 654321, 0 };
 
     const char *what = "";
     int e = set_thread(&main_wanted, &what);
@@ -244,6 +282,15 @@ int main(int argc, char **argv)
         target_die("PR_SET_THP_DISABLE: %s", strerror(errno));
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
         target_die("PR_SET_DUMPABLE: %s", strerror(errno));
+
+    child_report = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (child_report == MAP_FAILED)
+        target_die("mmap: %s", strerror(errno));
+    pid_t child = fork();
+    if (child < 0)
+        target_die("fork: %s", strerror(errno));
+    if (child == 0)
+        run_child();
 
     /* What was asked for must be what the kernel shows, or the check proves nothing. */
     check();

@@ -197,10 +197,20 @@ final class TaskAttributes {
         }
     }
 
-    /** The parent-death signal of each thread and dumpable, which a change of credentials clears: call after them. */
+    /**
+     * The parent-death signal of each thread and dumpable, which a change of credentials clears:
+     * call after them. The tree's root is Cryo's child here (its own parent was not
+     * checkpointed): its signal would come as soon as the Cryo thread that forked it ends, so it
+     * is left unset, with a note in the log.
+     */
     static void restoreAfterCredentials(RestoreContext ctx, TaskCore core, List<String> done) {
+        boolean parentIsCryo = ProcFiles.statField(ProcFiles.statFields(ctx.task().pid()), 4) == Sys.getpid();
         for (ThreadCore th : core.getThreadsList()) {
-            if (th.getPdeathSignal() != 0) {
+            if (th.getPdeathSignal() != 0 && parentIsCryo) {
+                LOG.info(() -> "process " + ctx.pid() + ": thread " + th.getTid() + "'s parent-death signal "
+                        + th.getPdeathSignal() + " not set: its parent was not checkpointed with it, and the signal"
+                        + " would come when Cryo exits");
+            } else if (th.getPdeathSignal() != 0) {
                 ctx.thread(th.getTid()).syscalls().call("prctl(PR_SET_PDEATHSIG)", Nr.PRCTL, PR_SET_PDEATHSIG,
                         th.getPdeathSignal(), 0, 0, 0);
                 done.add("thread " + th.getTid() + " parent-death signal " + th.getPdeathSignal());
