@@ -161,6 +161,9 @@ final class InspectCommand implements Callable<Integer> {
         m.put("files", image.read(ImageKind.FILES, pid, FilesImage.parser()));
         m.put("signals", image.read(ImageKind.SIGNALS, pid, SignalsImage.parser()));
         m.put("timers", image.read(ImageKind.TIMERS, pid, TimersImage.parser()));
+        if (image.has(ImageKind.CGROUPS, pid)) {
+            m.put("cgroups", image.read(ImageKind.CGROUPS, pid, dev.cryo.image.proto.CgroupsImage.parser()));
+        }
         if (image.has(ImageKind.SEM_UNDO, pid)) {
             m.put("semundo", image.read(ImageKind.SEM_UNDO, pid, dev.cryo.image.proto.SemUndoImage.parser()));
         }
@@ -204,6 +207,11 @@ final class InspectCommand implements Callable<Integer> {
             long blocked = sig.getThreadsList().stream().filter(x -> x.getTid() == t.getTid()).findFirst()
                     .map(ThreadSignals::getBlocked).orElse(0L);
             out.printf("  %7d %-16s rip 0x%x blocked 0x%x%n", t.getTid(), t.getComm(), t.getRegs().getRip(), blocked);
+        }
+        if (all.get("cgroups") instanceof dev.cryo.image.proto.CgroupsImage cg) {
+            var own = cg.getMembersList().stream().filter(m -> !m.getPath().equals("/")).toList();
+            out.printf("Cgroups: %s%n", own.isEmpty() ? "the root of every hierarchy"
+                    : dev.cryo.cgroup.CgroupMembership.describe(own) + (own.size() < cg.getMembersCount() ? ", the root of the other hierarchies" : ""));
         }
         printMemory(out, mm, pm);
         out.printf("Files: %d fds, cwd %s, root %s, umask %03o%n", files.getFdsCount(), files.getCwd(), files.getRoot(), files.getUmask());

@@ -101,6 +101,12 @@ public final class Checkpoint {
     /** Key in the tree-wide map of the dump context: set when --ext-unix-sk was given. */
     public static final String EXT_UNIX_SK = "option:ext-unix-sk";
 
+    /**
+     * Key in the tree-wide maps of dump and restore contexts: the tree is a container's, whose
+     * cgroup the container code makes and joins itself.
+     */
+    public static final String CONTAINER = "tree:container";
+
     /** Key in the tree-wide map of the dump context: the PID of the tree's root. */
     public static final String ROOT_PID = "tree:root-pid";
 
@@ -177,6 +183,7 @@ public final class Checkpoint {
                 shared.put(IPC_HOST, Boolean.TRUE);
             }
             if (o.container() != null) {
+                shared.put(CONTAINER, Boolean.TRUE);
                 shared.putAll(o.container().options());
             }
             String rootPidNs = PidNamespaceView.of(o.pid());

@@ -312,6 +312,9 @@ public final class Restore {
         if (shellJob) {
             shared.put(Checkpoint.SHELL_JOB, Boolean.TRUE);
         }
+        if (container != null) {
+            shared.put(Checkpoint.CONTAINER, Boolean.TRUE);
+        }
         List<RestoreContext> contexts = new ArrayList<>();
         for (PstreeEntry entry : tree.getProcessesList()) {
             Building b = procs.get(entry.getPid());

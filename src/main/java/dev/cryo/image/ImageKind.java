@@ -23,7 +23,8 @@ public enum ImageKind {
     PTYS("ptys.img", 16, false),
     EARLY_PAGEMAP("pagemap-early-%d.img", 17, false),
     SEM_UNDO("semundo-%d.img", 21, false),
-    SECCOMP("seccomp-%d.img", 30, false);
+    SECCOMP("seccomp-%d.img", 30, false),
+    CGROUPS("cgroup-%d.img", 33, false);
 
     private final String pattern;
     private final int code;

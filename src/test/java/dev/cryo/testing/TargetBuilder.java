@@ -32,6 +32,7 @@ public final class TargetBuilder {
     /** Flags beyond the common ones, by target name. */
     private static final Map<String, List<String>> EXTRA_FLAGS = Map.of(
             "avx512", List.of("-mavx512f"),
+            "cgroupcheck", List.of("-pthread"),
             "manythreads", List.of("-pthread"),
             "signals", List.of("-lrt"),
             "taskattrs", List.of("-pthread"));
