@@ -10,7 +10,6 @@ import dev.cryo.core.ThreadHandle;
 import dev.cryo.image.ImageKind;
 import dev.cryo.image.proto.CgroupMember;
 import dev.cryo.image.proto.CgroupsImage;
-import dev.cryo.ns.Namespaces;
 import dev.cryo.proc.ProcFiles;
 import dev.cryo.sys.Sys;
 
@@ -85,7 +84,7 @@ public final class CgroupMembership implements TaskPart {
                 }
             }
         }
-        if ((Namespaces.ownOf(pid, Sys.getpid()) & Namespaces.NEWCGROUP) != 0) {
+        if (!ProcFiles.readLink(pid, "ns/cgroup").equals(ProcFiles.readLink(Sys.getpid(), "ns/cgroup"))) {
             LOG.warning(() -> "process " + pid + " has a cgroup namespace of its own, which is not restored for a plain tree:"
                     + " its cgroups are saved as the host names them, and it will see those full paths after the restore");
         }
