@@ -81,6 +81,11 @@ final class Logs {
             console.setLevel(level);
             root.addHandler(console);
         }
+        if (logFile != null || verbosity >= 2) {
+            // the first time stamp loads the time zone rules, ~5 ms: here, not in the first line
+            // logged while a checkpoint holds the processes frozen
+            new LineFormatter().format(new LogRecord(Level.INFO, ""));
+        }
     }
 
     /** Ends the command's logging: its handlers are flushed, closed and removed. */
