@@ -128,6 +128,34 @@ class QueuedMessagesTest extends TargetTest {
     }
 
     /**
+     * Connections waiting in the accept queues of a stream and a seqpacket listener, made by two
+     * processes in turn: after restore the server accepts them in the same order and reads what
+     * each client sent before the checkpoint (seqpackets one message at a time), and the
+     * clients read its answers.
+     */
+    @Test
+    void connectionsNotYetAcceptedComeBackInOrderWithWhatTheirClientsSent() {
+        Target t = startReady("unixpending");
+        checkpointAndRestore(t, tmp.resolve("img"));
+        assertThat(t.check(CHECK)).isEqualTo("PASS");
+    }
+
+    /**
+     * Reading what waits in a connection not yet accepted takes accepting it, which cannot be
+     * undone: a checkpoint that leaves the tree running refuses, and the server still finds
+     * every connection there.
+     */
+    @Test
+    void connectionsNotYetAcceptedAreRefusedWhenTheTreeRunsOn() {
+        Target t = startReady("unixpending");
+        CryoCli.Result r = CryoCli.run("checkpoint", pid(t), "-D", tmp.resolve("img").toString(), "-R");
+        assertThat(r.exitCode()).as(r.toString()).isEqualTo(1);
+        assertThat(r.err()).contains("@cryo-unixpending-" + t.pid() + "-")
+                .contains("not yet accepted").contains("a checkpoint that stops the processes can save them");
+        assertThat(t.check(CHECK)).isEqualTo("PASS");
+    }
+
+    /**
      * Starts python program {@code name}, which sets up its sockets and says ready; checkpoints
      * and restores it, then lets it read everything and returns what it wrote.
      */
