@@ -108,7 +108,8 @@ class QueuedMessagesTest extends TargetTest {
     @org.junit.jupiter.params.ParameterizedTest
     @org.junit.jupiter.params.provider.CsvSource(delimiter = '|', value = {
             "stream-fds | descriptors in flight in a stream socket | x,through-the-pipe",
-            "pending    | not yet accepted                          | accepted-later"})
+            "pending    | not yet accepted                          | accepted-later",
+            "unix-pending | 1 of them from a client outside the process tree | from-outside"})
     void socketsCryoCannotSaveAreRefusedAndKeepWorking(String mode, String reason, String afterwards) throws Exception {
         Path state = Files.createDirectories(tmp.resolve("state"));
         Target t = track(Target.start(state, List.of("python3", Path.of("src/test/resources/python/refused_sockets.py")
