@@ -107,6 +107,13 @@ public final class Checkpoint {
      */
     public static final String CONTAINER = "tree:container";
 
+    /**
+     * Key in the tree-wide map of the dump context: set when the checkpoint kills the tree once
+     * it is saved (not left running), so that what cannot be undone may be done to it while it
+     * is frozen (accepting connections not yet accepted, to read what waits in them).
+     */
+    public static final String KILLS_TREE = "option:kills-tree";
+
     /** Key in the tree-wide map of the dump context: the PID of the tree's root. */
     public static final String ROOT_PID = "tree:root-pid";
 
@@ -172,6 +179,9 @@ public final class Checkpoint {
             List<Integer> earlier = new ArrayList<>();
             if (o.tcpEstablished()) {
                 shared.put(TCP_ESTABLISHED, Boolean.TRUE);
+            }
+            if (!o.leaveRunning()) {
+                shared.put(KILLS_TREE, Boolean.TRUE);
             }
             if (o.extUnixSk()) {
                 shared.put(EXT_UNIX_SK, Boolean.TRUE);

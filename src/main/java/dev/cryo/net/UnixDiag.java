@@ -33,8 +33,12 @@ public final class UnixDiag {
      * @param wqueue   bytes not yet read by the peer; for a listener, its backlog
      * @param pending  a listener's connections not yet accepted
      * @param shutdown RCV_SHUTDOWN 1 | SEND_SHUTDOWN 2
+     * @param clients  a listener's connections not yet accepted, in accept order: the inode of
+     *                 each one's client (0: closed). The waiting end itself (the embryo) has no
+     *                 inode until accept(2) gives it a file, so a client's peer reads 0 meanwhile
      */
-    public record Info(long inode, int type, int state, long peer, String name, int rqueue, int wqueue, int pending, int shutdown) {
+    public record Info(long inode, int type, int state, long peer, String name, int rqueue, int wqueue, int pending, int shutdown,
+                       java.util.List<Long> clients) {
     }
 
     private UnixDiag() {
@@ -90,6 +94,7 @@ public final class UnixDiag {
             long peer = 0;
             String name = "";
             int rq = 0, wq = 0, pending = 0, shutdown = 0;
+            java.util.List<Long> clients = new java.util.ArrayList<>();
             for (int at = 32; at + 4 <= Math.min(len, n); ) {
                 int alen = Short.toUnsignedInt(buf.get(JAVA_SHORT, at));
                 int atype = Short.toUnsignedInt(buf.get(JAVA_SHORT, at + 2));
@@ -104,12 +109,17 @@ public final class UnixDiag {
                     }
                     case UNIX_DIAG_NAME -> name = name(buf.asSlice(at + 4, alen - 4).toArray(JAVA_BYTE));
                     case UNIX_DIAG_SHUTDOWN -> shutdown = buf.get(JAVA_BYTE, at + 4);
-                    case UNIX_DIAG_ICONS -> pending = (alen - 4) / 4;  // one inode each
+                    case UNIX_DIAG_ICONS -> {
+                        pending = (alen - 4) / 4;  // one inode each
+                        for (int i = 0; i < pending; i++) {
+                            clients.add(Integer.toUnsignedLong(buf.get(JAVA_INT, at + 4 + 4L * i)));
+                        }
+                    }
                     default -> { }
                 }
                 at += (alen + 3) & ~3;
             }
-            return new Info(inode, type, state, peer, name, rq, wq, pending, shutdown);
+            return new Info(inode, type, state, peer, name, rq, wq, pending, shutdown, java.util.List.copyOf(clients));
         } finally {
             Sys.close(fd);
         }

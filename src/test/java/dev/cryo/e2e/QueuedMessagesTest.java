@@ -108,7 +108,8 @@ class QueuedMessagesTest extends TargetTest {
     @org.junit.jupiter.params.ParameterizedTest
     @org.junit.jupiter.params.provider.CsvSource(delimiter = '|', value = {
             "stream-fds | descriptors in flight in a stream socket | x,through-the-pipe",
-            "pending    | not yet accepted                          | accepted-later"})
+            "pending    | not yet accepted                          | accepted-later",
+            "unix-pending | 1 of them from a client outside the process tree | from-outside"})
     void socketsCryoCannotSaveAreRefusedAndKeepWorking(String mode, String reason, String afterwards) throws Exception {
         Path state = Files.createDirectories(tmp.resolve("state"));
         Target t = track(Target.start(state, List.of("python3", Path.of("src/test/resources/python/refused_sockets.py")
@@ -125,6 +126,34 @@ class QueuedMessagesTest extends TargetTest {
             Thread.sleep(20);
         }
         assertThat(Files.exists(out) ? Files.readString(out).strip() : "no answer; log: " + t.log()).isEqualTo(afterwards);
+    }
+
+    /**
+     * Connections waiting in the accept queues of a stream and a seqpacket listener, made by two
+     * processes in turn: after restore the server accepts them in the same order and reads what
+     * each client sent before the checkpoint (seqpackets one message at a time), and the
+     * clients read its answers.
+     */
+    @Test
+    void connectionsNotYetAcceptedComeBackInOrderWithWhatTheirClientsSent() {
+        Target t = startReady("unixpending");
+        checkpointAndRestore(t, tmp.resolve("img"));
+        assertThat(t.check(CHECK)).isEqualTo("PASS");
+    }
+
+    /**
+     * Reading what waits in a connection not yet accepted takes accepting it, which cannot be
+     * undone: a checkpoint that leaves the tree running refuses, and the server still finds
+     * every connection there.
+     */
+    @Test
+    void connectionsNotYetAcceptedAreRefusedWhenTheTreeRunsOn() {
+        Target t = startReady("unixpending");
+        CryoCli.Result r = CryoCli.run("checkpoint", pid(t), "-D", tmp.resolve("img").toString(), "-R");
+        assertThat(r.exitCode()).as(r.toString()).isEqualTo(1);
+        assertThat(r.err()).contains("@cryo-unixpending-" + t.pid() + "-")
+                .contains("not yet accepted").contains("a checkpoint that stops the processes can save them");
+        assertThat(t.check(CHECK)).isEqualTo("PASS");
     }
 
     /**
