@@ -14,7 +14,6 @@ import dev.cryo.image.ImageWriter;
 import dev.cryo.image.proto.FdEntry;
 import dev.cryo.image.proto.FdKind;
 import dev.cryo.image.proto.PassedFiles;
-import dev.cryo.image.proto.UnixPendingConnection;
 import dev.cryo.image.proto.UnixPendingListener;
 import dev.cryo.image.proto.UnixQueue;
 import dev.cryo.image.proto.UnixQueuesImage;
@@ -34,7 +33,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
-import java.util.logging.Logger;
 
 
 /**
@@ -49,37 +47,16 @@ import java.util.logging.Logger;
  * pair is made by connecting to the restored listener (or a temporary one bound to that name)
  * and accepting. Sockets bound by path first clear the stale socket file of the killed tree.
  * <p>
- * Connections not yet accepted: sock_diag lists a listener's waiting connections by their
- * clients' inodes, in accept order (the waiting end has no inode until accepted, so a client's
- * peer reads 0). What a client sent waits in that end, which only accept(2) reaches, and that
- * cannot be undone: only a checkpoint that kills the tree saves them, and only once the whole
- * tree is dumped, by accepting on Cryo's copy of the listener (a checkpoint failing after that
- * loses them, with a warning). Restore makes the listener and its clients together, connecting
- * them in order without accepting, and sends from each client what it had sent.
+ * Connections waiting in a listener's accept queue are {@link PendingConnections}'.
  * <p>
  * Refused for now: descriptors in flight in stream sockets, connections not yet accepted whose
  * client is outside the tree or whose tree runs on, and peers outside the tree.
  */
 public final class UnixSockets implements FdHandler {
-    private static final Logger LOG = Logger.getLogger("net");
-    private static final int AF_UNIX = 1, SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_CLOEXEC = 02000000, SOCK_NONBLOCK = 04000;
+    private static final int AF_UNIX = 1, SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_CLOEXEC = 02000000;
     private static final int FIONREAD = 0x541B, F_SETFL = 4, TCP_ESTABLISHED = 1, TCP_LISTEN = 10;
     private static final String QUEUES = "unix:queues", ENDS = "unix:ends", IMAGE = "unix:image", CONNECTS = "unix:connects";
-    private static final String PENDING = "unix:pending", SAVED_ENDS = "unix:saved-ends", ACCEPTED = "unix:accepted";
-    private static final String PENDING_IMAGE = "unix:pending-image";
-
-    /**
-     * A listener with connections not yet accepted, to be saved once the whole tree is dumped.
-     *
-     * @param clients each waiting connection's client (inode), in accept order
-     * @param copy    Cryo's own fd of the listener, to accept them on
-     */
-    private record Pending(int pid, String where, UnixSocketEnd listener, List<Long> clients, int copy) {
-    }
-
-    /** A connection Cryo accepted at checkpoint (its fd) on a listener's behalf. */
-    private record Accepted(String listener, int fd) {
-    }
+    private static final String SAVED_ENDS = "unix:saved-ends";
 
     /** A datagram socket to connect once every socket of the tree exists. */
     private record Connect(int pid, int fd, String name) {
@@ -128,7 +105,7 @@ public final class UnixSockets implements FdHandler {
                             + " accepted; what their clients sent can only be read by accepting them, which cannot be undone for"
                             + " processes that run on: a checkpoint that stops the processes can save them (not -R/--leave-running)");
                 }
-                pending(ctx.shared()).add(new Pending(fd.pid(), fd.where(), end.build(), info.clients(), fd.copy()));
+                PendingConnections.add(ctx.shared(), new PendingConnections.Pending(fd.pid(), fd.where(), end.build(), info.clients(), fd.copy()));
             }
             return;
         }
@@ -167,7 +144,7 @@ public final class UnixSockets implements FdHandler {
      * What waits to be read at this end, in order, read without taking it, with the descriptors
      * in flight among it (each saved as the open file it is).
      */
-    private static UnixQueue peek(int copy, String where, UnixDiag.Info info, boolean pair, DumpContext ctx) {
+    static UnixQueue peek(int copy, String where, UnixDiag.Info info, boolean pair, DumpContext ctx) {
         UnixQueue.Builder queue = UnixQueue.newBuilder().setInode(info.inode());
         try {
             int pending = Sockets.ioctlInt(copy, FIONREAD, "FIONREAD");
@@ -221,14 +198,7 @@ public final class UnixSockets implements FdHandler {
     @Override
     public void afterTreeDump(ImageWriter image, Map<String, Object> shared) {
         Map<Long, Long> ends = ends(shared);
-        for (Pending p : pending(shared)) {
-            long outside = p.clients().stream().filter(c -> c == 0 || !ends.containsKey(c)).count();
-            if (outside > 0) {
-                throw new Refusal(p.where() + ": listening on " + p.listener().getName() + " with " + p.clients().size()
-                        + " connection(s) not yet accepted, " + outside + " of them from a client outside the process tree (or"
-                        + " closed); those cannot be saved (try again when the server has accepted them)");
-            }
-        }
+        PendingConnections.refuseOutside(shared, ends);
         for (Map.Entry<Long, Long> end : ends.entrySet()) {
             String name = connectedTo(shared).get(end.getKey());
             if (name != null && !ends.containsKey(end.getValue())) {
@@ -247,74 +217,23 @@ public final class UnixSockets implements FdHandler {
         if (!ends.isEmpty()) {
             UnixQueuesImage.Builder b = UnixQueuesImage.newBuilder();
             queues(shared).values().forEach(b::addQueues);
-            for (Pending p : pending(shared)) {
-                b.addPending(acceptAll(p, shared));
-            }
+            b.addAllPending(PendingConnections.acceptAll(shared));
             image.write(ImageKind.UNIX, 0, b.build());
         }
     }
 
-    /**
-     * Accepts every connection waiting on {@code p}'s listener, in order, and reads what its
-     * client sent: the waiting end's queue can be reached by no other way. Each accepted end
-     * must be connected to the client sock_diag named at that place in the queue.
-     */
-    private static UnixPendingListener acceptAll(Pending p, Map<String, Object> shared) {
-        UnixPendingListener.Builder out = UnixPendingListener.newBuilder().setListener(p.listener());
-        Map<Long, UnixSocketEnd> saved = savedEnds(shared);
-        for (long client : p.clients()) {
-            int fd;
-            try {
-                fd = (int) Sys.call("accept4", Nr.ACCEPT4, p.copy(), 0, 0, SOCK_CLOEXEC | SOCK_NONBLOCK);
-            } catch (SysException e) {
-                throw new Refusal(p.where() + ": accepting a connection not yet accepted, to save it: " + e.getMessage());
-            }
-            accepted(shared).add(new Accepted(p.where() + " (" + p.listener().getName() + ")", fd));
-            long inode = inodeOf(fd);
-            UnixDiag.Info embryo = UnixDiag.query(p.pid(), inode);
-            if (embryo == null || embryo.peer() != client) {
-                throw new Refusal(p.where() + ": the connection accepted to save it comes from socket:["
-                        + (embryo == null ? "?" : embryo.peer()) + "], not from socket:[" + client + "] as sock_diag said");
-            }
-            UnixQueue sent = peek(fd, p.where() + ", connection from socket:[" + client + "]", embryo, true, null);
-            out.addConnections(UnixPendingConnection.newBuilder().setClient(saved.get(client)).setSent(sent));
-        }
-        return out.build();
-    }
-
-    private static long inodeOf(int fd) {
-        try {
-            String link = java.nio.file.Files.readSymbolicLink(java.nio.file.Path.of("/proc/self/fd/" + fd)).toString();
-            return Long.parseLong(link.substring(link.indexOf('[') + 1, link.indexOf(']')));
-        } catch (java.io.IOException | RuntimeException e) {
-            throw new Refusal("cannot tell the inode of Cryo's fd " + fd + ": " + e.getMessage());
-        }
-    }
-
-    /** Closes Cryo's copies; if the tree runs on after connections were accepted to save them, says they are lost. */
     @Override
     public void afterCheckpoint(Map<String, Object> shared, boolean killed) {
-        pending(shared).forEach(p -> Sys.close(p.copy()));
-        pending(shared).clear();
-        Map<String, Integer> lost = new TreeMap<>();
-        for (Accepted a : accepted(shared)) {
-            Sys.close(a.fd());
-            lost.merge(a.listener(), 1, Integer::sum);
-        }
-        accepted(shared).clear();
-        if (!killed) {
-            lost.forEach((listener, n) -> LOG.warning(listener + ": the checkpoint failed after Cryo accepted " + n
-                    + " connection(s) not yet accepted, to save them; they are closed now, and their clients see them closed"));
-        }
+        PendingConnections.afterCheckpoint(shared, killed);
     }
 
     @Override
     public int open(FdEntry e, RestoreContext ctx) {
         UnixSocketEnd end = e.getUnix();
         int fd;
-        UnixPendingListener pending = pendingImage(ctx).get(end.getInode());
+        UnixPendingListener pending = PendingConnections.of(ctx, end.getInode());
         if (pending != null) {
-            fd = fetchPending(ctx, pending, end.getInode());
+            fd = PendingConnections.fetch(ctx, pending, end.getInode());
             if (end.getListening()) {
                 HiddenFds.register(ctx, "unix-listener:" + end.getName(), new HiddenFds.Place(ctx.pid(), e.getFd()));
             }
@@ -367,41 +286,6 @@ public final class UnixSockets implements FdHandler {
             }
         }
         return fd;
-    }
-
-    /**
-     * The listener or a client of connections not yet accepted at checkpoint. The first of them
-     * to be restored makes them all in its own task (the listener, then each client connected
-     * in the saved order, never accepted, sending what it had sent) and hides them for their
-     * owners; the kernel puts the waiting ends in the listener's queue in connect order. A
-     * client made here for another process has this process's credentials as its SO_PEERCRED.
-     */
-    private static int fetchPending(RestoreContext ctx, UnixPendingListener pending, long inode) {
-        if (HiddenFds.find(ctx, "unix-pending:" + inode) == null) {
-            makePending(ctx, pending);
-        }
-        return HiddenFds.fetch(ctx, HiddenFds.find(ctx, "unix-pending:" + inode));
-    }
-
-    private static void makePending(RestoreContext ctx, UnixPendingListener pending) {
-        RemoteSyscalls sys = ctx.syscalls();
-        UnixSocketEnd l = pending.getListener();
-        int listener = (int) sys.call("socket(AF_UNIX)", Nr.SOCKET, AF_UNIX, l.getType() | SOCK_CLOEXEC, 0);
-        UnixNames.bind(sys, listener, l.getName(), l.getType(), l);
-        listenInTask(ctx, listener, Math.max(l.getBacklog(), pending.getConnectionsCount()));
-        int hidden = HiddenFds.hide(ctx, "unix-pending:" + l.getInode(), listener);
-        // until its owner has it: accepted ends made meanwhile come from it
-        HiddenFds.register(ctx, "unix-listener:" + l.getName(), new HiddenFds.Place(ctx.pid(), hidden));
-        for (UnixPendingConnection c : pending.getConnectionsList()) {
-            UnixSocketEnd end = c.getClient();
-            int client = (int) sys.call("socket(AF_UNIX)", Nr.SOCKET, AF_UNIX, l.getType() | SOCK_CLOEXEC, 0);
-            if (!end.getName().isEmpty()) {
-                UnixNames.bind(sys, client, end.getName(), end.getType(), end);
-            }
-            connectInTask(ctx, client, l.getName());
-            refillThrough(ctx, client, c.getSent());  // sent by the client, waiting for the server
-            HiddenFds.hide(ctx, "unix-pending:" + end.getInode(), client);
-        }
     }
 
     /** Makes the pair, puts back what each end had to read, and hides (or closes) the other end. */
@@ -466,11 +350,11 @@ public final class UnixSockets implements FdHandler {
      * user: the kernel records the caller as the credentials (SO_PEERCRED) the other end of each
      * connection sees.
      */
-    private static void listenInTask(RestoreContext ctx, int fd, int backlog) {
+    static void listenInTask(RestoreContext ctx, int fd, int backlog) {
         PeerCredentials.asSavedUser(ctx, () -> ctx.syscalls().call("listen", Nr.LISTEN, fd, backlog));
     }
 
-    private static void connectInTask(RestoreContext ctx, int fd, String name) {
+    static void connectInTask(RestoreContext ctx, int fd, String name) {
         PeerCredentials.asSavedUser(ctx, () -> connect(ctx.syscalls(), fd, name));
     }
 
@@ -500,7 +384,7 @@ public final class UnixSockets implements FdHandler {
     }
 
     /** Sends the messages of {@code queue} through Cryo's own copy of the task's socket {@code taskFd}. */
-    private static void refillThrough(RestoreContext ctx, int taskFd, UnixQueue queue) {
+    static void refillThrough(RestoreContext ctx, int taskFd, UnixQueue queue) {
         if (queue == null || queue.getMessagesCount() == 0) {
             return;
         }
@@ -557,21 +441,6 @@ public final class UnixSockets implements FdHandler {
         });
     }
 
-    /** The listeners with connections not yet accepted, by the inode of the listener and of each client. */
-    @SuppressWarnings("unchecked")
-    private static Map<Long, UnixPendingListener> pendingImage(RestoreContext ctx) {
-        return (Map<Long, UnixPendingListener>) ctx.shared().computeIfAbsent(PENDING_IMAGE, k -> {
-            Map<Long, UnixPendingListener> byInode = new HashMap<>();
-            if (ctx.image().has(ImageKind.UNIX, 0)) {
-                for (UnixPendingListener p : ctx.image().read(ImageKind.UNIX, 0, UnixQueuesImage.parser()).getPendingList()) {
-                    byInode.put(p.getListener().getInode(), p);
-                    p.getConnectionsList().forEach(c -> byInode.put(c.getClient().getInode(), p));
-                }
-            }
-            return byInode;
-        });
-    }
-
     @SuppressWarnings("unchecked")
     private static Map<Long, UnixQueue> queues(Map<String, Object> shared) {
         return (Map<Long, UnixQueue>) shared.computeIfAbsent(QUEUES, k -> new TreeMap<Long, UnixQueue>());
@@ -588,17 +457,7 @@ public final class UnixSockets implements FdHandler {
     }
 
     @SuppressWarnings("unchecked")
-    private static List<Pending> pending(Map<String, Object> shared) {
-        return (List<Pending>) shared.computeIfAbsent(PENDING, k -> new ArrayList<Pending>());
-    }
-
-    @SuppressWarnings("unchecked")
-    private static List<Accepted> accepted(Map<String, Object> shared) {
-        return (List<Accepted>) shared.computeIfAbsent(ACCEPTED, k -> new ArrayList<Accepted>());
-    }
-
-    @SuppressWarnings("unchecked")
-    private static Map<Long, UnixSocketEnd> savedEnds(Map<String, Object> shared) {
+    static Map<Long, UnixSocketEnd> savedEnds(Map<String, Object> shared) {
         return (Map<Long, UnixSocketEnd>) shared.computeIfAbsent(SAVED_ENDS, k -> new HashMap<Long, UnixSocketEnd>());
     }
 
