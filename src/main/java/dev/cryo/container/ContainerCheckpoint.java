@@ -10,9 +10,11 @@ import dev.cryo.image.proto.CgroupLimits;
 import dev.cryo.image.proto.ContainerImage;
 import dev.cryo.image.proto.ContainerRecord;
 import dev.cryo.image.proto.ContainerMount;
+import dev.cryo.image.proto.NetNamespace;
 import dev.cryo.image.proto.UtsNamespace;
 import dev.cryo.ipc.IpcNamespaces;
 import dev.cryo.ns.Mounts;
+import dev.cryo.ns.NamespaceSysctls;
 import dev.cryo.ns.Namespaces;
 import dev.cryo.ns.NetworkState;
 import dev.cryo.ns.UserNamespace;
@@ -123,10 +125,14 @@ public final class ContainerCheckpoint {
                     image.setUts(UtsNamespace.newBuilder().setHostname(uts.hostname()).setDomainname(uts.domainname()));
                 }
                 if ((namespaces & Namespaces.NEWIPC) != 0) {
-                    image.setIpc(IpcNamespaces.save(root.syscalls()));
+                    image.setIpc(IpcNamespaces.save(root.syscalls()).toBuilder()
+                            .putAllSysctls(NamespaceSysctls.saveIpc(r.getInitPid(), name)));
                 }
                 if ((namespaces & Namespaces.NEWNET) != 0) { // read while frozen, before the sockets
-                    image.setNet(NetworkState.save(r.getInitPid(), name, r.getVethHostAddress()));
+                    NetNamespace net = NetworkState.save(r.getInitPid(), name, r.getVethHostAddress());
+                    Set<String> interfaces = new HashSet<>();
+                    net.getInterfacesList().forEach(i -> interfaces.add(i.getName()));
+                    image.setNet(net.toBuilder().putAllSysctls(NamespaceSysctls.saveNet(r.getInitPid(), name, interfaces)));
                 }
                 ownMounts.forEach(m -> image.addMounts(ContainerMounts.withContents(r.getInitPid(), m)));
                 image.addAllVolumes(r.getVolumesList());
