@@ -77,6 +77,7 @@ public final class ContainerCheckpoint {
         List<ContainerMount> ownMounts = ContainerMounts.own(r, table); // refused now, before anything is frozen
         ContainerCgroup cgroup = ContainerCgroup.of(r); // null: held through ptrace alone
         long namespaces = Namespaces.ownOf(r.getInitPid(), Sys.getpid());
+        NamespaceSysctls.Defaults newNamespaces = NamespaceSysctls.Defaults.measure(namespaces); // outside the frozen window
         Checkpoint.Container hook = new Checkpoint.Container() {
             @Override
             public Map<String, Object> options() {
@@ -126,13 +127,13 @@ public final class ContainerCheckpoint {
                 }
                 if ((namespaces & Namespaces.NEWIPC) != 0) {
                     image.setIpc(IpcNamespaces.save(root.syscalls()).toBuilder()
-                            .putAllSysctls(NamespaceSysctls.saveIpc(r.getInitPid(), name)));
+                            .putAllSysctls(NamespaceSysctls.saveIpc(r.getInitPid(), name, newNamespaces)));
                 }
                 if ((namespaces & Namespaces.NEWNET) != 0) { // read while frozen, before the sockets
                     NetNamespace net = NetworkState.save(r.getInitPid(), name, r.getVethHostAddress());
                     Set<String> interfaces = new HashSet<>();
                     net.getInterfacesList().forEach(i -> interfaces.add(i.getName()));
-                    image.setNet(net.toBuilder().putAllSysctls(NamespaceSysctls.saveNet(r.getInitPid(), name, interfaces)));
+                    image.setNet(net.toBuilder().putAllSysctls(NamespaceSysctls.saveNet(r.getInitPid(), name, interfaces, newNamespaces)));
                 }
                 ownMounts.forEach(m -> image.addMounts(ContainerMounts.withContents(r.getInitPid(), m)));
                 image.addAllVolumes(r.getVolumesList());

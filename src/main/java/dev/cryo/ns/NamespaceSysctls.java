@@ -34,7 +34,7 @@ import java.util.stream.Stream;
  * Cryo's own user namespace: only root's checkpoints have them.
  * <p>
  * Only values that differ from those of a new namespace of the same kind, which a thread of
- * Cryo's makes and reads at checkpoint, are saved: the image stays small, the restore writes a
+ * Cryo's makes and reads at checkpoint before the freeze ({@link Defaults}), are saved: the image stays small, the restore writes a
  * handful, and what the kernel decides for a new namespace (conf/all and conf/default inherited
  * from the host's as net.core.devconf_inherit_init_net says, memory-sized tcp_rmem ...) is
  * measured on this kernel rather than listed. An interface the new namespace lacks (the veth's
@@ -62,27 +62,42 @@ public final class NamespaceSysctls {
      * path under /proc/sys ("net/core/somaxconn" -> "777"); per-interface entries only for
      * {@code interfaces} and all/default.
      */
-    public static Map<String, String> saveNet(int pid, String container, Set<String> interfaces) {
+    public static Map<String, String> saveNet(int pid, String container, Set<String> interfaces, Defaults defaults) {
         if (!mayJoin(container, "network")) {
             return Map.of();
         }
         Map<String, String> now = new TreeMap<>();
         NamespaceThread.call(pid, "net", CLONE_NEWNET, () -> readNet(now, interfaces));
-        Map<String, String> fresh = new TreeMap<>();
-        NamespaceThread.fresh("net", CLONE_NEWNET, () -> readNet(fresh, interfaces));
-        return changed(container, "network", now, fresh);
+        return changed(container, "network", now, defaults.net());
     }
 
     /** The IPC sysctls (kernel.shm*, msg*, sem) of process {@code pid}'s IPC namespace that differ from a new one's. */
-    public static Map<String, String> saveIpc(int pid, String container) {
+    public static Map<String, String> saveIpc(int pid, String container, Defaults defaults) {
         if (!mayJoin(container, "IPC")) {
             return Map.of();
         }
         Map<String, String> now = new TreeMap<>();
         NamespaceThread.call(pid, "ipc", CLONE_NEWIPC, () -> read(IPC, now));
-        Map<String, String> fresh = new TreeMap<>();
-        NamespaceThread.fresh("ipc", CLONE_NEWIPC, () -> read(IPC, fresh));
-        return changed(container, "IPC", now, fresh);
+        return changed(container, "IPC", now, defaults.ipc());
+    }
+
+    /**
+     * What new namespaces hold, read before the container is frozen: a walk of /proc/sys/net takes
+     * 30-60 ms here, which the frozen window need not pay twice.
+     */
+    public record Defaults(Map<String, String> net, Map<String, String> ipc) {
+        /** Measured in new namespaces of the kinds among {@code namespaces} (CLONE_NEW* flags); none without root. */
+        public static Defaults measure(long namespaces) {
+            Map<String, String> net = new TreeMap<>();
+            Map<String, String> ipc = new TreeMap<>();
+            if (Sys.geteuid() == 0 && (namespaces & Namespaces.NEWNET) != 0) {
+                NamespaceThread.fresh("net", CLONE_NEWNET, () -> readNet(net, null));
+            }
+            if (Sys.geteuid() == 0 && (namespaces & Namespaces.NEWIPC) != 0) {
+                NamespaceThread.fresh("ipc", CLONE_NEWIPC, () -> read(IPC, ipc));
+            }
+            return new Defaults(net, ipc);
+        }
     }
 
     /** Writes {@code saved} into the network namespace of {@code holder}, once its interfaces exist. */
@@ -160,10 +175,10 @@ public final class NamespaceSysctls {
         }
     }
 
-    /** Not an entry of an interface, or one of {@code interfaces}' or all/default. */
+    /** Not an entry of an interface, or one of {@code interfaces}' (null: any) or all/default. */
     private static boolean ofKept(String name, Set<String> interfaces) {
         String[] p = name.split("/");
-        if (p.length == 5 && (p[2].equals("conf") || p[2].equals("neigh"))) {
+        if (interfaces != null && p.length == 5 && (p[2].equals("conf") || p[2].equals("neigh"))) {
             return p[3].equals("all") || p[3].equals("default") || interfaces.contains(p[3]);
         }
         return true;
