@@ -121,6 +121,12 @@ final class InspectCommand implements Callable<Integer> {
         if (c.hasNet()) {
             out.printf("  network: %s%n", dev.cryo.ns.NetworkState.describe(c.getNet()));
         }
+        java.util.Map<String, String> sysctls = new java.util.TreeMap<>(c.getNet().getSysctlsMap());
+        sysctls.putAll(c.getIpc().getSysctlsMap());
+        if (!sysctls.isEmpty()) {
+            out.printf("  sysctls of its namespaces (those not at a new namespace's value): %s%n",
+                    dev.cryo.ns.NamespaceSysctls.describe(sysctls));
+        }
         if (c.getVolumesCount() > 0) {
             out.printf("  volumes: %s%n", String.join(", ", c.getVolumesList().stream().map(v -> v.getHostPath() + " at "
                     + v.getContainerPath() + (v.getReadOnly() ? " (ro)" : "")).toList()));

@@ -10,9 +10,11 @@ import dev.cryo.image.proto.CgroupLimits;
 import dev.cryo.image.proto.ContainerImage;
 import dev.cryo.image.proto.ContainerRecord;
 import dev.cryo.image.proto.ContainerMount;
+import dev.cryo.image.proto.NetNamespace;
 import dev.cryo.image.proto.UtsNamespace;
 import dev.cryo.ipc.IpcNamespaces;
 import dev.cryo.ns.Mounts;
+import dev.cryo.ns.NamespaceSysctls;
 import dev.cryo.ns.Namespaces;
 import dev.cryo.ns.NetworkState;
 import dev.cryo.ns.UserNamespace;
@@ -75,6 +77,7 @@ public final class ContainerCheckpoint {
         List<ContainerMount> ownMounts = ContainerMounts.own(r, table); // refused now, before anything is frozen
         ContainerCgroup cgroup = ContainerCgroup.of(r); // null: held through ptrace alone
         long namespaces = Namespaces.ownOf(r.getInitPid(), Sys.getpid());
+        NamespaceSysctls.Defaults newNamespaces = NamespaceSysctls.Defaults.measure(namespaces); // outside the frozen window
         Checkpoint.Container hook = new Checkpoint.Container() {
             @Override
             public Map<String, Object> options() {
@@ -123,10 +126,14 @@ public final class ContainerCheckpoint {
                     image.setUts(UtsNamespace.newBuilder().setHostname(uts.hostname()).setDomainname(uts.domainname()));
                 }
                 if ((namespaces & Namespaces.NEWIPC) != 0) {
-                    image.setIpc(IpcNamespaces.save(root.syscalls()));
+                    image.setIpc(IpcNamespaces.save(root.syscalls()).toBuilder()
+                            .putAllSysctls(NamespaceSysctls.saveIpc(r.getInitPid(), name, newNamespaces)));
                 }
                 if ((namespaces & Namespaces.NEWNET) != 0) { // read while frozen, before the sockets
-                    image.setNet(NetworkState.save(r.getInitPid(), name, r.getVethHostAddress()));
+                    NetNamespace net = NetworkState.save(r.getInitPid(), name, r.getVethHostAddress());
+                    Set<String> interfaces = new HashSet<>();
+                    net.getInterfacesList().forEach(i -> interfaces.add(i.getName()));
+                    image.setNet(net.toBuilder().putAllSysctls(NamespaceSysctls.saveNet(r.getInitPid(), name, interfaces, newNamespaces)));
                 }
                 ownMounts.forEach(m -> image.addMounts(ContainerMounts.withContents(r.getInitPid(), m)));
                 image.addAllVolumes(r.getVolumesList());

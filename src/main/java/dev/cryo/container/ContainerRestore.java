@@ -11,6 +11,7 @@ import dev.cryo.image.proto.ContainerRecord;
 import dev.cryo.image.proto.NetInterface;
 import dev.cryo.image.proto.RootfsLayer;
 import dev.cryo.ipc.IpcNamespaces;
+import dev.cryo.ns.NamespaceSysctls;
 import dev.cryo.ns.Namespaces;
 import dev.cryo.ns.NetworkState;
 import dev.cryo.ns.UserNamespace;
@@ -122,6 +123,10 @@ public final class ContainerRestore {
                     }
                     if (saved.hasNet()) { // before any process, so its sockets find their addresses
                         vethHost[0] = NetworkState.restore(holder, name, saved.getNet(), StateStore.root());
+                        NamespaceSysctls.restoreNet(holder, name, saved.getNet().getSysctlsMap()); // conf/eth0 needs eth0
+                    }
+                    if (saved.hasIpc()) { // before the IPC objects, which the limits (msgmnb, shmmni ...) may concern
+                        NamespaceSysctls.restoreIpc(holder, name, saved.getIpc().getSysctlsMap());
                     }
                 }
 

@@ -25,8 +25,7 @@ public final class NamespaceThread {
      * throws what it threw.
      */
     public static int call(int pid, String kind, int nstype, IntSupplier work) {
-        AtomicReference<Object> result = new AtomicReference<>();
-        Thread t = Thread.ofPlatform().name("cryo-" + kind + "ns").start(() -> {
+        return onThread(kind, "the " + kind + " namespace of process " + pid, () -> {
             try (Arena arena = Arena.ofConfined()) {
                 int ns = (int) Sys.call("open(ns/" + kind + ")", Nr.OPEN,
                         arena.allocateFrom("/proc/" + pid + "/ns/" + kind).address(), O_RDONLY_CLOEXEC);
@@ -35,6 +34,24 @@ public final class NamespaceThread {
                 } finally {
                     Sys.close(ns);
                 }
+            }
+        }, work);
+    }
+
+    /**
+     * Runs {@code work} on a new thread that made itself a new, throwaway namespace of type
+     * {@code nstype} (unshare(2) of CLONE_NEWNET or CLONE_NEWIPC moves only the calling thread):
+     * what a namespace of that kind holds before anyone changes it. It goes with the thread.
+     */
+    public static int fresh(String kind, long nstype, IntSupplier work) {
+        return onThread(kind, "a new " + kind + " namespace", () -> Sys.call("unshare(" + kind + ")", Nr.UNSHARE, nstype), work);
+    }
+
+    private static int onThread(String kind, String where, Runnable enter, IntSupplier work) {
+        AtomicReference<Object> result = new AtomicReference<>();
+        Thread t = Thread.ofPlatform().name("cryo-" + kind + "ns").start(() -> {
+            try {
+                enter.run();
                 result.set(work.getAsInt());
             } catch (RuntimeException e) {
                 result.set(e);
@@ -44,7 +61,7 @@ public final class NamespaceThread {
             t.join();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new CryoException("interrupted while working in the " + kind + " namespace of process " + pid, e);
+            throw new CryoException("interrupted while working in " + where, e);
         }
         if (result.get() instanceof RuntimeException e) {
             throw e;

@@ -157,6 +157,46 @@ class ContainerTest extends TargetTest {
         assertThat(Path.of("/sys/class/net", newHostEnd)).as("removed by cryo kill").doesNotExist();
     }
 
+    /** Sysctls it tunes in its network and IPC namespaces, as "name=value" for /proc/sys/NAME. */
+    private static final List<String> TUNED = List.of("net/core/somaxconn=777", "net/ipv4/ip_local_port_range=20000 30000",
+            "net/ipv4/tcp_keepalive_time=600", "net/ipv4/conf/eth0/arp_ignore=1", "net/ipv6/conf/lo/hop_limit=33",
+            "kernel/msgmnb=12345");
+
+    @Test
+    void sysctlsItTunedInItsNamespacesComeBackInTheClone() throws Exception {
+        StringBuilder set = new StringBuilder();
+        StringBuilder read = new StringBuilder();
+        for (String t : TUNED) {
+            String[] kv = t.split("=");
+            set.append("echo '").append(kv[1]).append("' > /proc/sys/").append(kv[0]).append(" && ");
+            read.append(" /proc/sys/").append(kv[0]);
+        }
+        // the container itself reports what its namespaces hold, so the restored process proves them
+        run("tuned", "--net", "veth", "--rootfs", rootfs + ":/usr", "--", "/bin/sh", "-c", set
+                + "n=0; while :; do n=$((n+1)); echo \"$n $(cat" + read + " | tr '\\t\\n' '  ')\" >> /out/sysctls; sleep 0.05; done");
+        String tuned = String.join(" ", TUNED.stream().map(t -> t.split("=")[1]).toList());
+        List<String> lines = awaitLines(state.resolve("tuned/upper/out/sysctls"), 3);
+        assertThat(lines.getFirst()).as("set inside the container").isEqualTo("1 " + tuned + " ");
+        // a fresh namespace of each kind has other values: the kernel's defaults
+        String fresh = new String(new ProcessBuilder("unshare", "-n", "-i", "sh", "-c", "cat" + read.toString()
+                .replace("/eth0/", "/default/") + " | tr '\\t\\n' '  '").start().getInputStream().readAllBytes());
+        assertThat(fresh).startsWith("4096 32768 60999 7200 0 64 16384 ");
+
+        Path images = tmp.resolve("img");
+        CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "tuned", "-D", images.toString());
+        assertThat(dump.exitCode()).as(dump.toString()).isZero();
+        assertThat(CryoCli.run("inspect", images.toString()).out()).contains("net.core.somaxconn=777", "kernel.msgmnb=12345",
+                "net.ipv4.conf.eth0.arp_ignore=1", "net.ipv4.ip_local_port_range=20000 30000");
+        CryoCli.Result restore = CryoCli.run("restore", "-D", images.toString(), "--name", "tuned2", "-d");
+        assertThat(restore.exitCode()).as(restore.toString()).isZero();
+        containers.add("tuned2");
+        int before = savedLines(images, "out/sysctls").size();
+        List<String> after = awaitLines(state.resolve("tuned2/upper/out/sysctls"), before + 3);
+        assertCounts(after, "the clone's sysctls");
+        assertThat(after.subList(before, after.size())).as("read by the restored process in its new namespaces")
+                .allMatch(l -> l.endsWith(" " + tuned + " "), tuned);
+    }
+
     @Test
     void anInterfaceKindRestoreCannotMakeIsRefusedByNameAndTheContainerRunsOn() throws Exception {
         run("bridger", "--net", "veth", "--rootfs", rootfs + ":/usr", "--", "/bin/sh", "-c",
