@@ -105,9 +105,13 @@ public final class CgroupMembership implements TaskPart {
             return; // a container's tree, or an image from before cgroups were saved
         }
         CgroupsImage saved = ctx.image().read(ImageKind.CGROUPS, ctx.pid(), CgroupsImage.parser());
-        Hierarchies here = (Hierarchies) ctx.shared().computeIfAbsent(HIERARCHIES, k -> Hierarchies.here());
         int host = ctx.task().pid();
         Map<String, String> now = Hierarchies.membership(ProcFiles.readString(host, "cgroup"));
+        if (saved.getMembersList().stream().allMatch(m -> m.getPath().equals(now.get(m.getControllers())))) {
+            LOG.fine(() -> "process " + ctx.pid() + ": already in every cgroup it was saved in");
+            return; // the common case, a restore where the checkpoint was taken: no mountinfo to read
+        }
+        Hierarchies here = (Hierarchies) ctx.shared().computeIfAbsent(HIERARCHIES, k -> Hierarchies.here());
         List<CgroupMember> joined = new ArrayList<>();
         int alreadyIn = 0;
         for (CgroupMember m : saved.getMembersList()) {
