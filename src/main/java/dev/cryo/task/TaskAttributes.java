@@ -132,8 +132,9 @@ final class TaskAttributes {
                 done.add(who + " I/O priority class " + (th.getIoprio() >> 13) + " level " + (th.getIoprio() & 0xff));
             }
         }
-        if (th.getTimerSlackNs() != 0) {
-            // 0 would mean "the default", which is the restorer's slack: a saved 0 is a real-time thread's, kept at 0 by the kernel
+        // 0 would mean "the default", which is the restorer's slack: a saved 0 is a real-time
+        // thread's, kept at 0 by the kernel. The same slack as the thread has (the usual 50 us) is not set again
+        if (th.getTimerSlackNs() != 0 && th.getTimerSlackNs() != currentSlack(hostTid)) {
             t.syscalls().call("prctl(PR_SET_TIMERSLACK)", Nr.PRCTL, PR_SET_TIMERSLACK, th.getTimerSlackNs(), 0, 0, 0);
             done.add(who + " timer slack " + th.getTimerSlackNs() + " ns");
         }
@@ -191,7 +192,10 @@ final class TaskAttributes {
         // set either way: the stub inherits the opt-out of Cryo's caller, across exec too.
         // Bit 0 says disabled; the higher bits are the flags (PR_THP_DISABLE_EXCEPT_ADVISED)
         int thp = core.getThpDisable();
-        sys.call("prctl(PR_SET_THP_DISABLE)", Nr.PRCTL, PR_SET_THP_DISABLE, thp & 1, thp & ~1, 0, 0);
+        // status shows THP_enabled 1 only when nothing is disabled: then a saved 0 needs no call
+        if (thp != 0 || !"1".equals(ProcFiles.status(hostPid).get("THP_enabled"))) {
+            sys.call("prctl(PR_SET_THP_DISABLE)", Nr.PRCTL, PR_SET_THP_DISABLE, thp & 1, thp & ~1, 0, 0);
+        }
         if (thp != 0) {
             done.add("THP disabled (" + thp + ")");
         }
@@ -216,7 +220,9 @@ final class TaskAttributes {
                 done.add("thread " + th.getTid() + " parent-death signal " + th.getPdeathSignal());
             }
         }
-        if (core.hasDumpable() && core.getDumpable() <= 1) {
+        // a task that kept Cryo's ids (root's) kept its dumpable 1 too: only a change of ids resets it
+        boolean idsChanged = !rootIds(core.getCreds());
+        if (core.hasDumpable() && core.getDumpable() <= 1 && (core.getDumpable() == 0 || idsChanged)) {
             ctx.syscalls().call("prctl(PR_SET_DUMPABLE)", Nr.PRCTL, PR_SET_DUMPABLE, core.getDumpable(), 0, 0, 0);
             if (core.getDumpable() == 0) {
                 done.add("not dumpable");
@@ -227,6 +233,21 @@ final class TaskAttributes {
         }
         LOG.info(() -> "process " + ctx.pid() + ": " + (done.isEmpty() ? "no attribute differed from a fresh task's"
                 : String.join(", ", done)));
+    }
+
+    /** The thread's timer slack from /proc (readable by root), or -1 when Cryo may not read it. */
+    private static long currentSlack(int hostTid) {
+        try {
+            return Long.parseLong(ProcFiles.readString(hostTid, "timerslack_ns").strip());
+        } catch (RuntimeException e) {
+            return -1;
+        }
+    }
+
+    /** Whether every id of {@code c} is 0, as the restore stub's are when Cryo runs as root. */
+    private static boolean rootIds(dev.cryo.image.proto.Creds c) {
+        return c.getUid() == 0 && c.getEuid() == 0 && c.getSuid() == 0 && c.getFsuid() == 0
+                && c.getGid() == 0 && c.getEgid() == 0 && c.getSgid() == 0 && c.getFsgid() == 0 && Sys.geteuid() == 0;
     }
 
     /** "0-3,8" for a mask of 64-bit words. */
