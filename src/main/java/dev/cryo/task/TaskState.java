@@ -210,6 +210,35 @@ public final class TaskState implements TaskPart {
                     + " that process " + pid + " was using (saved XCR0 0x" + Long.toHexString(here)
                     + ", this CPU 0x" + Long.toHexString(cpu) + ")");
         }
+        verifyRestorerPrivileges(pid, core.getCreds(), ownUserNamespace(image));
+    }
+
+    /** Whether the image is a container's that had a user namespace of its own. */
+    private static boolean ownUserNamespace(ImageReader image) {
+        return image.has(ImageKind.CONTAINER, 0) && (image.read(ImageKind.CONTAINER, 0,
+                dev.cryo.image.proto.ContainerImage.parser()).getNamespaces() & dev.cryo.ns.Namespaces.NEWUSER) != 0;
+    }
+
+    /**
+     * A restored task starts from Cryo's own no_new_privs and capability bounding set, and can
+     * only narrow them: a restore from a caller that set no_new_privs (setpriv, systemd's
+     * NoNewPrivileges=, a container runtime) or dropped capabilities from its bounding set would
+     * hand the process restrictions it did not have. Refused before anything is made. (In a
+     * user namespace of its own the bounding set starts full again, whatever Cryo's.)
+     */
+    private static void verifyRestorerPrivileges(int pid, Creds saved, boolean ownUserNamespace) {
+        Map<String, String> self = ProcFiles.status(Sys.getpid());
+        if (!saved.getNoNewPrivs() && "1".equals(self.get("NoNewPrivs"))) {
+            throw new CryoException("process " + pid + " did not have no_new_privs, but cryo restore runs with it set (by its"
+                    + " caller: setpriv --no-new-privs, systemd's NoNewPrivileges=, a container runtime); the restored process"
+                    + " would inherit it and could never drop it. Run the restore without it");
+        }
+        long lacking = ownUserNamespace ? 0 : saved.getCapBnd() & ~HostCpu.boundingSet();
+        if (lacking != 0) {
+            throw new CryoException("process " + pid + " had " + Capabilities.names(lacking) + " in its capability bounding set,"
+                    + " which cryo restore's own lacks (dropped by its caller); a restored process cannot get them back."
+                    + " Run the restore with them");
+        }
     }
 
     // ------------------------------------------------------------------ restore
