@@ -146,13 +146,18 @@ public final class Checkpoint {
         if (incremental != null) {
             incremental.copyBeforeFreeze(image, o.ipcHost());
         }
+        // what needs no frozen process is done before the freeze
+        ImageWriter.prepareSchemas();
+        Inventory.Builder inventory = Inventory.newBuilder().setRootPid(o.pid())
+                .setToolVersion(dev.cryo.Version.VERSION).setKernelRelease(kernelRelease())
+                .setHostname(hostname()).setPageSize(4096);
         try (Urgency urgency = Urgency.raise()) {
-            return frozenPart(o, t0, image, incremental);
+            return frozenPart(o, t0, image, incremental, inventory);
         }
     }
 
     /** From the freeze to the end: the part the processes wait for. */
-    private static Result frozenPart(Options o, long t0, ImageWriter image, Incremental incremental) {
+    private static Result frozenPart(Options o, long t0, ImageWriter image, Incremental incremental, Inventory.Builder inventory) {
         FrozenTree tree;
         try {
             tree = freeze(o);
@@ -172,9 +177,6 @@ public final class Checkpoint {
             if (o.container() != null) {
                 o.container().treeSeized(tree.procs().stream().map(FrozenTree.Proc::pid).toList());
             }
-            Inventory.Builder inventory = Inventory.newBuilder().setRootPid(o.pid())
-                    .setToolVersion(dev.cryo.Version.VERSION).setKernelRelease(kernelRelease())
-                    .setHostname(hostname()).setPageSize(4096);
             PstreeImage.Builder pstree = PstreeImage.newBuilder();
             List<Integer> earlier = new ArrayList<>();
             if (o.tcpEstablished()) {

@@ -52,6 +52,7 @@ public final class PreDump {
         Urgency urgency = null;
         try {
             image = new ImageWriter(o.dir());
+            ImageWriter.prepareSchemas(); // not while the processes wait
             urgency = Urgency.raise();
             tree = FrozenTree.freeze(o.pid(), FrozenTree.options());
         } catch (RuntimeException e) {

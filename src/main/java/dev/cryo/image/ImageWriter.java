@@ -22,6 +22,29 @@ import java.util.zip.CRC32C;
  * untouched ({@link #abort} just drops the staging directory).
  */
 public final class ImageWriter {
+    /** The outer class of every .proto file of the image (src/main/proto): checked by ImageSchemasTest. */
+    static final List<Class<?>> SCHEMAS = List.of(dev.cryo.image.proto.Cgroup.class, dev.cryo.image.proto.Container.class,
+            dev.cryo.image.proto.Core.class, dev.cryo.image.proto.Files.class, dev.cryo.image.proto.Inet.class,
+            dev.cryo.image.proto.InventoryOuterClass.class, dev.cryo.image.proto.Mm.class, dev.cryo.image.proto.Pipes.class,
+            dev.cryo.image.proto.Pstree.class, dev.cryo.image.proto.Seccomp.class, dev.cryo.image.proto.Signal.class,
+            dev.cryo.image.proto.Timer.class, dev.cryo.image.proto.Track.class, dev.cryo.image.proto.Unix.class);
+
+    /**
+     * Builds every image schema now: protobuf parses a file's descriptor and sets up its message
+     * classes the first time one is used, 0.4-3 ms per file, ~10 ms in all on a cold JVM. A
+     * checkpoint calls this before the freeze, so that the processes do not wait for it.
+     */
+    public static void prepareSchemas() {
+        for (Class<?> schema : SCHEMAS) {
+            try {
+                schema.getMethod("getDescriptor").invoke(null);
+            } catch (ReflectiveOperationException e) {
+                throw new IllegalStateException("image schema " + schema.getName() + " has no descriptor", e);
+            }
+        }
+        dev.cryo.image.proto.TaskCore.newBuilder().setPid(1).build().toByteArray(); // the serializing code's first use
+    }
+
     private final Path target;
     private final Path dir;
     private final List<FileChecksum> files = new ArrayList<>();
