@@ -240,13 +240,5 @@ int main(int argc, char **argv)
 {
     target_init(argc, argv);
     setup(argc, argv);
-    target_ready();
-    for (;;) {
-        if (target_check_requested()) {
-            check();
-            target_report();
-        }
-        struct timespec ts = { 0, 10 * 1000000L };
-        nanosleep(&ts, NULL);
-    }
+    target_serve_checks(check);
 }

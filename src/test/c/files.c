@@ -218,13 +218,5 @@ int main(int argc, char **argv)
     if (target_list_fds(open_at_start, sizeof open_at_start) != 0)
         target_die("%s", target_fail_reason);
 
-    target_ready();
-    for (;;) {
-        if (target_check_requested()) {
-            check();
-            target_report();
-        }
-        struct timespec ts = { 0, 10 * 1000000L };
-        nanosleep(&ts, NULL);
-    }
+    target_serve_checks(check);
 }

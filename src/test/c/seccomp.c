@@ -50,13 +50,7 @@ static long status_field(const char *name)
 
 static void check(uint64_t stack_counter)
 {
-    uint64_t now = counter;
-    if (stack_counter != now)
-        target_fail("counter in .bss is %llu but on the stack %llu", (unsigned long long)now,
-                    (unsigned long long)stack_counter);
-    if (now <= counter_at_last_check)
-        target_fail("counter %llu did not move since last check", (unsigned long long)now);
-    counter_at_last_check = now;
+    target_check_counter(counter, stack_counter, &counter_at_last_check);
     if (status_field("\nSeccomp:") != 2)
         target_fail("seccomp mode is %ld, expected 2 (filter)", status_field("\nSeccomp:"));
     if (status_field("\nSeccomp_filters:") != 2)

@@ -10,8 +10,6 @@ import java.io.File;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -120,11 +118,7 @@ class CommandLineTest {
     @ValueSource(strings = {"inspect /nonexistent/img", "restore -D /nonexistent/img", "checkpoint 0 -D /nonexistent/img",
             "check --feature frobnication"})
     void aFailureIsOneLineOnTheRealStderr(String command) throws Exception {
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED", "-cp",
-                System.getProperty("surefire.test.class.path", System.getProperty("java.class.path")),
-                Main.class.getName()));
-        cmd.addAll(List.of(command.split(" ")));
+        List<String> cmd = CryoCli.inOwnJvm(command.split(" "));
         Process p = new ProcessBuilder(cmd).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null"))).start();
         CompletableFuture<byte[]> out = CompletableFuture.supplyAsync(() -> {
             try {

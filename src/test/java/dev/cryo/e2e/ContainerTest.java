@@ -436,11 +436,7 @@ class ContainerTest extends TargetTest {
 
     @Test
     void sysvIpcObjectsOfItsNamespaceComeBackWithTheirIds() throws Exception {
-        Path binary = dev.cryo.testing.TargetBuilder.build("sysvipc");
-        Path targetState = tmp.resolve("shm-state");
-        Files.createDirectories(targetState);
-        run("shm", "--", binary.toString(), targetState.toString());
-        awaitFile(targetState.resolve("ready"));
+        Path targetState = runTarget("shm", List.of(), "sysvipc");
         assertThat(check("shm", targetState)).isEqualTo("PASS");
 
         Path images = tmp.resolve("img");
@@ -454,11 +450,7 @@ class ContainerTest extends TargetTest {
 
     @Test
     void posixMessageQueuesOfItsNamespaceComeBackWithTheirMessagesAndAreLeftAsTheyWere() throws Exception {
-        Path binary = dev.cryo.testing.TargetBuilder.build("mqueues");
-        Path targetState = tmp.resolve("mq-state");
-        Files.createDirectories(targetState);
-        run("mq", "--", binary.toString(), targetState.toString());
-        awaitFile(targetState.resolve("ready"));
+        Path targetState = runTarget("mq", List.of(), "mqueues");
         assertThat(check("mq", targetState)).isEqualTo("PASS");
 
         Path images = tmp.resolve("img");
@@ -478,11 +470,7 @@ class ContainerTest extends TargetTest {
 
     @Test
     void aMessageQueueWithAnMqNotifyRegistrationIsRefusedByNameAndTheQueuesAreLeftAsTheyWere() throws Exception {
-        Path binary = dev.cryo.testing.TargetBuilder.build("mqueues");
-        Path targetState = tmp.resolve("mq-state");
-        Files.createDirectories(targetState);
-        run("mqn", "--", binary.toString(), targetState.toString(), "notify");
-        awaitFile(targetState.resolve("ready"));
+        Path targetState = runTarget("mqn", List.of(), "mqueues", "notify");
         CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "mqn", "-D", tmp.resolve("img").toString());
         assertThat(dump.exitCode()).isEqualTo(1);
         assertThat(dump.err()).contains("POSIX message queue /cryo-zz-notify of the container has an mq_notify registration");
@@ -492,11 +480,7 @@ class ContainerTest extends TargetTest {
 
     @Test
     void anOpenMessageQueueWithoutANameIsRefusedAndTheContainerRunsOn() throws Exception {
-        Path binary = dev.cryo.testing.TargetBuilder.build("mqueues");
-        Path targetState = tmp.resolve("mq-state");
-        Files.createDirectories(targetState);
-        run("mqu", "--", binary.toString(), targetState.toString(), "unlinked");
-        awaitFile(targetState.resolve("ready"));
+        Path targetState = runTarget("mqu", List.of(), "mqueues", "unlinked");
         CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "mqu", "-D", tmp.resolve("img").toString());
         assertThat(dump.exitCode()).isEqualTo(1);
         assertThat(dump.err()).contains("(/cryo-gone (deleted)): a POSIX message queue that is not under this name in the container's IPC"
@@ -533,11 +517,7 @@ class ContainerTest extends TargetTest {
         Assumptions.assumeTrue(Files.exists(Path.of("/sys/fs/cgroup/pids/cgroup.procs"))
                         && Files.exists(Path.of("/sys/fs/cgroup/memory/cgroup.procs")) && Files.exists(Path.of("/sys/fs/cgroup/cpu/cgroup.procs")),
                 "this test checks the v1 hierarchies of memory, pids and cpu that a hybrid system mounts");
-        Path binary = dev.cryo.testing.TargetBuilder.build("pidlimit");
-        Path targetState = tmp.resolve("limit-state");
-        Files.createDirectories(targetState);
-        run("lim", "--memory", "64m", "--pids", "5", "--cpus", "0.5", "--", binary.toString(), targetState.toString());
-        awaitFile(targetState.resolve("ready"));
+        Path targetState = runTarget("lim", List.of("--memory", "64m", "--pids", "5", "--cpus", "0.5"), "pidlimit");
         assertThat(Files.readString(targetState.resolve("children")).strip()).as("pid 1 and its children fill pids.max").isEqualTo("4");
         assertThat(check("lim", targetState)).isEqualTo("PASS");
         List<Path> original = v1Cgroups("lim");
@@ -611,11 +591,7 @@ class ContainerTest extends TargetTest {
 
     @Test
     void semUndoAdjustmentsAreMeasuredWithoutChangeAndComeBackWithTheProcess() throws Exception {
-        Path binary = dev.cryo.testing.TargetBuilder.build("semundo");
-        Path targetState = tmp.resolve("undo-state");
-        Files.createDirectories(targetState);
-        run("undo", "--", binary.toString(), targetState.toString());
-        awaitFile(targetState.resolve("ready"));
+        Path targetState = runTarget("undo", List.of(), "semundo");
         Path images = tmp.resolve("img");
         CryoCli.Result dump = CryoCli.run("checkpoint", "--container", "undo", "-D", images.toString(), "--leave-running");
         assertThat(dump.exitCode()).as(dump.toString()).isZero();
@@ -719,6 +695,23 @@ class ContainerTest extends TargetTest {
         assertThat(kill.exitCode()).as(kill.toString()).isZero();
         assertThat(cgroup).doesNotExist();
         assertThat(CryoCli.run("ps").out()).doesNotContain("busy");
+    }
+
+    /**
+     * Runs C target {@code program} as container {@code name} (with {@code runOptions} before
+     * "--"), its state directory and then {@code args} as arguments, and waits until it is ready.
+     * Returns the state directory, which the check reads through.
+     */
+    private Path runTarget(String name, List<String> runOptions, String program, String... args) throws IOException, InterruptedException {
+        Path binary = dev.cryo.testing.TargetBuilder.build(program);
+        Path targetState = tmp.resolve(name + "-state");
+        Files.createDirectories(targetState);
+        List<String> argv = new ArrayList<>(runOptions);
+        argv.addAll(List.of("--", binary.toString(), targetState.toString()));
+        argv.addAll(List.of(args));
+        run(name, argv.toArray(String[]::new));
+        awaitFile(targetState.resolve("ready"));
+        return targetState;
     }
 
     private void run(String name, String... args) {

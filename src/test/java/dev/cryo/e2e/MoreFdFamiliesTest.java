@@ -120,7 +120,7 @@ class MoreFdFamiliesTest extends TargetTest {
 
         // restoring with --shell-job, by a Cryo of its own inside a new pseudo-terminal
         Path typescript = tmp.resolve("restore.typescript");
-        String restoreCommand = "exec " + String.join(" ", cryoCommand("restore", "-D", images.toString(), "--shell-job")
+        String restoreCommand = "exec " + String.join(" ", CryoCli.inOwnJvm("restore", "-D", images.toString(), "--shell-job")
                 .stream().map(MoreFdFamiliesTest::quote).toList());
         Target restoreTerminal = start("restore-script", List.of(script, "-qfc", restoreCommand, typescript.toString()));
         Supplier<String> restoreLog = () -> "\n--- the restoring terminal:\n" + read(typescript)
@@ -419,20 +419,6 @@ class MoreFdFamiliesTest extends TargetTest {
             }
             pause();
         }
-    }
-
-    /**
-     * Cryo's command line as a process of its own: the JDK and classpath of this JVM (which holds
-     * Cryo's classes and libraries whether or not target/cryo.jar was built yet).
-     */
-    private static List<String> cryoCommand(String... args) {
-        List<String> command = new ArrayList<>(List.of(
-                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED",
-                "-cp", System.getProperty("java.class.path"),
-                "dev.cryo.cli.Main"));
-        command.addAll(List.of(args));
-        return command;
     }
 
     /** The pids of the children of {@code pid} (of all its threads). */

@@ -1,6 +1,5 @@
 package dev.cryo.e2e;
 
-import dev.cryo.cli.Main;
 import dev.cryo.testing.CryoCli;
 import dev.cryo.testing.Target;
 import org.junit.jupiter.api.Test;
@@ -40,9 +39,7 @@ class RestorerPrivilegesTest extends TargetTest {
         // cryo's real main in a JVM of its own, started by setpriv with the restriction
         List<String> cmd = new ArrayList<>(List.of("setpriv"));
         cmd.addAll(restrictions);
-        cmd.addAll(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "--enable-native-access=ALL-UNNAMED",
-                "-cp", System.getProperty("surefire.test.class.path", System.getProperty("java.class.path")), Main.class.getName(),
-                "restore", "-D", images.toString(), "-d"));
+        cmd.addAll(CryoCli.inOwnJvm("restore", "-D", images.toString(), "-d"));
         Process p = new ProcessBuilder(cmd).redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())).start();
         String err = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
         assertThat(p.waitFor(60, TimeUnit.SECONDS)).as("restore under " + restrictions).isTrue();

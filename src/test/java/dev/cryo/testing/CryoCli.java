@@ -32,6 +32,19 @@ public final class CryoCli {
         return new Result(code, out.toString(), err.toString());
     }
 
+    /**
+     * The command line that runs Cryo's real main in a JVM of its own, on the test class path:
+     * for what only a separate process shows (the JVM's logging defaults, a caller's
+     * restrictions, another terminal).
+     */
+    public static java.util.List<String> inOwnJvm(String... args) {
+        java.util.List<String> command = new java.util.ArrayList<>(java.util.List.of(
+                java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java").toString(), "--enable-native-access=ALL-UNNAMED",
+                "-cp", System.getProperty("surefire.test.class.path", System.getProperty("java.class.path")), Main.class.getName()));
+        command.addAll(Arrays.asList(args));
+        return command;
+    }
+
     /** Reaps {@code pid} if it is a dead child of this JVM; harmless otherwise. */
     public static void reap(long pid) {
         Sys.raw(Nr.WAIT4, pid, 0, 1 /* WNOHANG */, 0);
